@@ -1,0 +1,56 @@
+"""The connector interface and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from roster.domain.records import Snapshot
+
+Progress = Callable[[int], None]
+"""Called with the number of entries read so far."""
+
+
+class FailureReason(StrEnum):
+    UNREACHABLE = "unreachable"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    NO_SUCH_PATH = "no_such_path"
+    SEARCH_FAILED = "search_failed"
+    CONFIGURATION = "configuration"
+
+
+class ConnectorError(Exception):
+    """Reading the directory failed; ``reason`` is a stable code, the message says why."""
+
+    def __init__(self, reason: FailureReason, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class PathCheck:
+    path: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionReport:
+    ok: bool
+    server: str
+    detail: str
+    paths: tuple[PathCheck, ...] = ()
+
+
+class Connector(Protocol):
+    def snapshot(self, progress: Progress | None = None) -> Snapshot:
+        """Read the whole directory. Raises ConnectorError; never returns a partial read."""
+        ...
+
+    def test(self) -> ConnectionReport:
+        """A cheap bind and a base search of every configured path."""
+        ...

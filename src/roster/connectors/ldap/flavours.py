@@ -1,0 +1,54 @@
+"""What differs between directory servers, as named values rather than branches in the core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol
+
+Kind = Literal["user", "group"]
+RawEntry = Mapping[str, Sequence[bytes]]
+
+
+class Flavour(Protocol):
+    name: str
+    search_filter: str
+    attributes: tuple[str, ...]
+    binary_attributes: frozenset[str]
+    member_attributes: tuple[str, ...]
+
+    def classify(self, entry: RawEntry) -> Kind | None: ...
+
+    def identity(self, dn: str, entry: RawEntry) -> str | None: ...
+
+    def is_active(self, entry: RawEntry, today: int) -> bool:
+        """``today`` is days since 1970-01-01 (for shadowExpire-style attributes)."""
+        ...
+
+
+def object_classes(entry: RawEntry) -> set[str]:
+    values = entry.get("objectClass") or entry.get("objectclass") or ()
+    return {v.decode("ascii", "replace").lower() for v in values}
+
+
+def first_value(entry: RawEntry, name: str) -> bytes | None:
+    values = entry.get(name)
+    if values is None:
+        lname = name.lower()
+        for key, vals in entry.items():
+            if key.lower() == lname:
+                values = vals
+                break
+    return values[0] if values else None
+
+
+def get_flavour(name: str) -> Flavour:
+    from roster.connectors.ldap.active_directory import ACTIVE_DIRECTORY
+    from roster.connectors.ldap.openldap import OPENLDAP
+
+    flavours: dict[str, Flavour] = {"ldap": OPENLDAP, "active_directory": ACTIVE_DIRECTORY}
+    try:
+        return flavours[name]
+    except KeyError:
+        raise ValueError(
+            f"type: {name!r} is not a directory type; use one of {', '.join(flavours)}"
+        ) from None

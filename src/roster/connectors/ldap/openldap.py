@@ -1,0 +1,55 @@
+"""OpenLDAP and other RFC 4519 directories: inetOrgPerson, groupOfNames, entryUUID.
+
+Disabled accounts: an OpenLDAP directory has no single standard flag, so a user
+counts as inactive when either of the two common conventions says so:
+``pwdAccountLockedTime`` is set (the ppolicy overlay's lock), or
+``shadowExpire`` (RFC 2307 shadowAccount, days since 1970) lies in the past.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roster.connectors.ldap.flavours import Kind, RawEntry, first_value, object_classes
+
+_USER_CLASSES = frozenset({"inetorgperson"})
+_GROUP_CLASSES = frozenset({"groupofnames", "groupofuniquenames"})
+
+
+@dataclass(frozen=True)
+class OpenLdap:
+    name: str = "ldap"
+    search_filter: str = (
+        "(|(objectClass=inetOrgPerson)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+    )
+    attributes: tuple[str, ...] = ("*", "entryUUID", "pwdAccountLockedTime")
+    binary_attributes: frozenset[str] = frozenset({"jpegphoto", "usercertificate;binary"})
+    member_attributes: tuple[str, ...] = ("member", "uniqueMember")
+
+    def classify(self, entry: RawEntry) -> Kind | None:
+        classes = object_classes(entry)
+        if classes & _USER_CLASSES:
+            return "user"
+        if classes & _GROUP_CLASSES:
+            return "group"
+        return None
+
+    def identity(self, dn: str, entry: RawEntry) -> str | None:
+        value = first_value(entry, "entryUUID")
+        return value.decode("ascii").lower() if value else None
+
+    def is_active(self, entry: RawEntry, today: int) -> bool:
+        if first_value(entry, "pwdAccountLockedTime"):
+            return False
+        expire = first_value(entry, "shadowExpire")
+        if expire is not None:
+            try:
+                days = int(expire)
+            except ValueError:
+                return True
+            if 0 <= days <= today:
+                return False
+        return True
+
+
+OPENLDAP = OpenLdap()

@@ -1,0 +1,83 @@
+"""The change set: what one run will do, in the order apply performs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from roster.domain.records import CachedGroup, CachedUser, DirectoryGroup, DirectoryUser, Skipped
+
+
+class ChangeKind(StrEnum):
+    USER_CREATED = "user_created"
+    USER_UPDATED = "user_updated"
+    USER_REMOVED = "user_removed"  # gone from the directory: kept, made inactive
+    GROUP_CREATED = "group_created"
+    GROUP_UPDATED = "group_updated"
+    GROUP_DELETED = "group_deleted"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdate:
+    previous: CachedUser
+    record: DirectoryUser
+
+    @property
+    def deactivates(self) -> bool:
+        return self.previous.active and self.previous.present and not self.record.active
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    previous: CachedGroup
+    record: DirectoryGroup
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    users_created: tuple[DirectoryUser, ...] = ()
+    users_updated: tuple[UserUpdate, ...] = ()
+    users_removed: tuple[CachedUser, ...] = ()
+    groups_created: tuple[DirectoryGroup, ...] = ()
+    groups_updated: tuple[GroupUpdate, ...] = ()
+    groups_deleted: tuple[CachedGroup, ...] = ()
+    members_added: tuple[tuple[str, str], ...] = ()  # (group external id, member external id)
+    members_removed: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    @property
+    def deactivations(self) -> int:
+        """Users active before this run that it makes inactive."""
+        removed = sum(1 for u in self.users_removed if u.active)
+        return removed + sum(1 for u in self.users_updated if u.deactivates)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.users_created,
+                self.users_updated,
+                self.users_removed,
+                self.groups_created,
+                self.groups_updated,
+                self.groups_deleted,
+                self.members_added,
+                self.members_removed,
+            )
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            ChangeKind.USER_CREATED: len(self.users_created),
+            ChangeKind.USER_UPDATED: len(self.users_updated),
+            ChangeKind.USER_REMOVED: len(self.users_removed),
+            ChangeKind.GROUP_CREATED: len(self.groups_created),
+            ChangeKind.GROUP_UPDATED: len(self.groups_updated),
+            ChangeKind.GROUP_DELETED: len(self.groups_deleted),
+            ChangeKind.MEMBER_ADDED: len(self.members_added),
+            ChangeKind.MEMBER_REMOVED: len(self.members_removed),
+            ChangeKind.SKIPPED: len(self.skipped),
+        }

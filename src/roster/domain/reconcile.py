@@ -1,0 +1,56 @@
+"""reconcile(snapshot, cached) -> ChangeSet. Pure: no I/O, no clock, deterministic.
+
+Rules:
+- a user new to the cache is created; one whose content hash differs, or who
+  comes back after leaving the directory, is updated (same Roster id);
+- a user missing from the snapshot is removed: kept, made inactive, never deleted;
+- a group missing from the snapshot is deleted;
+- memberships are a set difference.
+Every list in the result is sorted by external id, so the result does not
+depend on the order in which the directory returned its entries.
+"""
+
+from __future__ import annotations
+
+from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
+from roster.domain.records import CachedState, Snapshot
+
+
+def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
+    users_created = []
+    users_updated = []
+    for ext in sorted(snapshot.users):
+        record = snapshot.users[ext]
+        previous = cached.users.get(ext)
+        if previous is None:
+            users_created.append(record)
+        elif previous.content_hash != record.content_hash or not previous.present:
+            users_updated.append(UserUpdate(previous, record))
+    users_removed = [
+        cached.users[ext]
+        for ext in sorted(cached.users)
+        if cached.users[ext].present and ext not in snapshot.users
+    ]
+
+    groups_created = []
+    groups_updated = []
+    for ext in sorted(snapshot.groups):
+        group = snapshot.groups[ext]
+        previous_group = cached.groups.get(ext)
+        if previous_group is None:
+            groups_created.append(group)
+        elif previous_group.content_hash != group.content_hash:
+            groups_updated.append(GroupUpdate(previous_group, group))
+    groups_deleted = [cached.groups[ext] for ext in sorted(cached.groups) if ext not in snapshot.groups]
+
+    return ChangeSet(
+        users_created=tuple(users_created),
+        users_updated=tuple(users_updated),
+        users_removed=tuple(users_removed),
+        groups_created=tuple(groups_created),
+        groups_updated=tuple(groups_updated),
+        groups_deleted=tuple(groups_deleted),
+        members_added=tuple(sorted(snapshot.memberships - cached.memberships)),
+        members_removed=tuple(sorted(cached.memberships - snapshot.memberships)),
+        skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn))),
+    )

@@ -1,0 +1,95 @@
+"""Frozen, normalized directory records: what connectors yield and reconcile reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """One person as the directory describes them, normalized.
+
+    ``external_id`` is the directory's own stable id (``entryUUID``,
+    ``objectGUID``...), never the DN. ``raw_json`` is every raw attribute as
+    canonical JSON (binary values base64 under ``"<attr>;base64"``), kept as one
+    string so that the state held per object stays small.
+    """
+
+    external_id: str
+    dn: str
+    email: str | None
+    name: str | None
+    first_name: str | None
+    last_name: str | None
+    username: str | None
+    job_title: str | None
+    phone: str | None
+    active: bool
+    raw_json: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    """One group, normalized. ``member_dns`` are normalized DNs of its members."""
+
+    external_id: str
+    dn: str
+    name: str
+    description: str | None
+    raw_json: str
+    content_hash: str
+    member_dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An entry that was read but not provisioned, with the reason."""
+
+    external_id: str
+    dn: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A complete read of a directory.
+
+    ``memberships`` holds ``(group external id, member external id)`` pairs whose
+    member is a user or a group of this snapshot.
+    """
+
+    users: Mapping[str, DirectoryUser]
+    groups: Mapping[str, DirectoryGroup]
+    memberships: frozenset[tuple[str, str]]
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedUser:
+    roster_id: str
+    external_id: str
+    content_hash: str
+    active: bool
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CachedGroup:
+    roster_id: str
+    external_id: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class CachedState:
+    """What the store holds for one directory: ids and hashes, not whole entries."""
+
+    users: Mapping[str, CachedUser] = field(default_factory=dict)
+    groups: Mapping[str, CachedGroup] = field(default_factory=dict)
+    memberships: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def active_users(self) -> int:
+        return sum(1 for u in self.users.values() if u.active and u.present)

@@ -1,0 +1,184 @@
+"""Tables. SQLAlchemy Core, one schema for SQLite and PostgreSQL; Alembic migrates it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _id(name: str = "id", length: int = 48) -> sa.Column[object]:
+    return sa.Column(name, sa.String(length), primary_key=True)
+
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(16), nullable=False),
+    _ts("created_at"),
+    _ts("last_used_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+
+directories = sa.Table(
+    "directories",
+    metadata,
+    _id(),
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("secret", sa.Text, nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("last_sync_at", nullable=True),
+)
+
+directory_users = sa.Table(
+    "directory_users",
+    metadata,
+    _id(),
+    sa.Column(
+        "directory_id",
+        sa.String(48),
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", sa.String(48), nullable=False, index=True),
+    sa.Column("idp_id", sa.String(255), nullable=False),
+    sa.Column("dn", sa.Text, nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("email_lower", sa.String(320), nullable=True, index=True),
+    sa.Column("name", sa.String(400), nullable=True),
+    sa.Column("first_name", sa.String(200), nullable=True),
+    sa.Column("last_name", sa.String(200), nullable=True),
+    sa.Column("username", sa.String(200), nullable=True),
+    sa.Column("job_title", sa.String(200), nullable=True),
+    sa.Column("phone", sa.String(100), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("present", sa.Boolean, nullable=False),
+    sa.Column("raw_attributes", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(32), nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    sa.UniqueConstraint("directory_id", "idp_id"),
+)
+
+directory_groups = sa.Table(
+    "directory_groups",
+    metadata,
+    _id(),
+    sa.Column(
+        "directory_id",
+        sa.String(48),
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("organization_id", sa.String(48), nullable=False, index=True),
+    sa.Column("idp_id", sa.String(255), nullable=False),
+    sa.Column("dn", sa.Text, nullable=False),
+    sa.Column("name", sa.String(400), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("raw_attributes", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(32), nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    sa.UniqueConstraint("directory_id", "idp_id"),
+)
+
+group_user_memberships = sa.Table(
+    "group_user_memberships",
+    metadata,
+    sa.Column("group_id", sa.String(48), primary_key=True),
+    sa.Column("user_id", sa.String(48), primary_key=True, index=True),
+    sa.Column("directory_id", sa.String(48), nullable=False, index=True),
+)
+
+group_group_memberships = sa.Table(
+    "group_group_memberships",
+    metadata,
+    sa.Column("parent_group_id", sa.String(48), primary_key=True),
+    sa.Column("child_group_id", sa.String(48), primary_key=True, index=True),
+    sa.Column("directory_id", sa.String(48), nullable=False, index=True),
+)
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    _id(),
+    sa.Column("directory_id", sa.String(48), nullable=False, index=True),
+    sa.Column("organization_id", sa.String(48), nullable=False, index=True),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("error_reason", sa.String(32), nullable=True),
+    _ts("started_at"),
+    _ts("finished_at", nullable=True),
+)
+
+sync_log = sa.Table(
+    "sync_log",
+    metadata,
+    _id(),
+    sa.Column("run_id", sa.String(48), nullable=False, index=True),
+    sa.Column("directory_id", sa.String(48), nullable=False, index=True),
+    sa.Column("change", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(16), nullable=False),
+    sa.Column("object_id", sa.String(48), nullable=True),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    _ts("created_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.String(48), nullable=False),
+    sa.Column("directory_id", sa.String(48), nullable=False, index=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    _ts("created_at"),
+    sa.Index("ix_events_organization_id_id", "organization_id", "id"),
+    sa.Index("ix_events_event_id", "event", "id"),
+)
