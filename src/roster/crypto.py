@@ -58,9 +58,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise SecretKeyMissing(
-                "a stored secret cannot be decrypted with the configured key"
-            ) from None
+            raise SecretKeyMissing("a stored secret cannot be decrypted with the configured key") from None
 
 
 def new_api_key() -> str:

@@ -71,9 +71,7 @@ def new_ids(prefix: str, count: int) -> list[str]:
         return []
     with _lock:
         ms = max(int(time.time() * 1000), _last_ms)
-        rand = (
-            _last_rand + 1 if ms == _last_ms else int.from_bytes(os.urandom(10), "big") >> 1
-        )
+        rand = _last_rand + 1 if ms == _last_ms else int.from_bytes(os.urandom(10), "big") >> 1
         if rand + count >= 1 << 80:  # pragma: no cover
             ms += 1
             rand = 0

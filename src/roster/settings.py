@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         default=0.10, description="Deletion guard: largest share of users one run may deactivate."
     )
     guard_min_count: int = Field(
-        default=10, description="Deletion guard: the share rule applies from this many deactivations."
+        default=10,
+        description="Deletion guard: the share rule applies from this many deactivations.",
     )
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")

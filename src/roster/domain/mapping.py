@@ -65,9 +65,7 @@ def _override(
                 f"mapping.{kind}.{name}: unknown field; known fields are {', '.join(sorted(base))}"
             )
         if not isinstance(attribute, str) or not _ATTRIBUTE_NAME.match(attribute):
-            raise MappingError(
-                f"mapping.{kind}.{name}: {attribute!r} is not an LDAP attribute name"
-            )
+            raise MappingError(f"mapping.{kind}.{name}: {attribute!r} is not an LDAP attribute name")
         out[name] = (attribute.lower(),)
     return out
 
@@ -176,9 +174,7 @@ def map_group(
     lower = {k.lower(): v for k, v in decoded.items()}
     name = _first(lower, mapping.group["name"]) or _first(lower, ("cn",)) or dn
     description = _first(lower, mapping.group["description"])
-    raw = canonical_json(
-        {k: v for k, v in decoded.items() if k.lower() not in _MEMBER_ATTRIBUTES}
-    )
+    raw = canonical_json({k: v for k, v in decoded.items() if k.lower() not in _MEMBER_ATTRIBUTES})
     return DirectoryGroup(
         external_id=external_id,
         dn=dn,

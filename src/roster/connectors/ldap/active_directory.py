@@ -47,7 +47,14 @@ class ActiveDirectory:
     search_filter: str = "(|(&(objectCategory=person)(objectClass=user))(objectClass=group))"
     attributes: tuple[str, ...] = ("*",)
     binary_attributes: frozenset[str] = frozenset(
-        {"objectguid", "objectsid", "thumbnailphoto", "jpegphoto", "usercertificate", "msexchmailboxguid"}
+        {
+            "objectguid",
+            "objectsid",
+            "thumbnailphoto",
+            "jpegphoto",
+            "usercertificate",
+            "msexchmailboxguid",
+        }
     )
     member_attributes: tuple[str, ...] = ("member",)
 

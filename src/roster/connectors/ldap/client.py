@@ -7,6 +7,7 @@ Every libldap failure becomes a ConnectorError with a stable reason.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,17 +39,13 @@ def translate(exc: ldap.LDAPError, action: str, server: str) -> ConnectorError:
         lowered = detail.lower()
         if "certificate" in lowered or "tls" in lowered or "ssl" in lowered:
             return ConnectorError(FailureReason.TLS, f"TLS with {server} failed while {action}: {detail}")
-        return ConnectorError(
-            FailureReason.UNREACHABLE, f"{server} is unreachable while {action}: {detail}"
-        )
+        return ConnectorError(FailureReason.UNREACHABLE, f"{server} is unreachable while {action}: {detail}")
     if isinstance(exc, ldap.CONNECT_ERROR):
         return ConnectorError(FailureReason.TLS, f"TLS with {server} failed while {action}: {detail}")
     if isinstance(exc, ldap.TIMEOUT | ldap.TIMELIMIT_EXCEEDED):
         return ConnectorError(FailureReason.TIMEOUT, f"{server} timed out while {action}")
     if isinstance(exc, ldap.NO_SUCH_OBJECT):
-        return ConnectorError(
-            FailureReason.NO_SUCH_PATH, f"{action}: the entry does not exist on {server}"
-        )
+        return ConnectorError(FailureReason.NO_SUCH_PATH, f"{action}: the entry does not exist on {server}")
     return ConnectorError(FailureReason.SEARCH_FAILED, f"{server} failed while {action}: {detail}")
 
 
@@ -88,16 +85,18 @@ class LdapClient:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(ldap.LDAPError):
                 self._conn.unbind_s()
-            except ldap.LDAPError:
-                pass
             self._conn = None
 
     def base_exists(self, dn: str) -> bool:
         try:
             self._conn.search_ext_s(
-                dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"], timeout=self.config.operation_timeout
+                dn,
+                ldap.SCOPE_BASE,
+                "(objectClass=*)",
+                ["1.1"],
+                timeout=self.config.operation_timeout,
             )
         except ldap.NO_SUCH_OBJECT:
             return False

@@ -65,9 +65,7 @@ class LdapConnector:
                                 if key.lower() in member_attrs:
                                     members.extend(_member_dn(v) for v in values)
                             decoded = decode_attributes(attrs, flavour.binary_attributes)
-                            builder.add_group(
-                                map_group(ext, dn, decoded, tuple(members), cfg.mapping)
-                            )
+                            builder.add_group(map_group(ext, dn, decoded, tuple(members), cfg.mapping))
                         if progress is not None and len(builder) % _PROGRESS_EVERY == 0:
                             progress(len(builder))
             if progress is not None:
@@ -92,7 +90,9 @@ class LdapConnector:
         except ConnectorError as exc:
             return ConnectionReport(False, cfg.url, str(exc))
         ok = all(c.ok for c in checks)
-        detail = "bind succeeded; every search path exists" if ok else "bind succeeded; a search path is missing"
+        detail = (
+            "bind succeeded; every search path exists" if ok else "bind succeeded; a search path is missing"
+        )
         return ConnectionReport(ok, cfg.url, detail, checks)
 
 

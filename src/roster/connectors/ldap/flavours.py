@@ -10,11 +10,16 @@ RawEntry = Mapping[str, Sequence[bytes]]
 
 
 class Flavour(Protocol):
-    name: str
-    search_filter: str
-    attributes: tuple[str, ...]
-    binary_attributes: frozenset[str]
-    member_attributes: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+    @property
+    def search_filter(self) -> str: ...
+    @property
+    def attributes(self) -> tuple[str, ...]: ...
+    @property
+    def binary_attributes(self) -> frozenset[str]: ...
+    @property
+    def member_attributes(self) -> tuple[str, ...]: ...
 
     def classify(self, entry: RawEntry) -> Kind | None: ...
 

@@ -4,9 +4,8 @@ Revision ID: 0001
 Revises:
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None
@@ -29,18 +28,14 @@ def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_events_directory_id"), ["directory_id"], unique=False)
         batch_op.create_index("ix_events_event_id", ["event", "id"], unique=False)
-        batch_op.create_index(
-            "ix_events_organization_id_id", ["organization_id", "id"], unique=False
-        )
+        batch_op.create_index("ix_events_organization_id_id", ["organization_id", "id"], unique=False)
 
     op.create_table(
         "group_group_memberships",
         sa.Column("parent_group_id", sa.String(length=48), nullable=False),
         sa.Column("child_group_id", sa.String(length=48), nullable=False),
         sa.Column("directory_id", sa.String(length=48), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "parent_group_id", "child_group_id", name=op.f("pk_group_group_memberships")
-        ),
+        sa.PrimaryKeyConstraint("parent_group_id", "child_group_id", name=op.f("pk_group_group_memberships")),
     )
     with op.batch_alter_table("group_group_memberships", schema=None) as batch_op:
         batch_op.create_index(
@@ -63,9 +58,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_group_user_memberships_directory_id"), ["directory_id"], unique=False
         )
-        batch_op.create_index(
-            batch_op.f("ix_group_user_memberships_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_group_user_memberships_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "organizations",
@@ -90,9 +83,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_log")),
     )
     with op.batch_alter_table("sync_log", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_sync_log_directory_id"), ["directory_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_sync_log_directory_id"), ["directory_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_sync_log_run_id"), ["run_id"], unique=False)
 
     op.create_table(
@@ -111,12 +102,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_runs")),
     )
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_sync_runs_directory_id"), ["directory_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_sync_runs_organization_id"), ["organization_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_sync_runs_directory_id"), ["directory_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sync_runs_organization_id"), ["organization_id"], unique=False)
 
     op.create_table(
         "api_keys",
@@ -138,9 +125,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_api_keys_organization_id"), ["organization_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_api_keys_organization_id"), ["organization_id"], unique=False)
 
     op.create_table(
         "directories",
@@ -163,9 +148,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_directories")),
     )
     with op.batch_alter_table("directories", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_directories_organization_id"), ["organization_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_directories_organization_id"), ["organization_id"], unique=False)
 
     op.create_table(
         "directory_groups",
@@ -187,9 +170,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_directory_groups")),
-        sa.UniqueConstraint(
-            "directory_id", "idp_id", name=op.f("uq_directory_groups_directory_id_idp_id")
-        ),
+        sa.UniqueConstraint("directory_id", "idp_id", name=op.f("uq_directory_groups_directory_id_idp_id")),
     )
     with op.batch_alter_table("directory_groups", schema=None) as batch_op:
         batch_op.create_index(
@@ -224,14 +205,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_directory_users")),
-        sa.UniqueConstraint(
-            "directory_id", "idp_id", name=op.f("uq_directory_users_directory_id_idp_id")
-        ),
+        sa.UniqueConstraint("directory_id", "idp_id", name=op.f("uq_directory_users_directory_id_idp_id")),
     )
     with op.batch_alter_table("directory_users", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_directory_users_email_lower"), ["email_lower"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_directory_users_email_lower"), ["email_lower"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_directory_users_organization_id"), ["organization_id"], unique=False
         )

@@ -1,0 +1,111 @@
+"""Directory use cases shared by the CLI and the API: create, validate, test, sync."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from roster.connectors.base import ConnectionReport
+from roster.connectors.ldap.config import ConfigError, LdapConfig, validate
+from roster.connectors.ldap.connector import LdapConnector
+from roster.domain.ldap_path import search_roots
+from roster.domain.mapping import AttributeMapping, MappingError
+from roster.domain.policy import DeletionGuard
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.sync.connectors import LDAP_TYPES, connector_for
+from roster.sync.pipeline import Phase, RunResult, run_sync
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    organization_id: str
+    name: str
+    type: str
+    url: str
+    bind_dn: str
+    bind_password: str
+    search_paths: tuple[str, ...]
+    ca_file: str | None = None
+    start_tls: bool = False
+    insecure_skip_tls_verify: bool = False
+    mapping: Mapping[str, Mapping[str, str]] | None = None
+
+
+def check_spec(spec: DirectorySpec) -> dict[str, Any]:
+    """Validate everything that needs no network; return the config to store."""
+    if not spec.name.strip():
+        raise ConfigError("name: must not be empty")
+    if spec.type not in LDAP_TYPES:
+        raise ConfigError(f"type: {spec.type!r} is not supported; use one of {', '.join(LDAP_TYPES)}")
+    mapping = dict(spec.mapping or {})
+    unknown = set(mapping) - {"user", "group"}
+    if unknown:
+        raise ConfigError(f"mapping: unknown section {sorted(unknown)[0]!r}; use 'user' and 'group'")
+    try:
+        attribute_mapping = AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group"))
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    validate(
+        LdapConfig(
+            url=spec.url,
+            bind_dn=spec.bind_dn,
+            bind_password=spec.bind_password,
+            search_paths=spec.search_paths,
+            flavour=spec.type,
+            ca_file=spec.ca_file,
+            start_tls=spec.start_tls,
+            insecure_skip_tls_verify=spec.insecure_skip_tls_verify,
+            mapping=attribute_mapping,
+        )
+    )
+    return {
+        "url": spec.url.rstrip("/"),
+        "bind_dn": spec.bind_dn,
+        "search_paths": [str(p) for p in search_roots(spec.search_paths)],
+        "ca_file": spec.ca_file,
+        "start_tls": spec.start_tls,
+        "insecure_skip_tls_verify": spec.insecure_skip_tls_verify,
+        "mapping": {k: dict(v) for k, v in mapping.items()},
+    }
+
+
+def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
+    config = check_spec(spec)
+    sealed = rt.box.seal(spec.bind_password) if spec.bind_password else None
+    with rt.engine.begin() as conn:
+        return repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
+
+
+def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    connector = connector_for(directory, rt.box, rt.settings)
+    assert isinstance(connector, LdapConnector)
+    return connector.test()
+
+
+def sync_directory(
+    rt: Runtime,
+    directory_id: str,
+    *,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Phase | None = None,
+) -> RunResult:
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    connector = connector_for(directory, rt.box, rt.settings)
+    guard = DeletionGuard(rt.settings.guard_max_share, rt.settings.guard_min_count)
+    return run_sync(
+        rt.engine,
+        directory_id,
+        connector,
+        trigger=trigger,
+        dry_run=dry_run,
+        force=force,
+        guard=guard,
+        progress=progress,
+    )

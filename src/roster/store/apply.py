@@ -1,0 +1,379 @@
+"""Write a ChangeSet: directory cache, sync log and events outbox, in the caller's transaction.
+
+The caller owns the transaction (``engine.begin()``), so a failure anywhere
+leaves the store exactly as it was. Statements are bulk (executemany), never one
+ORM round trip per object.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.domain.changes import ChangeKind, ChangeSet
+from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
+from roster.events.payloads import (
+    GROUP_EVENT_FIELDS,
+    USER_EVENT_FIELDS,
+    group_payload,
+    previous_attributes,
+    user_payload,
+)
+from roster.ids import new_ids
+from roster.store.rows import load_rows
+from roster.store.schema import (
+    directory_groups,
+    directory_users,
+    events,
+    group_group_memberships,
+    group_user_memberships,
+    sync_log,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    directory_id: str
+    organization_id: str
+    run_id: str
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _user_columns(record: DirectoryUser) -> dict[str, Any]:
+    return {
+        "idp_id": record.external_id,
+        "dn": record.dn,
+        "email": record.email,
+        "email_lower": record.email.lower() if record.email else None,
+        "name": record.name,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "username": record.username,
+        "job_title": record.job_title,
+        "phone": record.phone,
+        "state": "active" if record.active else "inactive",
+        "present": True,
+        "raw_attributes": record.raw_json,
+        "content_hash": record.content_hash,
+    }
+
+
+def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
+    return {
+        "idp_id": record.external_id,
+        "dn": record.dn,
+        "name": record.name,
+        "description": record.description,
+        "raw_attributes": record.raw_json,
+        "content_hash": record.content_hash,
+    }
+
+
+class _Writer:
+    def __init__(self, conn: Connection, target: Target, now: datetime) -> None:
+        self.conn, self.target, self.now = conn, target, now
+        self.events: list[tuple[str, str]] = []  # (type, data json)
+        self.log: list[dict[str, Any]] = []
+        self.users: dict[str, dict[str, Any]] = {}  # roster id -> row
+        self.groups: dict[str, dict[str, Any]] = {}
+        self._user_json: dict[str, str] = {}
+        self._group_json: dict[str, str] = {}
+
+    def event(self, kind: str, data: str) -> None:
+        self.events.append((kind, data))
+
+    def note(
+        self,
+        change: ChangeKind,
+        object_type: str,
+        object_id: str | None,
+        ext: str | None,
+        detail: Any,
+    ) -> None:
+        self.log.append(
+            {
+                "change": str(change),
+                "object_type": object_type,
+                "object_id": object_id,
+                "external_id": ext,
+                "detail": _dumps(detail),
+            }
+        )
+
+    def user_json(self, rid: str) -> str:
+        text = self._user_json.get(rid)
+        if text is None:
+            text = self._user_json[rid] = _dumps(user_payload(self.users[rid], raw=False))
+        return text
+
+    def group_json(self, rid: str) -> str:
+        text = self._group_json.get(rid)
+        if text is None:
+            text = self._group_json[rid] = _dumps(group_payload(self.groups[rid], raw=False))
+        return text
+
+    def need_users(self, ids: set[str]) -> None:
+        missing = ids - self.users.keys()
+        if missing:
+            self.users.update(load_rows(self.conn, directory_users, missing))
+
+    def need_groups(self, ids: set[str]) -> None:
+        missing = ids - self.groups.keys()
+        if missing:
+            self.groups.update(load_rows(self.conn, directory_groups, missing))
+
+    def flush(self) -> None:
+        t = self.target
+        if self.log:
+            ids = new_ids("log", len(self.log))
+            for log_id, entry in zip(ids, self.log, strict=True):
+                entry.update(id=log_id, run_id=t.run_id, directory_id=t.directory_id, created_at=self.now)
+            self.conn.execute(sa.insert(sync_log), self.log)
+        if self.events:
+            ids = new_ids("event", len(self.events))
+            rows = [
+                {
+                    "id": eid,
+                    "organization_id": t.organization_id,
+                    "directory_id": t.directory_id,
+                    "event": kind,
+                    "data": data,
+                    "created_at": self.now,
+                }
+                for eid, (kind, data) in zip(ids, self.events, strict=True)
+            ]
+            self.conn.execute(sa.insert(events), rows)
+
+
+def apply_changes(
+    conn: Connection, target: Target, changes: ChangeSet, cached: CachedState, now: datetime
+) -> None:
+    w = _Writer(conn, target, now)
+    base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
+    user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
+    group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
+    u, g = directory_users, directory_groups
+
+    # Groups created and updated
+    if changes.groups_created:
+        rows = []
+        for rid, record in zip(
+            new_ids("directory_group", len(changes.groups_created)),
+            changes.groups_created,
+            strict=True,
+        ):
+            group_ids[record.external_id] = rid
+            row = {
+                "id": rid,
+                **base,
+                **_group_columns(record),
+                "created_at": now,
+                "updated_at": now,
+            }
+            rows.append(row)
+            w.groups[rid] = row
+            w.event("dsync.group.created", w.group_json(rid))
+            w.note(ChangeKind.GROUP_CREATED, "group", rid, record.external_id, {"name": record.name})
+        conn.execute(sa.insert(g), rows)
+    if changes.groups_updated:
+        w.need_groups({c.previous.roster_id for c in changes.groups_updated})
+        params = []
+        for change in changes.groups_updated:
+            rid = change.previous.roster_id
+            before = group_payload(w.groups[rid], raw=False)
+            cols = _group_columns(change.record)
+            w.groups[rid] = {**w.groups[rid], **cols, "updated_at": now}
+            w._group_json.pop(rid, None)
+            after = group_payload(w.groups[rid], raw=False)
+            prev = previous_attributes(before, after, GROUP_EVENT_FIELDS)
+            params.append({"b_id": rid, **cols, "updated_at": now})
+            w.event("dsync.group.updated", _dumps({**after, "previous_attributes": prev}))
+            w.note(
+                ChangeKind.GROUP_UPDATED,
+                "group",
+                rid,
+                change.record.external_id,
+                {"previous": prev},
+            )
+        conn.execute(sa.update(g).where(g.c.id == sa.bindparam("b_id")), params)
+
+    # Users created and updated
+    if changes.users_created:
+        rows = []
+        for rid, user in zip(
+            new_ids("directory_user", len(changes.users_created)),
+            changes.users_created,
+            strict=True,
+        ):
+            user_ids[user.external_id] = rid
+            row = {"id": rid, **base, **_user_columns(user), "created_at": now, "updated_at": now}
+            rows.append(row)
+            w.users[rid] = row
+            w.event("dsync.user.created", w.user_json(rid))
+            w.note(
+                ChangeKind.USER_CREATED,
+                "user",
+                rid,
+                user.external_id,
+                {"email": user.email, "name": user.name, "state": row["state"]},
+            )
+        conn.execute(sa.insert(u), rows)
+    if changes.users_updated:
+        w.need_users({c.previous.roster_id for c in changes.users_updated})
+        params = []
+        for uchange in changes.users_updated:
+            rid = uchange.previous.roster_id
+            before = user_payload(w.users[rid], raw=False)
+            cols = _user_columns(uchange.record)
+            w.users[rid] = {**w.users[rid], **cols, "updated_at": now}
+            w._user_json.pop(rid, None)
+            after = user_payload(w.users[rid], raw=False)
+            prev = previous_attributes(before, after, USER_EVENT_FIELDS)
+            params.append({"b_id": rid, **cols, "updated_at": now})
+            w.event("dsync.user.updated", _dumps({**after, "previous_attributes": prev}))
+            w.note(ChangeKind.USER_UPDATED, "user", rid, uchange.record.external_id, {"previous": prev})
+        conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
+
+    # Memberships
+    _apply_memberships(w, changes, user_ids, group_ids)
+
+    # Users gone from the directory: kept, made inactive
+    if changes.users_removed:
+        w.need_users({c.roster_id for c in changes.users_removed})
+        params = []
+        for cached_user in changes.users_removed:
+            rid = cached_user.roster_id
+            w.users[rid] = {
+                **w.users[rid],
+                "state": "inactive",
+                "present": False,
+                "updated_at": now,
+            }
+            w._user_json.pop(rid, None)
+            params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": now})
+            w.event("dsync.user.deleted", w.user_json(rid))
+            w.note(
+                ChangeKind.USER_REMOVED,
+                "user",
+                rid,
+                cached_user.external_id,
+                {"email": w.users[rid]["email"], "reason": "no longer in the directory"},
+            )
+        conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
+
+    # Groups gone from the directory
+    if changes.groups_deleted:
+        w.need_groups({c.roster_id for c in changes.groups_deleted})
+        gone = [c.roster_id for c in changes.groups_deleted]
+        gum, ggm = group_user_memberships, group_group_memberships
+        for start in range(0, len(gone), 900):
+            chunk = gone[start : start + 900]
+            conn.execute(sa.delete(gum).where(gum.c.group_id.in_(chunk)))
+            conn.execute(
+                sa.delete(ggm).where(
+                    sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk))
+                )
+            )
+            conn.execute(sa.delete(g).where(g.c.id.in_(chunk)))
+        for cached_group in changes.groups_deleted:
+            rid = cached_group.roster_id
+            w.groups[rid] = {**w.groups[rid], "updated_at": now}
+            w._group_json.pop(rid, None)
+            w.event("dsync.group.deleted", w.group_json(rid))
+            w.note(
+                ChangeKind.GROUP_DELETED,
+                "group",
+                rid,
+                cached_group.external_id,
+                {"name": w.groups[rid]["name"]},
+            )
+
+    for skipped in changes.skipped:
+        w.note(
+            ChangeKind.SKIPPED,
+            "user",
+            None,
+            skipped.external_id,
+            {"dn": skipped.dn, "reason": skipped.reason},
+        )
+    w.flush()
+
+
+def _apply_memberships(
+    w: _Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
+) -> None:
+    conn, directory_id = w.conn, w.target.directory_id
+    gum, ggm = group_user_memberships, group_group_memberships
+
+    def split(
+        pairs: tuple[tuple[str, str], ...],
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        to_users, to_groups = [], []
+        for group_ext, member_ext in pairs:
+            gid = group_ids[group_ext]
+            if member_ext in user_ids:
+                to_users.append((gid, user_ids[member_ext]))
+            else:
+                to_groups.append((gid, group_ids[member_ext]))
+        return to_users, to_groups
+
+    removed_users, removed_groups = split(changes.members_removed)
+    added_users, added_groups = split(changes.members_added)
+    w.need_users({uid for _, uid in removed_users + added_users})
+    w.need_groups({gid for gid, _ in removed_users + added_users + removed_groups + added_groups})
+    w.need_groups({cid for _, cid in removed_groups + added_groups})
+
+    if removed_users:
+        conn.execute(
+            sa.delete(gum).where(gum.c.group_id == sa.bindparam("g"), gum.c.user_id == sa.bindparam("u")),
+            [{"g": gid, "u": uid} for gid, uid in removed_users],
+        )
+    if removed_groups:
+        conn.execute(
+            sa.delete(ggm).where(
+                ggm.c.parent_group_id == sa.bindparam("p"),
+                ggm.c.child_group_id == sa.bindparam("c"),
+            ),
+            [{"p": gid, "c": cid} for gid, cid in removed_groups],
+        )
+    if added_users:
+        conn.execute(
+            sa.insert(gum),
+            [{"group_id": gid, "user_id": uid, "directory_id": directory_id} for gid, uid in added_users],
+        )
+    if added_groups:
+        conn.execute(
+            sa.insert(ggm),
+            [
+                {"parent_group_id": gid, "child_group_id": cid, "directory_id": directory_id}
+                for gid, cid in added_groups
+            ],
+        )
+    head = '{"directory_id":' + json.dumps(directory_id) + ',"user":'
+    for kind, change, pairs in (
+        ("dsync.group.user_added", ChangeKind.MEMBER_ADDED, added_users),
+        ("dsync.group.user_removed", ChangeKind.MEMBER_REMOVED, removed_users),
+    ):
+        for gid, uid in pairs:
+            w.event(kind, head + w.user_json(uid) + ',"group":' + w.group_json(gid) + "}")
+            w.note(change, "membership", gid, w.users[uid]["idp_id"], {"group": gid, "user": uid})
+    for change, pairs in (
+        (ChangeKind.MEMBER_ADDED, added_groups),
+        (ChangeKind.MEMBER_REMOVED, removed_groups),
+    ):
+        for gid, cid in pairs:
+            w.note(
+                change,
+                "membership",
+                gid,
+                w.groups[cid]["idp_id"],
+                {"group": gid, "child_group": cid},
+            )

@@ -1,0 +1,60 @@
+"""Reading rows in bulk: chunked ``IN`` lookups and the cached state of a directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.domain.records import CachedGroup, CachedState, CachedUser
+from roster.store.schema import (
+    directory_groups,
+    directory_users,
+    group_group_memberships,
+    group_user_memberships,
+)
+
+CHUNK = 900  # below SQLite's oldest bound-parameter limit
+
+
+def load_rows(conn: Connection, table: sa.Table, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
+            out[row["id"]] = dict(row)
+    return out
+
+
+def load_cached_state(conn: Connection, directory_id: str) -> CachedState:
+    u, g = directory_users, directory_groups
+    users: dict[str, CachedUser] = {}
+    user_ext: dict[str, str] = {}
+    for rid, ext, digest, state, present in conn.execute(
+        sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
+            u.c.directory_id == directory_id
+        )
+    ):
+        users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
+        user_ext[rid] = ext
+    groups: dict[str, CachedGroup] = {}
+    group_ext: dict[str, str] = {}
+    for rid, ext, digest in conn.execute(
+        sa.select(g.c.id, g.c.idp_id, g.c.content_hash).where(g.c.directory_id == directory_id)
+    ):
+        groups[ext] = CachedGroup(rid, ext, digest)
+        group_ext[rid] = ext
+    pairs: set[tuple[str, str]] = set()
+    gum, ggm = group_user_memberships, group_group_memberships
+    for gid, uid in conn.execute(
+        sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
+    ):
+        pairs.add((group_ext[gid], user_ext[uid]))
+    for parent, child in conn.execute(
+        sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
+    ):
+        pairs.add((group_ext[parent], group_ext[child]))
+    return CachedState(users=users, groups=groups, memberships=frozenset(pairs))

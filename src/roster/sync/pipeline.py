@@ -1,0 +1,134 @@
+"""One sync run: read the directory, reconcile against the cache, apply in one transaction.
+
+A run that fails anywhere before the final commit changes nothing but its own
+run record. A run the deletion guard stops is recorded as ``blocked``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from roster.connectors.base import Connector, ConnectorError, Progress
+from roster.domain.changes import ChangeSet
+from roster.domain.policy import DeletionGuard
+from roster.domain.reconcile import reconcile
+from roster.events.payloads import directory_payload
+from roster.ids import new_id
+from roster.store import repo
+from roster.store.apply import Target, apply_changes
+from roster.store.db import utcnow
+from roster.store.rows import load_cached_state
+from roster.store.schema import directories, events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: str  # succeeded | failed | blocked
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    error_reason: str | None = None
+    changes: ChangeSet | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Progress reporting: ``phase(name)`` at each step, ``read(n)`` while reading."""
+
+    phase: Callable[[str], None] = lambda _name: None
+    read: Progress = lambda _n: None
+
+
+def run_sync(
+    engine: Engine,
+    directory_id: str,
+    connector: Connector,
+    *,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    force: bool = False,
+    guard: DeletionGuard | None = None,
+    progress: Phase | None = None,
+) -> RunResult:
+    guard = guard or DeletionGuard()
+    progress = progress or Phase()
+    with engine.begin() as conn:
+        directory = repo.get_directory(conn, directory_id)
+        run = repo.start_run(conn, directory, trigger, "dry_run" if dry_run else "full")
+    run_id = run["id"]
+
+    def fail(
+        message: str, reason: str, status: str = "failed", counts: dict[str, int] | None = None
+    ) -> RunResult:
+        with engine.begin() as conn:
+            repo.finish_run(conn, run_id, status, counts or {}, message, reason)
+        return RunResult(run_id, status, counts or {}, message, reason)
+
+    try:
+        progress.phase("reading")
+        snapshot = connector.snapshot(progress.read)
+    except ConnectorError as exc:
+        return fail(str(exc), str(exc.reason))
+    except Exception as exc:  # a bug must not leave a run "running" forever
+        log.exception("sync run %s crashed while reading", run_id)
+        return fail(f"internal error while reading: {exc!r}", "internal")
+
+    try:
+        progress.phase("reconciling")
+        with engine.begin() as conn:
+            cached = load_cached_state(conn, directory_id)
+            changes = reconcile(snapshot, cached)
+            counts = {str(k): v for k, v in changes.counts().items()}
+            blocked = None if force else guard.check(changes, cached)
+            if blocked is not None:
+                repo.finish_run(conn, run_id, "blocked", counts, blocked, "deletion_guard")
+                return RunResult(run_id, "blocked", counts, blocked, "deletion_guard", changes)
+            if dry_run:
+                repo.finish_run(conn, run_id, "succeeded", counts)
+                return RunResult(run_id, "succeeded", counts, changes=changes)
+            progress.phase("applying")
+            now = utcnow()
+            target = Target(directory_id, directory["organization_id"], run_id)
+            values: dict[str, Any] = {"last_sync_at": now, "updated_at": now}
+            if directory["state"] in ("linking", "inactive", "invalid_credentials"):
+                values["state"] = "linked"
+            if directory["state"] == "linking":  # first event of a new directory
+                _activated(conn, {**directory, **values})
+            apply_changes(conn, target, changes, cached, now)
+            conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
+            repo.finish_run(conn, run_id, "succeeded", counts)
+    except Exception as exc:
+        log.exception("sync run %s crashed while applying", run_id)
+        return fail(f"internal error while applying (nothing was applied): {exc!r}", "internal")
+    return RunResult(run_id, "succeeded", counts, changes=changes)
+
+
+def _activated(conn: sa.Connection, directory: dict[str, Any]) -> None:
+    org = repo.get_organization(conn, directory["organization_id"])
+    payload = directory_payload(directory)
+    payload["domains"] = (
+        [{"object": "organization_domain", "id": org["id"], "domain": org["domain"]}] if org["domain"] else []
+    )
+    conn.execute(
+        sa.insert(events).values(
+            id=new_id("event"),
+            organization_id=directory["organization_id"],
+            directory_id=directory["id"],
+            event="dsync.activated",
+            data=json.dumps(payload, separators=(",", ":")),
+            created_at=utcnow(),
+        )
+    )
