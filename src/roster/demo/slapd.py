@@ -127,7 +127,9 @@ class Slapd:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise SlapdError(f"slapd exited with {self._proc.returncode}; see {self.folder / 'slapd.log'}")
+                raise SlapdError(
+                    f"slapd exited with {self._proc.returncode}; see {self.folder / 'slapd.log'}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

@@ -1,0 +1,303 @@
+"""The native admin API under /api/v1: organizations, API keys, directories, sync runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from roster.api.auth import PrincipalDep, RuntimeDep, check_org, require_admin, scope_org
+from roster.api.errors import ApiError
+from roster.api.sync_runner import SyncBusy
+from roster.connectors.ldap.config import ConfigError
+from roster.directories import DirectorySpec, check_spec, create_directory, test_directory
+from roster.events.payloads import directory_payload
+from roster.store import repo
+from roster.store.db import iso
+from roster.store.repo import Principal
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganizationIn(Strict):
+    name: str = Field(min_length=1, max_length=200, description="The organization's display name.")
+    domain: str | None = Field(default=None, max_length=253, description="Its main e-mail domain.")
+
+
+class ApiKeyIn(Strict):
+    name: str = Field(default="api key", min_length=1, max_length=200)
+    organization_id: str | None = Field(default=None, description="Scope; omit for an admin key.")
+
+
+class Mapping_(Strict):
+    user: dict[str, str] = Field(default_factory=dict, description="field -> LDAP attribute")
+    group: dict[str, str] = Field(default_factory=dict, description="field -> LDAP attribute")
+
+
+class DirectoryIn(Strict):
+    organization_id: str
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["ldap", "active_directory"]
+    url: str = Field(description="ldap://host[:port] or ldaps://host[:port]")
+    bind_dn: str = Field(min_length=1)
+    bind_password: str = Field(min_length=1, repr=False)
+    search_paths: list[str] = Field(min_length=1, description="e.g. 'CN=Users, DC=domain, DC=local'")
+    ca_file: str | None = None
+    start_tls: bool = False
+    insecure_skip_tls_verify: bool = Field(default=False, description="Tests only: no TLS verification.")
+    mapping: Mapping_ | None = None
+
+
+class DirectoryPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    url: str | None = None
+    bind_dn: str | None = None
+    bind_password: str | None = Field(default=None, min_length=1, repr=False)
+    search_paths: list[str] | None = Field(default=None, min_length=1)
+    ca_file: str | None = None
+    start_tls: bool | None = None
+    insecure_skip_tls_verify: bool | None = None
+    mapping: Mapping_ | None = None
+
+
+class SyncIn(Strict):
+    dry_run: bool = False
+    force: bool = Field(default=False, description="Apply even if the deletion guard objects.")
+    wait: bool = Field(default=False, description="Answer when the run has finished.")
+
+
+def org_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "organization",
+        "id": row["id"],
+        "name": row["name"],
+        "domain": row["domain"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def directory_view(row: dict[str, Any], metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = directory_payload(row, metadata)
+    out["state"] = row["state"]
+    out["config"] = {k: v for k, v in row["config"].items()}
+    out["has_bind_password"] = bool(row["secret"])
+    out["last_sync_at"] = iso(row["last_sync_at"])
+    return out
+
+
+def run_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "sync_run",
+        **{
+            k: row[k]
+            for k in (
+                "id",
+                "directory_id",
+                "organization_id",
+                "trigger",
+                "kind",
+                "status",
+                "counts",
+                "error",
+                "error_reason",
+            )
+        },
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+    }
+
+
+@router.post("/organizations", status_code=201)
+def create_organization(body: OrganizationIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    require_admin(who)
+    with rt.engine.begin() as conn:
+        return org_view(repo.create_organization(conn, body.name, body.domain))
+
+
+@router.get("/organizations")
+def list_organizations(rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    with rt.engine.connect() as conn:
+        rows = [r for r in repo.list_organizations(conn) if who.can_see(r["id"])]
+    return {"object": "list", "data": [org_view(r) for r in rows]}
+
+
+@router.get("/organizations/{org_id}")
+def get_organization(org_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    check_org(who, org_id, "organization", org_id)
+    with rt.engine.connect() as conn:
+        return org_view(repo.get_organization(conn, org_id))
+
+
+@router.post("/api_keys", status_code=201)
+def create_api_key(body: ApiKeyIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    require_admin(who)
+    with rt.engine.begin() as conn:
+        row, secret = repo.create_api_key(conn, body.organization_id, body.name)
+    return {
+        "object": "api_key",
+        "id": row["id"],
+        "organization_id": row["organization_id"],
+        "name": row["name"],
+        "secret": secret,
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def _owned_directory(rt: Any, who: Principal, directory_id: str) -> dict[str, Any]:
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+    check_org(who, row["organization_id"], "directory", directory_id)
+    return row
+
+
+@router.post("/directories", status_code=201)
+def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    check_org(who, body.organization_id, "organization", body.organization_id)
+    spec = DirectorySpec(
+        organization_id=body.organization_id,
+        name=body.name,
+        type=body.type,
+        url=body.url,
+        bind_dn=body.bind_dn,
+        bind_password=body.bind_password,
+        search_paths=tuple(body.search_paths),
+        ca_file=body.ca_file,
+        start_tls=body.start_tls,
+        insecure_skip_tls_verify=body.insecure_skip_tls_verify,
+        mapping=body.mapping.model_dump() if body.mapping else None,
+    )
+    return directory_view(create_directory(rt, spec))
+
+
+@router.get("/directories")
+def list_directories(rt: RuntimeDep, who: PrincipalDep, organization_id: str | None = None) -> dict[str, Any]:
+    org = scope_org(who, organization_id)
+    with rt.engine.connect() as conn:
+        rows = repo.list_directories(conn, org)
+    return {"object": "list", "data": [directory_view(r) for r in rows]}
+
+
+@router.get("/directories/{directory_id}")
+def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    row = _owned_directory(rt, who, directory_id)
+    with rt.engine.connect() as conn:
+        return directory_view(row, repo.directory_metadata(conn, directory_id))
+
+
+@router.patch("/directories/{directory_id}")
+def update_directory(
+    directory_id: str, body: DirectoryPatch, rt: RuntimeDep, who: PrincipalDep
+) -> dict[str, Any]:
+    row = _owned_directory(rt, who, directory_id)
+    cfg = dict(row["config"])
+    changes = body.model_dump(exclude_unset=True)
+    password = changes.pop("bind_password", None)
+    name = changes.pop("name", None) or row["name"]
+    cfg.update({k: v for k, v in changes.items() if k != "mapping"})
+    if "mapping" in changes:
+        cfg["mapping"] = changes["mapping"] or {}
+    spec = DirectorySpec(
+        organization_id=row["organization_id"],
+        name=name,
+        type=row["type"],
+        url=cfg["url"],
+        bind_dn=cfg["bind_dn"],
+        bind_password=password or "x",
+        search_paths=tuple(cfg["search_paths"]),
+        ca_file=cfg.get("ca_file"),
+        start_tls=bool(cfg.get("start_tls")),
+        insecure_skip_tls_verify=bool(cfg.get("insecure_skip_tls_verify")),
+        mapping=cfg.get("mapping"),
+    )
+    new_cfg = check_spec(spec)
+    values: dict[str, Any] = {"name": name, "config": new_cfg}
+    if password:
+        values["secret"] = rt.box.seal(password)
+    with rt.engine.begin() as conn:
+        return directory_view(repo.update_directory(conn, directory_id, **values))
+
+
+@router.delete("/directories/{directory_id}", status_code=204)
+def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> None:
+    _owned_directory(rt, who, directory_id)
+    with rt.engine.begin() as conn:
+        repo.delete_directory(conn, directory_id)
+
+
+@router.post("/directories/{directory_id}/test")
+def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    _owned_directory(rt, who, directory_id)
+    report = test_directory(rt, directory_id)
+    return {
+        "ok": report.ok,
+        "server": report.server,
+        "detail": report.detail,
+        "paths": [{"path": p.path, "ok": p.ok, "detail": p.detail} for p in report.paths],
+    }
+
+
+@router.post("/directories/{directory_id}/sync_runs", status_code=202)
+def trigger_sync(
+    directory_id: str, rt: RuntimeDep, who: PrincipalDep, request: Request, body: SyncIn | None = None
+) -> dict[str, Any]:
+    _owned_directory(rt, who, directory_id)
+    body = body or SyncIn()
+    try:
+        future = request.app.state.runner.submit(
+            directory_id, trigger="api", dry_run=body.dry_run, force=body.force
+        )
+    except SyncBusy as exc:
+        raise ApiError(409, "sync_in_progress", str(exc)) from None
+    if not body.wait:
+        return {"status": "queued"}
+    result = future.result()
+    with rt.engine.connect() as conn:
+        return run_view(repo.get_run(conn, result.run_id))
+
+
+@router.get("/directories/{directory_id}/sync_runs")
+def list_runs(
+    directory_id: str, rt: RuntimeDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    _owned_directory(rt, who, directory_id)
+    with rt.engine.connect() as conn:
+        rows = repo.list_runs(conn, directory_id, limit)
+    return {"object": "list", "data": [run_view(r) for r in rows]}
+
+
+@router.get("/sync_runs/{run_id}")
+def get_run(
+    run_id: str,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    log_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    log_after: str | None = None,
+) -> dict[str, Any]:
+    with rt.engine.connect() as conn:
+        row = repo.get_run(conn, run_id)
+        check_org(who, row["organization_id"], "sync run", run_id)
+        entries = repo.run_log(conn, run_id, log_limit, log_after)
+    import json
+
+    log = [
+        {
+            "id": e["id"],
+            "change": e["change"],
+            "object_type": e["object_type"],
+            "object_id": e["object_id"],
+            "external_id": e["external_id"],
+            "detail": json.loads(e["detail"]),
+            "created_at": iso(e["created_at"]),
+        }
+        for e in entries
+    ]
+    return {**run_view(row), "log": log, "log_after": log[-1]["id"] if len(log) == log_limit else None}
+
+
+_ = ConfigError  # re-exported errors are handled in roster.api.errors

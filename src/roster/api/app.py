@@ -1,0 +1,50 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from roster import __version__
+from roster.api import admin, errors, workos
+from roster.api.sync_runner import SyncRunner
+from roster.runtime import Runtime
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.runner.shutdown()
+
+    app = FastAPI(
+        title="Roster",
+        version=__version__,
+        lifespan=lifespan,
+        description="Directory synchronization with a WorkOS-compatible API.",
+    )
+    app.state.runtime = rt
+    app.state.runner = SyncRunner(rt)
+    errors.install(app)
+    limit = rt.settings.max_request_bytes
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse(
+                {"code": "request_too_large", "message": f"request body is larger than {limit} bytes"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(workos.router)
+    app.include_router(admin.router)
+    return app

@@ -1,0 +1,396 @@
+"""The ``roster`` command. Every command takes ``--json``; failures exit non-zero with a message on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy.exc
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from roster.connectors.ldap.config import ConfigError
+from roster.crypto import SecretKeyMissing, generate_key_file
+from roster.directories import DirectorySpec, create_directory, sync_directory, test_directory
+from roster.runtime import Runtime, open_runtime
+from roster.settings import get_settings
+from roster.store import repo
+from roster.store.db import iso
+from roster.store.repo import NotFound
+from roster.sync.pipeline import Phase
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True)
+out = Console()
+
+
+class Failure(click.ClickException):
+    exit_code = 1
+
+
+def handle_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, ValueError) as exc:
+            raise click.UsageError(str(exc)) from None
+        except (NotFound, SecretKeyMissing) as exc:
+            raise Failure(str(exc.args[0] if exc.args else exc)) from None
+        except sqlalchemy.exc.OperationalError as exc:
+            raise Failure(f"the store at ROSTER_DATABASE_URL cannot be used: {exc.orig}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
+
+
+def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        text()
+
+
+def runtime() -> Runtime:
+    return open_runtime()
+
+
+@click.group()
+@click.version_option(package_name="roster")
+def main() -> None:
+    """Roster: keep your application in step with your customers' directories."""
+
+
+@main.command()
+@json_option
+@handle_errors
+def init(as_json: bool) -> None:
+    """Create the secret key (if none) and bring the store's schema up to date."""
+    settings = get_settings()
+    created = False if settings.secret_key else generate_key_file(settings.key_file)
+    open_runtime(settings)
+    data = {
+        "database_url": _safe_url(settings.database_url),
+        "key_file": str(settings.key_file),
+        "key_created": created,
+    }
+    where = "ROSTER_SECRET_KEY" if settings.secret_key else str(settings.key_file)
+    state = "created in" if created else "kept in"
+    emit(
+        as_json,
+        data,
+        lambda: click.echo(f"store ready at {data['database_url']}; secret key {state} {where}"),
+    )
+
+
+def _safe_url(url: str) -> str:
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def apikey() -> None:
+    """API keys (shown once, stored hashed)."""
+
+
+@apikey.command("create")
+@click.option("--org", "org_id", default=None, help="Scope the key to this organization; omit for admin.")
+@click.option("--name", default="api key", show_default=True)
+@json_option
+@handle_errors
+def apikey_create(org_id: str | None, name: str, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        row, secret = repo.create_api_key(conn, org_id, name)
+    data = {"id": row["id"], "organization_id": org_id, "name": name, "secret": secret}
+    emit(as_json, data, lambda: click.echo(f"{secret}\n(id {row['id']}; shown once, store it now)"))
+
+
+@main.group()
+def org() -> None:
+    """Organizations (your customers)."""
+
+
+@org.command("create")
+@click.argument("name")
+@click.option("--domain", default=None)
+@json_option
+@handle_errors
+def org_create(name: str, domain: str | None, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        row = repo.create_organization(conn, name, domain)
+    emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+@org.command("list")
+@json_option
+@handle_errors
+def org_list(as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        rows = repo.list_organizations(conn)
+
+    def text() -> None:
+        table = Table("id", "name", "domain")
+        for r in rows:
+            table.add_row(r["id"], r["name"], r["domain"] or "")
+        out.print(table)
+
+    emit(as_json, [_plain(r) for r in rows], text)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in row.items() if k != "secret"}
+
+
+@main.group()
+def directory() -> None:
+    """Directory connections."""
+
+
+def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        field, sep, attribute = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--map-{kind}: {pair!r} must be FIELD=ATTRIBUTE, e.g. email=userPrincipalName")
+        result[field.strip()] = attribute.strip()
+    return result
+
+
+@directory.command("create")
+@click.option("--org", "org_id", required=True)
+@click.option("--type", "dtype", type=click.Choice(["ldap", "active_directory"]), required=True)
+@click.option("--name", required=True)
+@click.option("--url", required=True, help="ldap://host[:port] or ldaps://host[:port]")
+@click.option("--bind-dn", required=True)
+@click.option(
+    "--bind-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the bind password (else env ROSTER_BIND_PASSWORD).",
+)
+@click.option(
+    "--search-path",
+    "search_paths",
+    multiple=True,
+    required=True,
+    help="Repeatable, e.g. 'CN=Users, DC=domain, DC=local'.",
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--start-tls", is_flag=True)
+@click.option("--insecure-skip-tls-verify", is_flag=True, help="Tests only: do not verify certificates.")
+@click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
+@click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
+@json_option
+@handle_errors
+def directory_create(
+    org_id: str,
+    dtype: str,
+    name: str,
+    url: str,
+    bind_dn: str,
+    bind_password_file: Path | None,
+    search_paths: tuple[str, ...],
+    ca_file: str | None,
+    start_tls: bool,
+    insecure_skip_tls_verify: bool,
+    map_user: tuple[str, ...],
+    map_group: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Add a directory to an organization (validated; the password is stored encrypted)."""
+    if bind_password_file is not None:
+        try:
+            password = bind_password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"bind_password_file: cannot read {bind_password_file}: {exc.strerror}"
+            ) from None
+    else:
+        password = get_settings().bind_password or ""
+    if not password:
+        raise ConfigError("bind_password: give --bind-password-file FILE or set ROSTER_BIND_PASSWORD")
+    rt = runtime()
+    row = create_directory(
+        rt,
+        DirectorySpec(
+            organization_id=org_id,
+            name=name,
+            type=dtype,
+            url=url,
+            bind_dn=bind_dn,
+            bind_password=password,
+            search_paths=search_paths,
+            ca_file=ca_file,
+            start_tls=start_tls,
+            insecure_skip_tls_verify=insecure_skip_tls_verify,
+            mapping={"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
+        ),
+    )
+    emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+@directory.command("list")
+@click.option("--org", "org_id", default=None)
+@json_option
+@handle_errors
+def directory_list(org_id: str | None, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        rows = repo.list_directories(conn, org_id)
+
+    def text() -> None:
+        table = Table("id", "organization", "name", "type", "state", "last sync")
+        for r in rows:
+            table.add_row(
+                r["id"],
+                r["organization_id"],
+                r["name"],
+                r["type"],
+                r["state"],
+                iso(r["last_sync_at"]) or "never",
+            )
+        out.print(table)
+
+    emit(as_json, [_plain(r) for r in rows], text)
+
+
+@directory.command("show")
+@click.argument("directory_id")
+@json_option
+@handle_errors
+def directory_show(directory_id: str, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+        meta = repo.directory_metadata(conn, directory_id)
+        runs = repo.list_runs(conn, directory_id, 5)
+    data = {**_plain(row), "metadata": meta, "recent_runs": [_plain(r) for r in runs]}
+
+    def text() -> None:
+        for key in ("id", "organization_id", "name", "type", "state"):
+            click.echo(f"{key:16} {row[key]}")
+        for key, value in row["config"].items():
+            click.echo(f"{key:16} {value}")
+        click.echo(f"{'users':16} {meta['users']['active']} active, {meta['users']['inactive']} inactive")
+        click.echo(f"{'groups':16} {meta['groups']}")
+        for r in runs:
+            click.echo(f"run {r['id']} {r['status']:9} {iso(r['started_at'])} {r['error'] or ''}")
+
+    emit(as_json, data, text)
+
+
+@directory.command("test")
+@click.argument("directory_id")
+@json_option
+@handle_errors
+def directory_test(directory_id: str, as_json: bool) -> None:
+    """Bind and look up every search path."""
+    report = test_directory(runtime(), directory_id)
+    data = {
+        "ok": report.ok,
+        "server": report.server,
+        "detail": report.detail,
+        "paths": [{"path": p.path, "ok": p.ok, "detail": p.detail} for p in report.paths],
+    }
+
+    def text() -> None:
+        click.echo(f"{'ok' if report.ok else 'FAILED'}: {report.server}: {report.detail}")
+        for p in report.paths:
+            click.echo(f"  {'ok ' if p.ok else 'BAD'} {p.path}: {p.detail}")
+
+    emit(as_json, data, text)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("directory_id")
+@click.option("--dry-run", is_flag=True, help="Show what would change; apply nothing.")
+@click.option("--force", is_flag=True, help="Apply even if the deletion guard objects.")
+@json_option
+@handle_errors
+def sync(directory_id: str, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Sync a directory now."""
+    rt = runtime()
+    show_progress = not as_json and err.is_terminal
+    if show_progress:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} entries"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("connecting", total=None)
+            result = sync_directory(
+                rt,
+                directory_id,
+                trigger="cli",
+                dry_run=dry_run,
+                force=force,
+                progress=Phase(
+                    phase=lambda name: bar.update(task, description=name),
+                    read=lambda n: bar.update(task, completed=n),
+                ),
+            )
+    else:
+        result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force)
+    data: dict[str, Any] = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "dry_run": dry_run,
+        "counts": result.counts,
+        "error": result.error,
+        "reason": result.error_reason,
+    }
+    if dry_run and result.changes is not None:
+        ch = result.changes
+        data["new_users"] = [
+            {"email": u.email, "name": u.name, "idp_id": u.external_id} for u in ch.users_created
+        ]
+        data["removed_users"] = [{"id": u.roster_id, "idp_id": u.external_id} for u in ch.users_removed]
+        data["skipped"] = [{"dn": s.dn, "reason": s.reason} for s in ch.skipped]
+
+    def text() -> None:
+        verb = "would change" if dry_run else "changed"
+        summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items() if v)
+        click.echo(f"run {result.run_id}: {result.status}; {verb}: {summary or 'nothing'}")
+        if dry_run:
+            for u in data.get("new_users", [])[:50]:
+                click.echo(f"  new account: {u['email']} ({u['name']})")
+            for u in data.get("removed_users", [])[:50]:
+                click.echo(f"  deleted from directory: {u['id']}")
+
+    emit(as_json, data, text)
+    if not result.ok:
+        err.print(f"[red]sync {result.status}:[/red] {result.error}", highlight=False)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Serve the API (WorkOS-compatible at /, admin at /api/v1)."""
+    import uvicorn
+
+    from roster.api.app import create_app
+
+    uvicorn.run(create_app(runtime()), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
