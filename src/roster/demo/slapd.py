@@ -117,13 +117,13 @@ class Slapd:
             if not self.ldaps_port:
                 self.ldaps_port = free_port()
             urls.append(self.ldaps_url + "/")
-        log = open(self.folder / "slapd.log", "ab")  # noqa: SIM115 - owned by the process
-        self._proc = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(self.conf), "-h", " ".join(urls)],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        with open(self.folder / "slapd.log", "ab") as log:
+            self._proc = subprocess.Popen(
+                [SLAPD, "-d", "0", "-f", str(self.conf), "-h", " ".join(urls)],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

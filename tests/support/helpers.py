@@ -1,0 +1,57 @@
+"""Small helpers shared by integration tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from roster.directories import DirectorySpec, create_directory
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.store.schema import directory_groups, directory_users, events, group_user_memberships
+
+
+def new_org(rt: Runtime, name: str = "Acme", domain: str | None = "example.com") -> str:
+    with rt.engine.begin() as conn:
+        return str(repo.create_organization(conn, name, domain)["id"])
+
+
+def ldap_directory(
+    rt: Runtime, org_id: str, url: str, bind_dn: str, password: str, paths: list[str], **kwargs: Any
+) -> str:
+    spec = DirectorySpec(
+        org_id, "Test LDAP", kwargs.pop("type", "ldap"), url, bind_dn, password, tuple(paths), **kwargs
+    )
+    return str(create_directory(rt, spec)["id"])
+
+
+def dump(rt: Runtime) -> dict[str, Any]:
+    """The whole directory cache, for before/after comparisons."""
+    with rt.engine.connect() as conn:
+        return {
+            t.name: sorted(tuple(r) for r in conn.execute(sa.select(t)))
+            for t in (directory_users, directory_groups, group_user_memberships, events)
+        }
+
+
+def users_by_uid(rt: Runtime, directory_id: str) -> dict[str, dict[str, Any]]:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(sa.select(directory_users).where(directory_users.c.directory_id == directory_id))
+        return {r.username: dict(r._mapping) for r in rows}
+
+
+def event_list(rt: Runtime, kind: str | None = None, after: str | None = None) -> list[dict[str, Any]]:
+    with rt.engine.connect() as conn:
+        q = sa.select(events).order_by(events.c.id)
+        if kind:
+            q = q.where(events.c.event == kind)
+        if after:
+            q = q.where(events.c.id > after)
+        return [{"id": r.id, "event": r.event, "data": json.loads(r.data)} for r in conn.execute(q)]
+
+
+def last_event_id(rt: Runtime) -> str | None:
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
