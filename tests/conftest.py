@@ -104,4 +104,5 @@ def sqlite_rt(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def pytest_report_header() -> str:
-    return f"slapd: {SLAPD if shutil.which('slapd') or Path(SLAPD).exists() else 'missing'}; postgres: {POSTGRES_URL}"
+    found = SLAPD if shutil.which("slapd") or Path(SLAPD).exists() else "missing"
+    return f"slapd: {found}; postgres: {POSTGRES_URL}"

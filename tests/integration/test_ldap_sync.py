@@ -132,7 +132,8 @@ def test_recreated_entry_is_a_new_user(rt: Runtime, slapd: Slapd, tree: Tree) ->
         from roster.store.schema import directory_users as u
 
         rows = conn.execute(sa.select(u.c.id, u.c.state).where(u.c.username == "ada").order_by(u.c.id)).all()
-    assert [tuple(r) for r in rows][0] == (old, "inactive") and rows[1][1] == "active"
+    assert [tuple(r) for r in rows] == [(old, "inactive"), (rows[1][0], "active")]
+    assert rows[1][0] != old
 
 
 def test_group_membership_and_group_changes(rt: Runtime, slapd: Slapd, tree: Tree) -> None:

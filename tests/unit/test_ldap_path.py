@@ -24,7 +24,8 @@ def test_valid_paths(text: str, dn: str) -> None:
         ("", "search path '': is empty; write it like 'CN=Users, DC=domain, DC=local'"),
         (
             "O=Acme, DC=local",
-            "search path 'O=Acme, DC=local': element 1 'O=Acme' has type 'O'; each element must be DC, CN or OU",
+            "search path 'O=Acme, DC=local': element 1 'O=Acme' has type 'O'; "
+            "each element must be DC, CN or OU",
         ),
         (
             "DC=domain, OU=Sales",
@@ -39,7 +40,8 @@ def test_valid_paths(text: str, dn: str) -> None:
         ("CN=Users,, DC=x", "search path 'CN=Users,, DC=x': element 2 is empty; remove the extra comma"),
         (
             "Users, DC=x",
-            "search path 'Users, DC=x': element 1 'Users' has no '='; each element is TYPE=value, e.g. OU=Sales",
+            "search path 'Users, DC=x': element 1 'Users' has no '='; "
+            "each element is TYPE=value, e.g. OU=Sales",
         ),
         ("CN=, DC=x", "search path 'CN=, DC=x': element 1 'CN=' has an empty value"),
     ],
