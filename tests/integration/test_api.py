@@ -1,0 +1,233 @@
+"""The HTTP API over a real uvicorn server on loopback, read by the official WorkOS SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from workos import WorkOSClient
+from workos._errors import AuthenticationError, NotFoundError
+
+from roster.api.app import create_app
+from roster.demo.slapd import Slapd
+from roster.directories import sync_directory
+from roster.runtime import Runtime
+from roster.store import repo
+from tests.support.helpers import ldap_directory, new_org
+from tests.support.ldap_tree import Tree
+from tests.support.servers import serve_app
+
+
+@dataclass
+class Api:
+    url: str
+    admin_key: str
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+@pytest.fixture
+def api(rt: Runtime) -> Iterator[Api]:
+    with rt.engine.begin() as conn:
+        _, admin = repo.create_api_key(conn, None, "admin")
+    with serve_app(create_app(rt)) as url:
+        yield Api(url, admin)
+
+
+def org_key(rt: Runtime, org_id: str) -> str:
+    with rt.engine.begin() as conn:
+        return repo.create_api_key(conn, org_id, "org")[1]
+
+
+def synced(rt: Runtime, slapd: Slapd, tree: Tree, users: int) -> tuple[str, str]:
+    dns = [tree.add_user(f"user{i:03d}", given=f"G{i}") for i in range(users)]
+    tree.add_group("everyone", dns)
+    tree.add_group("first", dns[:3])
+    org = new_org(rt)
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    return org, d
+
+
+def test_workos_sdk_reads_everything(rt: Runtime, api: Api, slapd: Slapd, tree: Tree) -> None:
+    org, d = synced(rt, slapd, tree, 260)
+    with WorkOSClient(api_key=org_key(rt, org), client_id="client_test", base_url=api.url) as sdk:
+        check_sdk(sdk, api, org, d)
+
+
+def check_sdk(sdk: WorkOSClient, api: Api, org: str, d: str) -> None:
+
+    emails = [u.email for u in sdk.directory_sync.list_users(directory=d, limit=100).auto_paging_iter()]
+    assert len(emails) == 260 and len(set(emails)) == 260  # auto-paging, no repeats
+    desc = sdk.directory_sync.list_users(directory=d, limit=5)
+    asc = sdk.directory_sync.list_users(directory=d, limit=5, order="asc")
+    assert [u.id for u in desc.data] == sorted((u.id for u in desc.data), reverse=True)
+    assert [u.id for u in asc.data] == sorted(u.id for u in asc.data)
+    assert desc.list_metadata.before is None and desc.list_metadata.after == desc.data[-1].id
+
+    directory = sdk.directory_sync.get_directory(d)
+    assert directory.state == "linked" and directory.organization_id == org
+    assert directory.metadata is not None and directory.metadata.users.active == 260
+    assert [x.id for x in sdk.directory_sync.list_directories(organization_id=org).data] == [d]
+
+    groups = {g.name: g for g in sdk.directory_sync.list_groups(directory=d).data}
+    assert set(groups) == {"everyone", "first"}
+    first = [u.username for u in sdk.directory_sync.list_users(group=groups["first"].id).auto_paging_iter()]
+    assert sorted(first) == ["user000", "user001", "user002"]
+    one = sdk.directory_sync.list_users(directory=d, email="USER001@example.com").data
+    assert [u.username for u in one] == ["user001"]
+    user = sdk.directory_sync.get_user(one[0].id)
+    assert user.first_name == "G1" and {g.name for g in user.groups or []} == {"everyone", "first"}
+    assert {g.name for g in sdk.directory_sync.list_groups(user=user.id).data} == {"everyone", "first"}
+    assert sdk.directory_sync.get_group(groups["first"].id).name == "first"
+
+    created = list(sdk.events.list_events(events=["dsync.user.created"], limit=100).auto_paging_iter())
+    assert len(created) == 260 and [e.id for e in created] == sorted(e.id for e in created)
+    assert created[0].data.email == "user000@example.com"
+    activated = sdk.events.list_events(events=["dsync.activated"], organization_id=org).data
+    assert len(activated) == 1 and activated[0].data.id == d
+
+    assert sdk.directory_sync.create_directory_sync(d).status == "queued"
+    with pytest.raises(NotFoundError):
+        sdk.directory_sync.get_user("directory_user_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    with (
+        WorkOSClient(api_key="sk_roster_wrong", client_id="x", base_url=api.url, max_retries=0) as bad,
+        pytest.raises(AuthenticationError),
+    ):
+        bad.directory_sync.list_directories()
+
+
+def test_cursor_pagination_both_ways(rt: Runtime, api: Api, slapd: Slapd, tree: Tree) -> None:
+    org, d = synced(rt, slapd, tree, 7)
+    with api.client(org_key(rt, org)) as http:
+        everything = [
+            u["id"]
+            for u in http.get("/directory_users", params={"directory": d, "limit": 100}).json()["data"]
+        ]
+        p1 = http.get("/directory_users", params={"directory": d, "limit": 3}).json()
+        p2 = http.get(
+            "/directory_users", params={"directory": d, "limit": 3, "after": p1["list_metadata"]["after"]}
+        ).json()
+        back = http.get(
+            "/directory_users", params={"directory": d, "limit": 3, "before": p2["list_metadata"]["before"]}
+        ).json()
+        normal = http.get("/directory_users", params={"directory": d, "limit": 3, "order": "normal"}).json()
+        older = http.get(
+            "/directory_users",
+            params={
+                "directory": d,
+                "limit": 3,
+                "order": "normal",
+                "before": normal["list_metadata"]["before"],
+            },
+        ).json()
+    ids = lambda page: [u["id"] for u in page["data"]]  # noqa: E731
+    assert ids(p1) + ids(p2) == everything[:6]
+    assert ids(back) == ids(p1)
+    assert back["list_metadata"]["before"] is None
+    assert ids(normal) == everything[:3] and ids(older) == everything[3:6]
+
+
+def test_organization_scoping_and_auth(rt: Runtime, api: Api, slapd: Slapd, tree: Tree) -> None:
+    org, d = synced(rt, slapd, tree, 2)
+    other = new_org(rt, "Other")
+    with api.client(org_key(rt, other)) as http:
+        assert http.get(f"/directories/{d}").status_code == 404
+        assert http.get("/directory_users", params={"directory": d}).status_code == 404
+        assert http.get("/directories").json()["data"] == []
+        assert http.get("/directory_users").json()["data"] == []
+        assert http.get("/events", params={"events": "dsync.user.created"}).json()["data"] == []
+        assert http.get("/directories", params={"organization_id": org}).status_code == 404
+        assert http.post(f"/directories/{d}/sync").status_code == 404
+        assert http.delete(f"/directories/{d}").status_code == 404
+        assert http.post("/api/v1/organizations", json={"name": "x"}).status_code == 403
+    with httpx.Client(base_url=api.url) as anon:
+        response = anon.get("/directories")
+        assert response.status_code == 401 and "missing API key" in response.json()["message"]
+    with api.client(api.admin_key) as admin:
+        assert len(admin.get("/directory_users").json()["data"]) == 2
+
+
+def test_bad_requests_are_clear_and_change_nothing(rt: Runtime, api: Api, slapd: Slapd) -> None:
+    org = new_org(rt)
+    body = {
+        "organization_id": org,
+        "name": "AD",
+        "type": "ldap",
+        "url": slapd.url,
+        "bind_dn": slapd.admin_dn,
+        "bind_password": "x",
+        "search_paths": ["DC=example, OU=People"],
+    }
+    with api.client(api.admin_key) as http:
+        r = http.post("/api/v1/directories", json=body)
+        assert r.status_code == 422
+        assert r.json()["message"].startswith("search_path: search path 'DC=example, OU=People': element 2")
+        r = http.post("/api/v1/directories", json={**body, "search_paths": ["DC=example"], "url": "http://x"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url"
+        r = http.post("/api/v1/directories", json={**body, "type": "novell"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "type"
+        r = http.post("/api/v1/directories", json={**body, "bogus": 1, "search_paths": ["DC=example"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "bogus"
+        r = http.post(
+            "/api/v1/directories",
+            content=b"{" + b" " * 2_000_000 + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 413
+        r = http.get("/directory_users", params={"limit": 101})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit"
+        r = http.get("/events")
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "events"
+        r = http.get(
+            "/events", params={"events": "dsync.user.created", "range_start": "2024-01-01T00:00:00+01:00"}
+        )
+        assert r.status_code == 422 and "range_start" in r.json()["message"]
+        assert http.get("/api/v1/directories").json()["data"] == []
+
+
+def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree: Tree) -> None:
+    tree.add_user("ada")
+    with api.client(api.admin_key) as http:
+        org = http.post("/api/v1/organizations", json={"name": "Acme", "domain": "acme.test"}).json()
+        key = http.post("/api/v1/api_keys", json={"organization_id": org["id"]}).json()["secret"]
+    with api.client(key) as http:
+        created = http.post(
+            "/api/v1/directories",
+            json={
+                "organization_id": org["id"],
+                "name": "LDAP",
+                "type": "ldap",
+                "url": slapd.url,
+                "bind_dn": slapd.admin_dn,
+                "bind_password": slapd.admin_password,
+                "search_paths": [tree.search_path],
+            },
+        )
+        assert created.status_code == 201, created.text
+        d = created.json()
+        assert d["state"] == "linking" and "bind_password" not in d and d["has_bind_password"]
+        test = http.post(f"/api/v1/directories/{d['id']}/test").json()
+        assert test["ok"] and test["paths"][0]["ok"]
+        dry = http.post(
+            f"/api/v1/directories/{d['id']}/sync_runs", json={"dry_run": True, "wait": True}
+        ).json()
+        assert dry["kind"] == "dry_run" and dry["counts"]["user_created"] == 1
+        run = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
+        assert run["status"] == "succeeded", run
+        shown = http.get(f"/api/v1/sync_runs/{run['id']}").json()
+        assert [e["change"] for e in shown["log"]] == ["user_created"]
+        assert len(http.get(f"/api/v1/directories/{d['id']}/sync_runs").json()["data"]) == 2
+        patched = http.patch(
+            f"/api/v1/directories/{d['id']}", json={"bind_password": "wrong", "name": "Renamed"}
+        )
+        assert patched.status_code == 200 and patched.json()["name"] == "Renamed"
+        failed = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
+        assert failed["status"] == "failed" and failed["error_reason"] == "invalid_credentials"
+        bad = http.patch(f"/api/v1/directories/{d['id']}", json={"search_paths": ["OU=x"]})
+        assert bad.status_code == 422 and "search_path" in bad.json()["message"]
+        assert http.delete(f"/api/v1/directories/{d['id']}").status_code == 204
+        assert http.get(f"/api/v1/directories/{d['id']}").status_code == 404
