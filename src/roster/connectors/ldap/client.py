@@ -8,8 +8,10 @@ Every libldap failure becomes a ConnectorError with a stable reason.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import ldap
 from ldap.controls import SimplePagedResultsControl
@@ -49,6 +51,15 @@ def translate(exc: ldap.LDAPError, action: str, server: str) -> ConnectorError:
     return ConnectorError(FailureReason.SEARCH_FAILED, f"{server} failed while {action}: {detail}")
 
 
+def _tcp_reachable(url: str, timeout: float) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 636), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 class LdapClient:
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
@@ -79,6 +90,15 @@ class LdapClient:
             if cfg.start_tls:
                 conn.start_tls_s()
             conn.simple_bind_s(cfg.bind_dn, cfg.bind_password)
+        except ldap.SERVER_DOWN as exc:
+            if cfg.url.startswith("ldaps://") and _tcp_reachable(cfg.url, cfg.connect_timeout):
+                raise ConnectorError(
+                    FailureReason.TLS,
+                    f"TLS with {cfg.url} failed: the server answers but the TLS handshake did not "
+                    f"complete (is its certificate signed by the CA in ca_file, for this host name?): "
+                    f"{_describe(exc)}",
+                ) from None
+            raise translate(exc, "connecting and binding", cfg.url) from None
         except ldap.LDAPError as exc:
             raise translate(exc, "connecting and binding", cfg.url) from None
         self._conn = conn

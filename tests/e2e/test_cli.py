@@ -1,0 +1,210 @@
+"""The `roster` command as a user runs it: a subprocess, a real slapd, a SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from roster.demo.slapd import Slapd, free_port
+from tests.support.ldap_tree import Tree
+
+ROSTER = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
+
+
+class Cli:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {
+            **os.environ,
+            "ROSTER_DATABASE_URL": f"sqlite:///{folder / 'roster.db'}",
+            "ROSTER_KEY_FILE": str(folder / "roster.key"),
+        }
+        self.env.pop("ROSTER_BIND_PASSWORD", None)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ROSTER, *args],
+            capture_output=True,
+            text=True,
+            cwd=self.folder,
+            env={**self.env, **(env or {})},
+            timeout=120,
+            check=False,
+        )
+
+    def ok(self, *args: str) -> Any:
+        result = self.run(*args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    c = Cli(tmp_path)
+    assert c.ok("init")["key_created"] is True
+    return c
+
+
+def make_directory(cli: Cli, slapd: Slapd, tree: Tree, password: str | None = None) -> tuple[str, str]:
+    org = cli.ok("org", "create", "Acme", "--domain", "example.com")["id"]
+    (cli.folder / "pw").write_text((password or slapd.admin_password) + "\n")
+    d = cli.ok(
+        "directory",
+        "create",
+        "--org",
+        org,
+        "--type",
+        "ldap",
+        "--name",
+        "Acme LDAP",
+        "--url",
+        slapd.url,
+        "--bind-dn",
+        slapd.admin_dn,
+        "--bind-password-file",
+        str(cli.folder / "pw"),
+        "--search-path",
+        tree.search_path,
+    )
+    return org, d["id"]
+
+
+def test_full_cli_flow(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    tree.add_group("eng", [tree.add_user("ada"), tree.add_user("bob")])
+    tree.add_user("ghost", mail=None)
+    _, d = make_directory(cli, slapd, tree)
+    assert cli.ok("directory", "test", d)["ok"] is True
+    dry = cli.ok("sync", d, "--dry-run")
+    assert dry["counts"]["user_created"] == 2 and {u["email"] for u in dry["new_users"]} == {
+        "ada@example.com",
+        "bob@example.com",
+    }
+    assert dry["skipped"][0]["reason"].startswith("no e-mail address")
+    run = cli.ok("sync", d)
+    assert run["status"] == "succeeded" and run["counts"]["user_created"] == 2
+    shown = cli.ok("directory", "show", d)
+    assert shown["state"] == "linked" and shown["metadata"]["users"]["active"] == 2
+    assert "secret" not in shown and "admin-secret" not in json.dumps(shown)
+    assert [x["id"] for x in cli.ok("directory", "list")] == [d]
+    text = cli.run("sync", d)
+    assert text.returncode == 0 and "succeeded; changed: skipped 1" in text.stdout
+
+
+def test_password_is_encrypted_at_rest(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    make_directory(cli, slapd, tree)
+    assert slapd.admin_password.encode() not in (cli.folder / "roster.db").read_bytes()
+
+
+def test_bad_search_path_is_refused_and_nothing_is_stored(cli: Cli, slapd: Slapd) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    result = cli.run(
+        "directory",
+        "create",
+        "--org",
+        org,
+        "--type",
+        "ldap",
+        "--name",
+        "x",
+        "--url",
+        slapd.url,
+        "--bind-dn",
+        slapd.admin_dn,
+        "--search-path",
+        "OU=People, DC=example, CN=Users",
+        env={"ROSTER_BIND_PASSWORD": "pw"},
+    )
+    assert result.returncode == 2
+    assert "search_path: search path 'OU=People, DC=example, CN=Users': element 3 'CN=Users'" in result.stderr
+    assert cli.ok("directory", "list") == []
+
+
+def test_missing_password_and_bad_url_name_the_field(cli: Cli, slapd: Slapd) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    base = [
+        "directory",
+        "create",
+        "--org",
+        org,
+        "--type",
+        "ldap",
+        "--name",
+        "x",
+        "--bind-dn",
+        "cn=x",
+        "--search-path",
+        "DC=example, DC=com",
+    ]
+    no_pw = cli.run(*base, "--url", slapd.url)
+    assert no_pw.returncode == 2 and "bind_password:" in no_pw.stderr
+    bad_url = cli.run(*base, "--url", "https://example.com", env={"ROSTER_BIND_PASSWORD": "x"})
+    assert (
+        bad_url.returncode == 2
+        and "url: 'https://example.com' must start with ldap:// or ldaps://" in bad_url.stderr
+    )
+    assert cli.ok("directory", "list") == []
+
+
+def test_wrong_password_exits_non_zero_with_the_reason(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    tree.add_user("ada")
+    _, d = make_directory(cli, slapd, tree, password="wrong")
+    result = cli.run("sync", d, "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["reason"] == "invalid_credentials"
+    assert "invalid credentials" in result.stderr
+    test = cli.run("directory", "test", d)
+    assert test.returncode == 1 and "FAILED" in test.stdout
+
+
+def test_unknown_directory(cli: Cli) -> None:
+    result = cli.run("sync", "directory_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    assert (
+        result.returncode == 1
+        and "directory 'directory_01ARZ3NDEKTSV4RRFFQ69G5FAV' not found" in result.stderr
+    )
+
+
+def test_serve_answers_with_an_api_key(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    tree.add_user("ada")
+    org, d = make_directory(cli, slapd, tree)
+    cli.ok("sync", d)
+    key = cli.ok("apikey", "create", "--org", org)["secret"]
+    port = free_port()
+    server = subprocess.Popen(
+        [ROSTER, "serve", "--port", str(port)],
+        cwd=cli.folder,
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "roster serve did not start"
+                time.sleep(0.1)
+        users = httpx.get(
+            f"{base}/directory_users",
+            params={"directory": d},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
+        assert [u["email"] for u in users["data"]] == ["ada@example.com"]
+    finally:
+        server.terminate()
+        server.wait(15)
+        assert server.stderr is not None
+        server.stderr.close()

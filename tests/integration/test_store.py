@@ -1,0 +1,104 @@
+"""The store on SQLite and PostgreSQL: migrations match the tables; a failed apply leaves nothing."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import roster.sync.pipeline as pipeline
+from roster.connectors.base import ConnectorError, FailureReason, Progress
+from roster.domain.mapping import AttributeMapping, decode_attributes, map_user
+from roster.domain.records import DirectoryUser, Snapshot
+from roster.domain.snapshot import SnapshotBuilder
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.store.db import migrate
+from roster.store.schema import metadata
+from roster.sync.pipeline import run_sync
+from tests.support.helpers import dump, new_org
+
+
+def test_migrations_produce_exactly_the_declared_schema(rt: Runtime) -> None:
+    migrate(rt.engine)  # a second upgrade is a no-op
+    with rt.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+class StaticConnector:
+    """An in-memory connector (pure test double): returns a fixed snapshot, or fails."""
+
+    def __init__(self, snapshot: Snapshot | None = None, error: ConnectorError | None = None) -> None:
+        self._snapshot, self._error = snapshot, error
+
+    def snapshot(self, progress: Progress | None = None) -> Snapshot:
+        if self._error is not None:
+            raise self._error
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def test(self) -> object:  # pragma: no cover - not used here
+        raise NotImplementedError
+
+
+def people(n: int, title: str = "t") -> Snapshot:
+    b = SnapshotBuilder()
+    for i in range(n):
+        attrs = {"mail": [f"p{i}@x.io".encode()], "title": [title.encode()], "uid": [f"p{i}".encode()]}
+        user = map_user(f"ext-{i}", f"uid=p{i},dc=x", True, decode_attributes(attrs), AttributeMapping())
+        assert isinstance(user, DirectoryUser)
+        b.add_user(user)
+    return b.build()
+
+
+def directory(rt: Runtime) -> str:
+    with rt.engine.begin() as conn:
+        row = repo.create_directory(
+            conn,
+            new_org(rt),
+            "d",
+            "ldap",
+            {"url": "ldap://x", "bind_dn": "cn=x", "search_paths": ["DC=x"]},
+            None,
+        )
+    return str(row["id"])
+
+
+def test_a_crash_while_applying_leaves_the_previous_state(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = directory(rt)
+    assert run_sync(rt.engine, d, StaticConnector(people(5))).ok
+    before = dump(rt)
+
+    real = pipeline.apply_changes
+
+    def explode(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # type: ignore[arg-type]  # every row written, then the crash
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pipeline, "apply_changes", explode)
+    result = run_sync(rt.engine, d, StaticConnector(people(8, title="new")))
+    assert result.status == "failed" and "disk on fire" in (result.error or "")
+    assert dump(rt) == before
+    with rt.engine.connect() as conn:
+        assert repo.get_run(conn, result.run_id)["status"] == "failed"
+
+
+def test_a_connector_failure_is_recorded_with_its_reason(rt: Runtime) -> None:
+    d = directory(rt)
+    result = run_sync(rt.engine, d, StaticConnector(error=ConnectorError(FailureReason.TIMEOUT, "slow")))
+    assert (result.status, result.error_reason, result.error) == ("failed", "timeout", "slow")
+    with rt.engine.connect() as conn:
+        (run,) = repo.list_runs(conn, d)
+        assert repo.get_directory(conn, d)["state"] == "linking"
+    assert run["status"] == "failed" and run["finished_at"] is not None
+
+
+def test_large_change_sets_apply_in_bulk(rt: Runtime) -> None:
+    d = directory(rt)
+    assert run_sync(rt.engine, d, StaticConnector(people(3000))).ok
+    second = run_sync(rt.engine, d, StaticConnector(people(3000, title="changed")))
+    assert second.ok and second.counts["user_updated"] == 3000
+    assert run_sync(rt.engine, d, StaticConnector(people(3000, title="changed"))).counts["user_updated"] == 0
