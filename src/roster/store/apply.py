@@ -8,6 +8,7 @@ ORM round trip per object.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -185,25 +186,21 @@ def apply_changes(
         conn.execute(sa.insert(g), rows)
     if changes.groups_updated:
         w.need_groups({c.previous.roster_id for c in changes.groups_updated})
-        params = []
-        for change in changes.groups_updated:
-            rid = change.previous.roster_id
-            before = group_payload(w.groups[rid], raw=False)
-            cols = _group_columns(change.record)
-            w.groups[rid] = {**w.groups[rid], **cols, "updated_at": now}
-            w._group_json.pop(rid, None)
-            after = group_payload(w.groups[rid], raw=False)
-            prev = previous_attributes(before, after, GROUP_EVENT_FIELDS)
-            params.append({"b_id": rid, **cols, "updated_at": now})
-            w.event("dsync.group.updated", _dumps({**after, "previous_attributes": prev}))
-            w.note(
-                ChangeKind.GROUP_UPDATED,
-                "group",
-                rid,
-                change.record.external_id,
-                {"previous": prev},
-            )
-        conn.execute(sa.update(g).where(g.c.id == sa.bindparam("b_id")), params)
+        _write_updates(
+            w,
+            g,
+            w.groups,
+            w._group_json,
+            [
+                (c.previous.roster_id, c.record.external_id, _group_columns(c.record))
+                for c in changes.groups_updated
+            ],
+            group_payload,
+            GROUP_EVENT_FIELDS,
+            "dsync.group.updated",
+            ChangeKind.GROUP_UPDATED,
+            "group",
+        )
 
     # Users created and updated
     if changes.users_created:
@@ -228,19 +225,21 @@ def apply_changes(
         conn.execute(sa.insert(u), rows)
     if changes.users_updated:
         w.need_users({c.previous.roster_id for c in changes.users_updated})
-        params = []
-        for uchange in changes.users_updated:
-            rid = uchange.previous.roster_id
-            before = user_payload(w.users[rid], raw=False)
-            cols = _user_columns(uchange.record)
-            w.users[rid] = {**w.users[rid], **cols, "updated_at": now}
-            w._user_json.pop(rid, None)
-            after = user_payload(w.users[rid], raw=False)
-            prev = previous_attributes(before, after, USER_EVENT_FIELDS)
-            params.append({"b_id": rid, **cols, "updated_at": now})
-            w.event("dsync.user.updated", _dumps({**after, "previous_attributes": prev}))
-            w.note(ChangeKind.USER_UPDATED, "user", rid, uchange.record.external_id, {"previous": prev})
-        conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
+        _write_updates(
+            w,
+            u,
+            w.users,
+            w._user_json,
+            [
+                (c.previous.roster_id, c.record.external_id, _user_columns(c.record))
+                for c in changes.users_updated
+            ],
+            user_payload,
+            USER_EVENT_FIELDS,
+            "dsync.user.updated",
+            ChangeKind.USER_UPDATED,
+            "user",
+        )
 
     # Memberships
     _apply_memberships(w, changes, user_ids, group_ids)
@@ -305,6 +304,33 @@ def apply_changes(
             {"dn": skipped.dn, "reason": skipped.reason},
         )
     w.flush()
+
+
+def _write_updates(
+    w: _Writer,
+    table: sa.Table,
+    rows: dict[str, dict[str, Any]],
+    cached_json: dict[str, str],
+    updates: list[tuple[str, str, dict[str, Any]]],
+    payload: Callable[..., dict[str, Any]],
+    fields: tuple[str, ...],
+    event: str,
+    change: ChangeKind,
+    object_type: str,
+) -> None:
+    """Update rows in bulk; emit ``*.updated`` events carrying ``previous_attributes``."""
+    now = w.now
+    params = []
+    for rid, ext, cols in updates:
+        before = payload(rows[rid], raw=False)
+        rows[rid] = {**rows[rid], **cols, "updated_at": now}
+        cached_json.pop(rid, None)
+        after = payload(rows[rid], raw=False)
+        prev = previous_attributes(before, after, fields)
+        params.append({"b_id": rid, **cols, "updated_at": now})
+        w.event(event, _dumps({**after, "previous_attributes": prev}))
+        w.note(change, object_type, rid, ext, {"previous": prev})
+    w.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
 
 
 def _apply_memberships(
