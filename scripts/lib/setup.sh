@@ -57,3 +57,13 @@ ensure_postgres() {
   fi
   echo "PostgreSQL is not reachable on 127.0.0.1:5432; its tests will skip (or fail under CI=true)" >&2
 }
+
+stop_system_directory_services() {
+  # Debian may start its packaged slapd or samba on install; Roster's tests run their own instances,
+  # and Samba needs the fixed ports 389/636/3268/3269 on loopback.
+  for svc in slapd samba-ad-dc samba smbd nmbd winbind; do
+    if command -v service >/dev/null && service "$svc" status >/dev/null 2>&1; then
+      as_root service "$svc" stop >/dev/null 2>&1 || true
+    fi
+  done
+}
