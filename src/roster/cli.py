@@ -191,6 +191,12 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 @click.option("--insecure-skip-tls-verify", is_flag=True, help="Tests only: do not verify certificates.")
 @click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
 @click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
+@click.option(
+    "--member-range-size",
+    type=click.IntRange(1, 100000),
+    default=None,
+    help="Read group members in ranges of this size (Active Directory style).",
+)
 @json_option
 @handle_errors
 def directory_create(
@@ -206,6 +212,7 @@ def directory_create(
     insecure_skip_tls_verify: bool,
     map_user: tuple[str, ...],
     map_group: tuple[str, ...],
+    member_range_size: int | None,
     as_json: bool,
 ) -> None:
     """Add a directory to an organization (validated; the password is stored encrypted)."""
@@ -235,6 +242,7 @@ def directory_create(
             start_tls=start_tls,
             insecure_skip_tls_verify=insecure_skip_tls_verify,
             mapping={"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
+            member_range_size=member_range_size,
         ),
     )
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))

@@ -31,6 +31,7 @@ class DirectorySpec:
     start_tls: bool = False
     insecure_skip_tls_verify: bool = False
     mapping: Mapping[str, Mapping[str, str]] | None = None
+    member_range_size: int | None = None
 
 
 def check_spec(spec: DirectorySpec) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
             start_tls=spec.start_tls,
             insecure_skip_tls_verify=spec.insecure_skip_tls_verify,
             mapping=attribute_mapping,
+            member_range_size=spec.member_range_size,
         )
     )
     return {
@@ -68,6 +70,7 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
         "start_tls": spec.start_tls,
         "insecure_skip_tls_verify": spec.insecure_skip_tls_verify,
         "mapping": {k: dict(v) for k, v in mapping.items()},
+        "member_range_size": spec.member_range_size,
     }
 
 

@@ -51,6 +51,9 @@ class DirectoryIn(Strict):
     start_tls: bool = False
     insecure_skip_tls_verify: bool = Field(default=False, description="Tests only: no TLS verification.")
     mapping: Mapping_ | None = None
+    member_range_size: int | None = Field(
+        default=None, ge=1, le=100000, description="Read group members in ranges of this size (AD style)."
+    )
 
 
 class DirectoryPatch(Strict):
@@ -63,6 +66,7 @@ class DirectoryPatch(Strict):
     start_tls: bool | None = None
     insecure_skip_tls_verify: bool | None = None
     mapping: Mapping_ | None = None
+    member_range_size: int | None = Field(default=None, ge=1, le=100000)
 
 
 class SyncIn(Strict):
@@ -171,6 +175,7 @@ def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> d
         start_tls=body.start_tls,
         insecure_skip_tls_verify=body.insecure_skip_tls_verify,
         mapping=body.mapping.model_dump() if body.mapping else None,
+        member_range_size=body.member_range_size,
     )
     return directory_view(create_directory(rt, spec))
 
@@ -214,6 +219,7 @@ def update_directory(
         start_tls=bool(cfg.get("start_tls")),
         insecure_skip_tls_verify=bool(cfg.get("insecure_skip_tls_verify")),
         mapping=cfg.get("mapping"),
+        member_range_size=cfg.get("member_range_size"),
     )
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}

@@ -18,6 +18,7 @@ class ChangeKind(StrEnum):
     MEMBER_ADDED = "member_added"
     MEMBER_REMOVED = "member_removed"
     SKIPPED = "skipped"
+    NOTE = "note"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,17 @@ class ChangeSet:
     members_added: tuple[tuple[str, str], ...] = ()  # (group external id, member external id)
     members_removed: tuple[tuple[str, str], ...] = ()
     skipped: tuple[Skipped, ...] = field(default=())
+    ignored_members: int = 0
+    foreign_members: int = 0
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        notes = []
+        if self.ignored_members:
+            notes.append(f"{self.ignored_members} group member(s) outside the search paths were ignored")
+        if self.foreign_members:
+            notes.append(f"{self.foreign_members} foreign security principal(s) were ignored")
+        return tuple(notes)
 
     @property
     def deactivations(self) -> int:
@@ -80,4 +92,6 @@ class ChangeSet:
             ChangeKind.MEMBER_ADDED: len(self.members_added),
             ChangeKind.MEMBER_REMOVED: len(self.members_removed),
             ChangeKind.SKIPPED: len(self.skipped),
+            "ignored_members": self.ignored_members,
+            "foreign_members": self.foreign_members,
         }

@@ -122,6 +122,7 @@ def map_user(
     active: bool,
     decoded: Mapping[str, list[str]],
     mapping: AttributeMapping,
+    custom: Mapping[str, object] | None = None,
 ) -> DirectoryUser | Skipped:
     lower = {k.lower(): v for k, v in decoded.items()}
     fields = {name: _first(lower, attrs) for name, attrs in mapping.user.items()}
@@ -136,6 +137,7 @@ def map_user(
         given = " ".join(p for p in (fields["first_name"], fields["last_name"]) if p)
         name = given or _first(lower, ("cn",))
     raw = canonical_json(decoded)
+    custom_json = json.dumps(custom or {}, sort_keys=True, separators=(",", ":"))
     digest = content_hash(
         email,
         name,
@@ -147,6 +149,7 @@ def map_user(
         active,
         dn,
         raw,
+        custom_json,
     )
     return DirectoryUser(
         external_id=external_id,
@@ -161,6 +164,7 @@ def map_user(
         active=active,
         raw_json=raw,
         content_hash=digest,
+        custom_json=custom_json,
     )
 
 
@@ -174,7 +178,9 @@ def map_group(
     lower = {k.lower(): v for k, v in decoded.items()}
     name = _first(lower, mapping.group["name"]) or _first(lower, ("cn",)) or dn
     description = _first(lower, mapping.group["description"])
-    raw = canonical_json({k: v for k, v in decoded.items() if k.lower() not in _MEMBER_ATTRIBUTES})
+    raw = canonical_json(
+        {k: v for k, v in decoded.items() if k.lower().split(";", 1)[0] not in _MEMBER_ATTRIBUTES}
+    )
     return DirectoryGroup(
         external_id=external_id,
         dn=dn,

@@ -53,4 +53,6 @@ def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
         members_added=tuple(sorted(snapshot.memberships - cached.memberships)),
         members_removed=tuple(sorted(cached.memberships - snapshot.memberships)),
         skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn))),
+        ignored_members=snapshot.ignored_members,
+        foreign_members=snapshot.foreign_members,
     )

@@ -28,6 +28,7 @@ class DirectoryUser:
     active: bool
     raw_json: str
     content_hash: str
+    custom_json: str = "{}"  # vendor state worth showing (AD: locked, password_expired, flags...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class Snapshot:
     groups: Mapping[str, DirectoryGroup]
     memberships: frozenset[tuple[str, str]]
     skipped: tuple[Skipped, ...] = ()
+    ignored_members: int = 0  # member values naming nothing inside the search paths
+    foreign_members: int = 0  # foreign security principals (members from other domains)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from roster.domain.mapping import normalize_dn
 from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot
 
@@ -14,6 +16,8 @@ class SnapshotBuilder:
         self.groups: dict[str, DirectoryGroup] = {}
         self.skipped: dict[str, Skipped] = {}
         self._dn_index: dict[str, str] = {}
+        self._group_keys: dict[str, str] = {}  # e.g. a group's SID -> its external id
+        self._primary: list[tuple[str, str]] = []  # (user external id, group key)
 
     def add_user(self, user: DirectoryUser) -> None:
         self.users[user.external_id] = user
@@ -26,20 +30,42 @@ class SnapshotBuilder:
     def add_skipped(self, skipped: Skipped) -> None:
         self.skipped[skipped.external_id] = skipped
 
+    def set_group_key(self, group_ext: str, key: str) -> None:
+        """A second name for a group that users can refer to (AD: the group's SID)."""
+        self._group_keys[key] = group_ext
+
+    def add_primary_group(self, user_ext: str, key: str) -> None:
+        """A membership the group does not list (AD: the user's primaryGroupID)."""
+        self._primary.append((user_ext, key))
+
     def __len__(self) -> int:
         return len(self.users) + len(self.groups) + len(self.skipped)
 
-    def build(self) -> Snapshot:
+    def build(self, is_foreign: Callable[[str], bool] = lambda _dn: False) -> Snapshot:
+        """Resolve member DNs; count members outside the search paths and foreign principals."""
         index = self._dn_index
+        skipped_dns = {normalize_dn(s.dn) for s in self.skipped.values()}
         memberships: set[tuple[str, str]] = set()
+        ignored = foreign = 0
         for ext, group in self.groups.items():
             for dn in group.member_dns:
                 member = index.get(dn)
-                if member is not None and member != ext:
-                    memberships.add((ext, member))
+                if member is not None:
+                    if member != ext:
+                        memberships.add((ext, member))
+                elif is_foreign(dn):
+                    foreign += 1
+                elif dn not in skipped_dns:
+                    ignored += 1
+        for user_ext, key in self._primary:
+            group_ext = self._group_keys.get(key)
+            if group_ext is not None and user_ext in self.users:
+                memberships.add((group_ext, user_ext))
         return Snapshot(
             users=self.users,
             groups=self.groups,
             memberships=frozenset(memberships),
             skipped=tuple(self.skipped.values()),
+            ignored_members=ignored,
+            foreign_members=foreign,
         )

@@ -70,7 +70,7 @@ def user_payload(
 
 
 def _custom(row: Mapping[str, Any]) -> dict[str, Any]:
-    custom: dict[str, Any] = {}
+    custom: dict[str, Any] = json.loads(row.get("custom_attributes") or "{}")
     if row.get("phone"):
         custom["phone_number"] = row["phone"]
     custom["distinguished_name"] = row["dn"]

@@ -63,6 +63,7 @@ def _user_columns(record: DirectoryUser) -> dict[str, Any]:
         "state": "active" if record.active else "inactive",
         "present": True,
         "raw_attributes": record.raw_json,
+        "custom_attributes": record.custom_json,
         "content_hash": record.content_hash,
     }
 
@@ -295,6 +296,8 @@ def apply_changes(
                 {"name": w.groups[rid]["name"]},
             )
 
+    for note in changes.notes:
+        w.note(ChangeKind.NOTE, "run", None, None, {"note": note})
     for skipped in changes.skipped:
         w.note(
             ChangeKind.SKIPPED,

@@ -96,6 +96,7 @@ directory_users = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("present", sa.Boolean, nullable=False),
     sa.Column("raw_attributes", sa.Text, nullable=False),
+    sa.Column("custom_attributes", sa.Text, nullable=False, server_default="{}"),
     sa.Column("content_hash", sa.String(32), nullable=False),
     _ts("created_at"),
     _ts("updated_at"),

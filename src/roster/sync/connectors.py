@@ -30,6 +30,7 @@ def ldap_config(directory: Mapping[str, Any], box: SecretBox, settings: Settings
         connect_timeout=settings.ldap_connect_timeout,
         operation_timeout=settings.ldap_operation_timeout,
         page_size=settings.ldap_page_size,
+        member_range_size=cfg.get("member_range_size"),
         mapping=AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group")),
     )
 

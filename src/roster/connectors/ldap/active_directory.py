@@ -1,16 +1,28 @@
-"""Microsoft Active Directory: user/group classes, objectGUID identity, userAccountControl."""
+"""Microsoft Active Directory: user/group classes, objectGUID identity, account state, primary groups."""
 
 from __future__ import annotations
 
+import struct
 import uuid
 from dataclasses import dataclass
 from enum import IntFlag
 
-from roster.connectors.ldap.flavours import Kind, RawEntry, first_value, object_classes
+from roster.connectors.ldap.flavours import (
+    Context,
+    EntryReader,
+    Kind,
+    RawEntry,
+    first_value,
+    int_value,
+    object_classes,
+)
+
+FILETIME_EPOCH_OFFSET = 11_644_473_600  # seconds from 1601-01-01 to 1970-01-01
+NEVER = 0x7FFFFFFFFFFFFFFF
 
 
 class UserAccountControl(IntFlag):
-    """Bits of ``userAccountControl`` (MS-ADTS 2.2.16)."""
+    """Bits of ``userAccountControl`` and ``msDS-User-Account-Control-Computed`` (MS-ADTS 2.2.16)."""
 
     SCRIPT = 0x0001
     ACCOUNTDISABLE = 0x0002
@@ -41,11 +53,37 @@ def guid_to_str(raw: bytes) -> str:
     return str(uuid.UUID(bytes_le=raw))
 
 
+def sid_to_str(raw: bytes) -> str:
+    """A binary SID (MS-DTYP 2.4.2) as ``S-1-5-21-...``."""
+    if len(raw) < 8:
+        raise ValueError("SID too short")
+    revision, count = raw[0], raw[1]
+    authority = int.from_bytes(raw[2:8], "big")
+    if len(raw) != 8 + 4 * count:
+        raise ValueError("SID length does not match its sub-authority count")
+    subs = struct.unpack(f"<{count}I", raw[8:])
+    return "S-" + "-".join(str(p) for p in (revision, authority, *subs))
+
+
+def filetime(now: float) -> int:
+    return int((now + FILETIME_EPOCH_OFFSET) * 10_000_000)
+
+
+def _sid(entry: RawEntry) -> str | None:
+    value = first_value(entry, "objectSid")
+    if value is None:
+        return None
+    try:
+        return sid_to_str(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ActiveDirectory:
     name: str = "active_directory"
     search_filter: str = "(|(&(objectCategory=person)(objectClass=user))(objectClass=group))"
-    attributes: tuple[str, ...] = ("*",)
+    attributes: tuple[str, ...] = ("*", "msDS-User-Account-Control-Computed")
     binary_attributes: frozenset[str] = frozenset(
         {
             "objectguid",
@@ -54,6 +92,9 @@ class ActiveDirectory:
             "jpegphoto",
             "usercertificate",
             "msexchmailboxguid",
+            "sidhistory",
+            "logonhours",
+            "msds-generationid",
         }
     )
     member_attributes: tuple[str, ...] = ("member",)
@@ -71,14 +112,51 @@ class ActiveDirectory:
         return guid_to_str(value) if value is not None and len(value) == 16 else None
 
     def is_active(self, entry: RawEntry, today: int) -> bool:
-        value = first_value(entry, "userAccountControl")
-        if value is None:
-            return True
-        try:
-            flags = UserAccountControl(int(value))
-        except ValueError:
-            return True
+        flags = UserAccountControl(int_value(entry, "userAccountControl") & 0x7FFFFFFF)
         return UserAccountControl.ACCOUNTDISABLE not in flags
+
+    def read_context(self, reader: EntryReader) -> Context:
+        root = reader.read("", ["defaultNamingContext"]) or {}
+        naming = (root.get("defaultNamingContext") or [b""])[0].decode()
+        domain = reader.read(naming, ["lockoutDuration"]) if naming else None
+        raw = int_value(domain or {}, "lockoutDuration")
+        # Stored negative, in 100 ns; 0 or the smallest value mean "until an administrator unlocks".
+        duration = None if raw in (0, -(2**63)) else abs(raw)
+        return {"lockout_duration": duration}
+
+    def user_status(self, entry: RawEntry, now: float, context: Context) -> dict[str, object]:
+        uac = UserAccountControl(int_value(entry, "userAccountControl") & 0x7FFFFFFF)
+        computed = UserAccountControl(int_value(entry, "msDS-User-Account-Control-Computed") & 0x7FFFFFFF)
+        now_ft = filetime(now)
+        lockout_time = int_value(entry, "lockoutTime")
+        duration = context.get("lockout_duration")
+        locked = UserAccountControl.LOCKOUT in computed or (
+            lockout_time > 0 and (duration is None or lockout_time + duration > now_ft)
+        )
+        must_change = (
+            first_value(entry, "pwdLastSet") == b"0" and UserAccountControl.DONT_EXPIRE_PASSWORD not in uac
+        )
+        expires = int_value(entry, "accountExpires")
+        return {
+            "locked": locked,
+            "password_expired": UserAccountControl.PASSWORD_EXPIRED in computed or must_change,
+            "must_change_password": must_change,
+            "account_expired": 0 < expires < NEVER and expires < now_ft,
+            "user_account_control": [f.name for f in UserAccountControl if f in uac | computed],
+            "object_sid": _sid(entry),
+        }
+
+    def primary_group(self, entry: RawEntry) -> str | None:
+        sid, rid = _sid(entry), int_value(entry, "primaryGroupID")
+        if sid is None or not rid:
+            return None
+        return sid.rsplit("-", 1)[0] + f"-{rid}"
+
+    def group_key(self, entry: RawEntry) -> str | None:
+        return _sid(entry)
+
+    def is_foreign(self, normalized_dn: str) -> bool:
+        return ",cn=foreignsecurityprincipals," in normalized_dn
 
 
 ACTIVE_DIRECTORY = ActiveDirectory()

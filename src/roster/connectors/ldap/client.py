@@ -19,7 +19,8 @@ from ldap.controls import SimplePagedResultsControl
 from roster.connectors.base import ConnectorError, FailureReason
 from roster.connectors.ldap.config import LdapConfig
 
-Entry = tuple[str, dict[str, list[bytes]]]
+RawAttrs = dict[str, list[bytes]]
+Entry = tuple[str, RawAttrs]
 _PAGED = SimplePagedResultsControl.controlType
 
 
@@ -123,6 +124,46 @@ class LdapClient:
         except ldap.LDAPError as exc:
             raise translate(exc, f"reading {dn}", self.config.url) from None
         return True
+
+    def read(self, dn: str, attributes: Sequence[str]) -> dict[str, list[bytes]] | None:
+        """One entry (base scope), or None when it does not exist. ``dn=""`` reads the root DSE."""
+        try:
+            found = self._conn.search_ext_s(
+                dn,
+                ldap.SCOPE_BASE,
+                "(objectClass=*)",
+                list(attributes),
+                timeout=self.config.operation_timeout,
+            )
+        except ldap.NO_SUCH_OBJECT:
+            return None
+        except ldap.LDAPError as exc:
+            raise translate(exc, f"reading {dn or 'the root DSE'}", self.config.url) from None
+        for entry_dn, attrs in found:
+            if entry_dn is not None:
+                return dict(attrs)
+        return None
+
+    def read_ranged(self, dn: str, attribute: str, start: int) -> list[bytes]:
+        """The values of ``attribute`` from index ``start`` on, following AD's range retrieval
+        (``member;range=1500-2999``, ... ``member;range=4500-*``)."""
+        values: list[bytes] = []
+        prefix = attribute.lower() + ";range="
+        while True:
+            entry = self.read(dn, [f"{attribute};range={start}-*"])
+            if entry is None:
+                raise ConnectorError(
+                    FailureReason.SEARCH_FAILED, f"{dn} vanished while reading its {attribute}"
+                )
+            found = [(k, v) for k, v in entry.items() if k.lower().startswith(prefix)]
+            if not found:
+                return values  # nothing beyond start
+            key, chunk = found[0]
+            values.extend(chunk)
+            high = key.lower()[len(prefix) :].split("-", 1)[1]
+            if high == "*":
+                return values
+            start = int(high) + 1
 
     def paged_search(self, base: str, filterstr: str, attributes: Sequence[str]) -> Iterator[Entry]:
         """Every entry of the subtree at ``base``; raises ConnectorError on any failure."""

@@ -27,6 +27,7 @@ class LdapConfig:
     connect_timeout: float = 10.0
     operation_timeout: float = 120.0
     page_size: int = 1000
+    member_range_size: int | None = None  # ask for group members in ranges of this size (AD style)
     mapping: AttributeMapping = field(default_factory=AttributeMapping)
 
     @property
@@ -69,6 +70,8 @@ def validate(config: LdapConfig) -> LdapConfig:
         raise ConfigError(f"ca_file: {config.ca_file!r} is not a readable file")
     if config.start_tls and config.url.startswith("ldaps://"):
         raise ConfigError("start_tls: not with ldaps:// (the connection is already TLS)")
+    if config.member_range_size is not None and not 1 <= config.member_range_size <= 100000:
+        raise ConfigError("member_range_size: must be between 1 and 100000")
     if not 1 <= config.page_size <= 10000:
         raise ConfigError("page_size: must be between 1 and 10000")
     return config

@@ -1,9 +1,16 @@
-"""The LDAP connector: every search path, paged, decoded into frozen records."""
+"""The LDAP connector: every search path, paged, decoded into frozen records.
+
+Large groups: Active Directory returns at most 1,500 values of ``member`` per
+read (``member;range=0-1499``); the rest is fetched range by range after the
+paged search, so every member arrives. ``member_range_size`` asks for ranges
+explicitly, which makes servers that do not truncate (Samba) behave the same.
+"""
 
 from __future__ import annotations
 
 import gc
 import time
+from dataclasses import dataclass
 
 from roster.connectors.base import (
     ConnectionReport,
@@ -12,9 +19,9 @@ from roster.connectors.base import (
     PathCheck,
     Progress,
 )
-from roster.connectors.ldap.client import LdapClient
+from roster.connectors.ldap.client import LdapClient, RawAttrs
 from roster.connectors.ldap.config import LdapConfig
-from roster.connectors.ldap.flavours import Flavour, get_flavour
+from roster.connectors.ldap.flavours import Context, Flavour, get_flavour
 from roster.domain.mapping import decode_attributes, map_group, map_user, normalize_dn
 from roster.domain.records import Skipped, Snapshot
 from roster.domain.snapshot import SnapshotBuilder
@@ -22,58 +29,104 @@ from roster.domain.snapshot import SnapshotBuilder
 _PROGRESS_EVERY = 500
 
 
+@dataclass
+class _PartialGroup:
+    ext: str
+    dn: str
+    attrs: RawAttrs
+    members: list[str]
+    more: list[tuple[str, int]]  # (attribute, next index) still to read
+
+
 class LdapConnector:
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
         self.flavour: Flavour = get_flavour(config.flavour)
 
+    def _attributes(self) -> tuple[str, ...]:
+        attrs = self.flavour.attributes
+        size = self.config.member_range_size
+        if size:
+            attrs += tuple(f"{a};range=0-{size - 1}" for a in self.flavour.member_attributes)
+        return attrs
+
     def snapshot(self, progress: Progress | None = None) -> Snapshot:
         cfg, flavour = self.config, self.flavour
         builder = SnapshotBuilder()
-        today = int(time.time() // 86400)
-        member_attrs = tuple(a.lower() for a in flavour.member_attributes)
+        now = time.time()
+        today = int(now // 86400)
+        member_attrs = {a.lower(): a for a in flavour.member_attributes}
+        attributes = self._attributes()
+        partial: list[_PartialGroup] = []
         gc_was_enabled = gc.isenabled()
         gc.disable()  # decoding allocates many small objects that are never cyclic
         try:
             with LdapClient(cfg) as client:
+                context = flavour.read_context(client)
                 for root in cfg.roots:
                     if not client.base_exists(root.dn):
                         raise ConnectorError(
                             FailureReason.NO_SUCH_PATH,
                             f"search path {str(root)!r} does not exist on {cfg.url}",
                         )
-                    entries = client.paged_search(root.dn, flavour.search_filter, flavour.attributes)
-                    for dn, attrs in entries:
+                    for dn, attrs in client.paged_search(root.dn, flavour.search_filter, attributes):
                         kind = flavour.classify(attrs)
                         if kind is None:
                             continue
                         ext = flavour.identity(dn, attrs)
                         if ext is None:
                             builder.add_skipped(Skipped(dn, dn, "entry has no stable identifier"))
-                            continue
-                        if kind == "user":
-                            decoded = decode_attributes(attrs, flavour.binary_attributes)
-                            active = flavour.is_active(attrs, today)
-                            record = map_user(ext, dn, active, decoded, cfg.mapping)
-                            if isinstance(record, Skipped):
-                                builder.add_skipped(record)
-                            else:
-                                builder.add_user(record)
+                        elif kind == "user":
+                            self._add_user(builder, ext, dn, attrs, now, today, context)
                         else:
-                            members: list[str] = []
-                            for key, values in attrs.items():
-                                if key.lower() in member_attrs:
-                                    members.extend(_member_dn(v) for v in values)
-                            decoded = decode_attributes(attrs, flavour.binary_attributes)
-                            builder.add_group(map_group(ext, dn, decoded, tuple(members), cfg.mapping))
+                            group = _collect_members(ext, dn, attrs, member_attrs)
+                            if group.more:
+                                partial.append(group)
+                            else:
+                                self._add_group(builder, group)
                         if progress is not None and len(builder) % _PROGRESS_EVERY == 0:
                             progress(len(builder))
+                for group in partial:  # after the paged search: one active search per connection
+                    for attribute, start in group.more:
+                        group.members.extend(
+                            _member_dn(v) for v in client.read_ranged(group.dn, attribute, start)
+                        )
+                    self._add_group(builder, group)
             if progress is not None:
                 progress(len(builder))
-            return builder.build()
+            return builder.build(flavour.is_foreign)
         finally:
             if gc_was_enabled:
                 gc.enable()
+
+    def _add_user(
+        self,
+        builder: SnapshotBuilder,
+        ext: str,
+        dn: str,
+        attrs: RawAttrs,
+        now: float,
+        today: int,
+        context: Context,
+    ) -> None:
+        flavour = self.flavour
+        decoded = decode_attributes(attrs, flavour.binary_attributes)
+        status = flavour.user_status(attrs, now, context)
+        record = map_user(ext, dn, flavour.is_active(attrs, today), decoded, self.config.mapping, status)
+        if isinstance(record, Skipped):
+            builder.add_skipped(record)
+            return
+        builder.add_user(record)
+        primary = flavour.primary_group(attrs)
+        if primary is not None:
+            builder.add_primary_group(ext, primary)
+
+    def _add_group(self, builder: SnapshotBuilder, group: _PartialGroup) -> None:
+        decoded = decode_attributes(group.attrs, self.flavour.binary_attributes)
+        builder.add_group(map_group(group.ext, group.dn, decoded, tuple(group.members), self.config.mapping))
+        key = self.flavour.group_key(group.attrs)
+        if key is not None:
+            builder.set_group_key(group.ext, key)
 
     def test(self) -> ConnectionReport:
         cfg = self.config
@@ -81,9 +134,7 @@ class LdapConnector:
             with LdapClient(cfg) as client:
                 checks = tuple(
                     PathCheck(
-                        str(root),
-                        ok := client.base_exists(root.dn),
-                        "found" if ok else "does not exist",
+                        str(root), ok := client.base_exists(root.dn), "found" if ok else "does not exist"
                     )
                     for root in cfg.roots
                 )
@@ -94,6 +145,21 @@ class LdapConnector:
             "bind succeeded; every search path exists" if ok else "bind succeeded; a search path is missing"
         )
         return ConnectionReport(ok, cfg.url, detail, checks)
+
+
+def _collect_members(ext: str, dn: str, attrs: RawAttrs, member_attrs: dict[str, str]) -> _PartialGroup:
+    members: list[str] = []
+    more: list[tuple[str, int]] = []
+    for key, values in attrs.items():
+        name, _, option = key.lower().partition(";range=")
+        if name not in member_attrs:
+            continue
+        members.extend(_member_dn(v) for v in values)
+        if option:
+            high = option.split("-", 1)[1]
+            if high != "*":
+                more.append((member_attrs[name], int(high) + 1))
+    return _PartialGroup(ext, dn, attrs, members, more)
 
 
 def _member_dn(value: bytes) -> str:

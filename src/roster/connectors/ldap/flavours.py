@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Kind = Literal["user", "group"]
 RawEntry = Mapping[str, Sequence[bytes]]
+Context = Mapping[str, Any]
+"""Directory-wide facts a flavour reads once per run (AD: the domain's lockout duration)."""
+
+
+class EntryReader(Protocol):
+    def read(self, dn: str, attributes: Sequence[str]) -> dict[str, list[bytes]] | None: ...
 
 
 class Flavour(Protocol):
@@ -29,6 +35,20 @@ class Flavour(Protocol):
         """``today`` is days since 1970-01-01 (for shadowExpire-style attributes)."""
         ...
 
+    def read_context(self, reader: EntryReader) -> Context: ...
+
+    def user_status(self, entry: RawEntry, now: float, context: Context) -> dict[str, object]:
+        """Vendor state shown in ``custom_attributes`` (lockout, password expiry, flags)."""
+        ...
+
+    def primary_group(self, entry: RawEntry) -> str | None:
+        """The key of a group the user belongs to without being listed in it."""
+        ...
+
+    def group_key(self, entry: RawEntry) -> str | None: ...
+
+    def is_foreign(self, normalized_dn: str) -> bool: ...
+
 
 def object_classes(entry: RawEntry) -> set[str]:
     values = entry.get("objectClass") or entry.get("objectclass") or ()
@@ -44,6 +64,14 @@ def first_value(entry: RawEntry, name: str) -> bytes | None:
                 values = vals
                 break
     return values[0] if values else None
+
+
+def int_value(entry: RawEntry, name: str, default: int = 0) -> int:
+    value = first_value(entry, name)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
 
 
 def get_flavour(name: str) -> Flavour:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roster.connectors.ldap.flavours import Kind, RawEntry, first_value, object_classes
+from roster.connectors.ldap.flavours import Context, EntryReader, Kind, RawEntry, first_value, object_classes
 
 _USER_CLASSES = frozenset({"inetorgperson"})
 _GROUP_CLASSES = frozenset({"groupofnames", "groupofuniquenames"})
@@ -50,6 +50,21 @@ class OpenLdap:
             if 0 <= days <= today:
                 return False
         return True
+
+    def read_context(self, reader: EntryReader) -> Context:
+        return {}
+
+    def user_status(self, entry: RawEntry, now: float, context: Context) -> dict[str, object]:
+        return {}
+
+    def primary_group(self, entry: RawEntry) -> str | None:
+        return None
+
+    def group_key(self, entry: RawEntry) -> str | None:
+        return None
+
+    def is_foreign(self, normalized_dn: str) -> bool:
+        return False
 
 
 OPENLDAP = OpenLdap()
