@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from roster.demo.samba import SambaDC, SambaError, missing_requirements
 from roster.demo.slapd import SLAPD, Slapd, SlapdError
 from roster.runtime import Runtime, open_runtime
 from roster.settings import Settings
+from tests.support.ad_tree import AdTree
 from tests.support.ldap_tree import Tree
 from tests.support.servers import POSTGRES_URL, unavailable
 
@@ -41,6 +43,60 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         unavailable("OpenLDAP slapd", str(exc))
     yield server
     server.stop()
+
+
+BIG_GROUP_SIZE = 5000
+
+
+def _big_group_ldif(dc: SambaDC) -> str:
+    """OU=Roster (per-test OUs go inside) and OU=Big: 5,000 users in one group."""
+    base = dc.base_dn
+    parts = [
+        f"dn: OU=Roster,{base}\nobjectClass: organizationalUnit\n",
+        f"dn: OU=Big,{base}\nobjectClass: organizationalUnit\n",
+    ]
+    for i in range(BIG_GROUP_SIZE):
+        parts.append(
+            f"dn: CN=big{i:05d},OU=Big,{base}\nobjectClass: user\nsAMAccountName: big{i:05d}\n"
+            f"mail: big{i:05d}@example.com\nuserAccountControl: 544\n"
+        )
+    members = "".join(f"member: CN=big{i:05d},OU=Big,{base}\n" for i in range(BIG_GROUP_SIZE))
+    parts.append(f"dn: CN=big-group,OU=Big,{base}\nobjectClass: group\nsAMAccountName: big-group\n{members}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
+    """A real Samba AD DC, provisioned once per test session (about 20 s with its fixtures)."""
+    why = missing_requirements()
+    if why:
+        unavailable("Samba AD DC", why)
+    dc = SambaDC(tmp_path_factory.mktemp("samba") / "dc")
+    try:
+        dc.provision()
+        dc.samba_tool(
+            "domain",
+            "passwordsettings",
+            "set",
+            "--account-lockout-threshold=3",
+            "--account-lockout-duration=30",
+            "--reset-account-lockout-after=30",
+            "--complexity=off",
+        )
+        dc.ldbadd(_big_group_ldif(dc))
+        dc.start()
+    except SambaError as exc:
+        dc.stop()
+        unavailable("Samba AD DC", str(exc))
+    yield dc
+    dc.stop()
+
+
+@pytest.fixture
+def ad_tree(samba_dc: SambaDC) -> Iterator[AdTree]:
+    t = AdTree(samba_dc)
+    yield t
+    t.close()
 
 
 @pytest.fixture
