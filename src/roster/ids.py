@@ -62,14 +62,30 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{ulid()}"
 
 
-def new_ids(prefix: str, count: int) -> list[str]:
-    """``count`` ids in increasing order, cheaper than calling new_id in a loop."""
+def _decode(text: str) -> int:
+    value = 0
+    for ch in text:
+        value = value * 32 + _ALPHABET.index(ch)
+    return value
+
+
+def new_ids(prefix: str, count: int, after: str | None = None) -> list[str]:
+    """``count`` ids in increasing order, cheaper than calling new_id in a loop.
+
+    With ``after`` (an id of the same kind, say the newest one stored), every new id
+    sorts after it even if it was made on a host whose clock runs ahead of ours.
+    """
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     global _last_ms, _last_rand
     if count <= 0:
         return []
     with _lock:
+        if after is not None and has_prefix(after, prefix):
+            tail = after[len(prefix) + 1 :]
+            floor = (_decode(tail[:10]), _decode(tail[10:]))
+            if floor >= (_last_ms, _last_rand):
+                _last_ms, _last_rand = floor
         ms = max(int(time.time() * 1000), _last_ms)
         rand = _last_rand + 1 if ms == _last_ms else int.from_bytes(os.urandom(10), "big") >> 1
         if rand + count >= 1 << 80:  # pragma: no cover

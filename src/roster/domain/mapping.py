@@ -70,15 +70,51 @@ def _override(
     return out
 
 
+# Never stored, shown or hashed, whoever the bind account is and whatever the server returns.
+SECRET_ATTRIBUTES = frozenset(
+    {
+        "userpassword",
+        "unicodepwd",
+        "dbcspwd",
+        "ntpwdhistory",
+        "lmpwdhistory",
+        "pwdhistory",
+        "supplementalcredentials",
+        "sambantpassword",
+        "sambalmpassword",
+        "sambapasswordhistory",
+        "authpassword",
+        "krbprincipalkey",
+        "msds-managedpassword",
+        "ms-mcs-admpwd",
+        "mslaps-password",
+        "mslaps-encryptedpassword",
+        "unixuserpassword",
+        "userpkcs12",
+        "initialauthincoming",
+        "initialauthoutgoing",
+        "trustauthincoming",
+        "trustauthoutgoing",
+    }
+)
+
+
 def decode_attributes(
-    attrs: Mapping[str, Iterable[bytes]], binary: frozenset[str] = frozenset()
+    attrs: Mapping[str, Iterable[bytes]],
+    binary: frozenset[str] = frozenset(),
+    exclude: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
     """Decode raw LDAP values: UTF-8 text, else base64 under ``"<attr>;base64"``.
 
     ``binary`` names (lower-case) attributes that are always base64, such as ``objectguid``.
+    Secret attributes and those in ``exclude`` (lower-case; volatile ones such as
+    ``lastlogon`` that change without the person changing) are dropped.
     """
     out: dict[str, list[str]] = {}
     for name, values in attrs.items():
+        lname = name.lower().split(";", 1)[0]
+        if lname in SECRET_ATTRIBUTES or lname in exclude:
+            continue
         if name.lower() in binary:
             out[name + ";base64"] = [base64.b64encode(v).decode() for v in values]
             continue

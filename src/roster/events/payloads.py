@@ -112,3 +112,9 @@ def previous_attributes(
     before: Mapping[str, Any], after: Mapping[str, Any], fields: tuple[str, ...]
 ) -> dict[str, Any]:
     return {f: before.get(f) for f in fields if before.get(f) != after.get(f)}
+
+
+def raw_changes(before_json: str, after_json: str) -> dict[str, Any]:
+    """Previous values of the raw attributes that changed (None where one was added)."""
+    before, after = json.loads(before_json), json.loads(after_json)
+    return {k: before.get(k) for k in sorted(before.keys() | after.keys()) if before.get(k) != after.get(k)}

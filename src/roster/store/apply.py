@@ -18,11 +18,13 @@ from sqlalchemy.engine import Connection
 
 from roster.domain.changes import ChangeKind, ChangeSet
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
+from roster.events.outbox import Outbox
 from roster.events.payloads import (
     GROUP_EVENT_FIELDS,
     USER_EVENT_FIELDS,
     group_payload,
     previous_attributes,
+    raw_changes,
     user_payload,
 )
 from roster.ids import new_ids
@@ -30,11 +32,12 @@ from roster.store.rows import load_rows
 from roster.store.schema import (
     directory_groups,
     directory_users,
-    events,
     group_group_memberships,
     group_user_memberships,
     sync_log,
 )
+
+LOG_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
 class _Writer:
     def __init__(self, conn: Connection, target: Target, now: datetime) -> None:
         self.conn, self.target, self.now = conn, target, now
-        self.events: list[tuple[str, str]] = []  # (type, data json)
+        self.outbox = Outbox(conn, target.organization_id, target.directory_id, now)
         self.log: list[dict[str, Any]] = []
         self.users: dict[str, dict[str, Any]] = {}  # roster id -> row
         self.groups: dict[str, dict[str, Any]] = {}
@@ -90,7 +93,7 @@ class _Writer:
         self._group_json: dict[str, str] = {}
 
     def event(self, kind: str, data: str) -> None:
-        self.events.append((kind, data))
+        self.outbox.add(kind, data)
 
     def note(
         self,
@@ -109,6 +112,8 @@ class _Writer:
                 "detail": _dumps(detail),
             }
         )
+        if len(self.log) >= LOG_CHUNK:
+            self.flush_log()
 
     def user_json(self, rid: str) -> str:
         text = self._user_json.get(rid)
@@ -132,33 +137,33 @@ class _Writer:
         if missing:
             self.groups.update(load_rows(self.conn, directory_groups, missing))
 
-    def flush(self) -> None:
+    def flush_log(self) -> None:
         t = self.target
         if self.log:
             ids = new_ids("log", len(self.log))
             for log_id, entry in zip(ids, self.log, strict=True):
                 entry.update(id=log_id, run_id=t.run_id, directory_id=t.directory_id, created_at=self.now)
             self.conn.execute(sa.insert(sync_log), self.log)
-        if self.events:
-            ids = new_ids("event", len(self.events))
-            rows = [
-                {
-                    "id": eid,
-                    "organization_id": t.organization_id,
-                    "directory_id": t.directory_id,
-                    "event": kind,
-                    "data": data,
-                    "created_at": self.now,
-                }
-                for eid, (kind, data) in zip(ids, self.events, strict=True)
-            ]
-            self.conn.execute(sa.insert(events), rows)
+            self.log = []
+
+    def flush(self) -> None:
+        self.flush_log()
+        self.outbox.flush()
 
 
 def apply_changes(
-    conn: Connection, target: Target, changes: ChangeSet, cached: CachedState, now: datetime
+    conn: Connection,
+    target: Target,
+    changes: ChangeSet,
+    cached: CachedState,
+    now: datetime,
+    *,
+    activation: str | None = None,
 ) -> None:
+    """Apply ``changes``; ``activation`` (a ``dsync.activated`` payload) becomes the first event."""
     w = _Writer(conn, target, now)
+    if activation is not None:
+        w.event("dsync.activated", activation)
     base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
     user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
     group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
@@ -193,7 +198,7 @@ def apply_changes(
             w.groups,
             w._group_json,
             [
-                (c.previous.roster_id, c.record.external_id, _group_columns(c.record))
+                (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
                 for c in changes.groups_updated
             ],
             group_payload,
@@ -232,7 +237,7 @@ def apply_changes(
             w.users,
             w._user_json,
             [
-                (c.previous.roster_id, c.record.external_id, _user_columns(c.record))
+                (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
                 for c in changes.users_updated
             ],
             user_payload,
@@ -309,30 +314,96 @@ def apply_changes(
     w.flush()
 
 
+def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime) -> None:
+    """Log what ``changes`` would do, applying nothing (dry runs and runs the guard stopped)."""
+    w = _Writer(conn, target, now)
+    for user in changes.users_created:
+        w.note(
+            ChangeKind.USER_CREATED, "user", None, user.external_id, {"email": user.email, "name": user.name}
+        )
+    for update in changes.users_updated:
+        r = update.record
+        w.note(
+            ChangeKind.USER_UPDATED,
+            "user",
+            update.previous.roster_id,
+            r.external_id,
+            {"email": r.email, "name": r.name, "deactivates": update.deactivates},
+        )
+    for gone in changes.users_removed:
+        w.note(
+            ChangeKind.USER_REMOVED,
+            "user",
+            gone.roster_id,
+            gone.external_id,
+            {"reason": "no longer in the directory"},
+        )
+    for group in changes.groups_created:
+        w.note(ChangeKind.GROUP_CREATED, "group", None, group.external_id, {"name": group.name})
+    for gupdate in changes.groups_updated:
+        w.note(
+            ChangeKind.GROUP_UPDATED,
+            "group",
+            gupdate.previous.roster_id,
+            gupdate.record.external_id,
+            {"name": gupdate.record.name},
+        )
+    for cgroup in changes.groups_deleted:
+        w.note(ChangeKind.GROUP_DELETED, "group", cgroup.roster_id, cgroup.external_id, {})
+    for kind, pairs in (
+        (ChangeKind.MEMBER_ADDED, changes.members_added),
+        (ChangeKind.MEMBER_REMOVED, changes.members_removed),
+    ):
+        for group_ext, member_ext in pairs:
+            w.note(kind, "membership", None, member_ext, {"group_idp_id": group_ext})
+    for note in changes.notes:
+        w.note(ChangeKind.NOTE, "run", None, None, {"note": note})
+    for skipped in changes.skipped:
+        w.note(
+            ChangeKind.SKIPPED,
+            "user",
+            None,
+            skipped.external_id,
+            {"dn": skipped.dn, "reason": skipped.reason},
+        )
+    w.flush_log()
+
+
 def _write_updates(
     w: _Writer,
     table: sa.Table,
     rows: dict[str, dict[str, Any]],
     cached_json: dict[str, str],
-    updates: list[tuple[str, str, dict[str, Any]]],
+    updates: list[tuple[str, str, dict[str, Any], bool]],
     payload: Callable[..., dict[str, Any]],
     fields: tuple[str, ...],
     event: str,
     change: ChangeKind,
     object_type: str,
 ) -> None:
-    """Update rows in bulk; emit ``*.updated`` events carrying ``previous_attributes``."""
+    """Update rows in bulk; emit ``*.updated`` events carrying ``previous_attributes``.
+
+    An object that comes back after leaving the directory (``returning``) is announced
+    as ``*.created`` again, with its old id: a consumer that deleted it on ``*.deleted``
+    re-creates it.
+    """
     now = w.now
     params = []
-    for rid, ext, cols in updates:
-        before = payload(rows[rid], raw=False)
-        rows[rid] = {**rows[rid], **cols, "updated_at": now}
+    for rid, ext, cols, returning in updates:
+        old = rows[rid]
+        before = payload(old, raw=False)
+        rows[rid] = {**old, **cols, "updated_at": now}
         cached_json.pop(rid, None)
         after = payload(rows[rid], raw=False)
         prev = previous_attributes(before, after, fields)
+        if old["raw_attributes"] != cols["raw_attributes"]:
+            prev["raw_attributes"] = raw_changes(old["raw_attributes"], cols["raw_attributes"])
         params.append({"b_id": rid, **cols, "updated_at": now})
-        w.event(event, _dumps({**after, "previous_attributes": prev}))
-        w.note(change, object_type, rid, ext, {"previous": prev})
+        if returning:
+            w.event(event.replace(".updated", ".created"), _dumps(after))
+        else:
+            w.event(event, _dumps({**after, "previous_attributes": prev}))
+        w.note(change, object_type, rid, ext, {"previous": prev, "returned": returning})
     w.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
 
 

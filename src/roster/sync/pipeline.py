@@ -15,17 +15,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from roster.connectors.base import Connector, ConnectorError, Progress
+from roster.connectors.base import Connector, ConnectorError, FailureReason, Progress
 from roster.domain.changes import ChangeSet
 from roster.domain.policy import DeletionGuard
 from roster.domain.reconcile import reconcile
 from roster.events.payloads import directory_payload
-from roster.ids import new_id
 from roster.store import repo
-from roster.store.apply import Target, apply_changes
+from roster.store.apply import Target, apply_changes, log_plan
 from roster.store.db import utcnow
 from roster.store.rows import load_cached_state
-from roster.store.schema import directories, events
+from roster.store.schema import directories
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +69,16 @@ def run_sync(
         run = repo.start_run(conn, directory, trigger, "dry_run" if dry_run else "full")
     run_id = run["id"]
 
-    def fail(
-        message: str, reason: str, status: str = "failed", counts: dict[str, int] | None = None
-    ) -> RunResult:
+    def fail(message: str, reason: str) -> RunResult:
         with engine.begin() as conn:
-            repo.finish_run(conn, run_id, status, counts or {}, message, reason)
-        return RunResult(run_id, status, counts or {}, message, reason)
+            repo.finish_run(conn, run_id, "failed", {}, message, reason)
+            if reason == FailureReason.INVALID_CREDENTIALS:
+                conn.execute(
+                    sa.update(directories)
+                    .where(directories.c.id == directory_id)
+                    .values(state="invalid_credentials", updated_at=utcnow())
+                )
+        return RunResult(run_id, "failed", {}, message, reason)
 
     try:
         progress.phase("reading")
@@ -89,25 +92,33 @@ def run_sync(
     try:
         progress.phase("reconciling")
         with engine.begin() as conn:
+            # Take the directory's row first: runs of one directory apply one after the
+            # other, each against the cache the previous one committed.
+            conn.execute(
+                sa.update(directories)
+                .where(directories.c.id == directory_id)
+                .values(updated_at=directories.c.updated_at)
+            )
+            directory = repo.get_directory(conn, directory_id)
             cached = load_cached_state(conn, directory_id)
             changes = reconcile(snapshot, cached)
             counts = {str(k): v for k, v in changes.counts().items()}
-            blocked = None if force else guard.check(changes, cached)
-            if blocked is not None:
-                repo.finish_run(conn, run_id, "blocked", counts, blocked, "deletion_guard")
-                return RunResult(run_id, "blocked", counts, blocked, "deletion_guard", changes)
-            if dry_run:
-                repo.finish_run(conn, run_id, "succeeded", counts)
-                return RunResult(run_id, "succeeded", counts, changes=changes)
-            progress.phase("applying")
             now = utcnow()
             target = Target(directory_id, directory["organization_id"], run_id)
+            blocked = None if force else guard.check(changes, cached)
+            if blocked is not None or dry_run:
+                log_plan(conn, target, changes, now)  # what it would do, for the admin to read
+                status, reason = ("blocked", "deletion_guard") if blocked else ("succeeded", None)
+                repo.finish_run(conn, run_id, status, counts, blocked, reason)
+                return RunResult(run_id, status, counts, blocked, reason, changes)
+            progress.phase("applying")
             values: dict[str, Any] = {"last_sync_at": now, "updated_at": now}
             if directory["state"] in ("linking", "inactive", "invalid_credentials"):
                 values["state"] = "linked"
-            if directory["state"] == "linking":  # first event of a new directory
-                _activated(conn, {**directory, **values})
-            apply_changes(conn, target, changes, cached, now)
+            activation = (
+                _activated(conn, {**directory, **values}) if directory["state"] == "linking" else None
+            )
+            apply_changes(conn, target, changes, cached, now, activation=activation)
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
             repo.finish_run(conn, run_id, "succeeded", counts)
     except Exception as exc:
@@ -116,19 +127,12 @@ def run_sync(
     return RunResult(run_id, "succeeded", counts, changes=changes)
 
 
-def _activated(conn: sa.Connection, directory: dict[str, Any]) -> None:
+def _activated(conn: sa.Connection, directory: dict[str, Any]) -> str:
+    """The ``dsync.activated`` payload: the directory as the event's older shape names it."""
     org = repo.get_organization(conn, directory["organization_id"])
     payload = directory_payload(directory)
+    payload["state"] = "active"
     payload["domains"] = (
         [{"object": "organization_domain", "id": org["id"], "domain": org["domain"]}] if org["domain"] else []
     )
-    conn.execute(
-        sa.insert(events).values(
-            id=new_id("event"),
-            organization_id=directory["organization_id"],
-            directory_id=directory["id"],
-            event="dsync.activated",
-            data=json.dumps(payload, separators=(",", ":")),
-            created_at=utcnow(),
-        )
-    )
+    return json.dumps(payload, separators=(",", ":"))

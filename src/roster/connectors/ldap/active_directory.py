@@ -98,6 +98,31 @@ class ActiveDirectory:
         }
     )
     member_attributes: tuple[str, ...] = ("member",)
+    volatile_attributes: frozenset[str] = frozenset(
+        {
+            "lastlogon",
+            "lastlogontimestamp",
+            "lastlogoff",
+            "logoncount",
+            "badpwdcount",
+            "badpasswordtime",
+            "usnchanged",
+            "usncreated",
+            "whenchanged",
+            "dscorepropagationdata",
+            "memberof",
+            "lockouttime",
+            "pwdlastset",
+            "msds-user-account-control-computed",
+            "replpropertymetadata",
+            "msds-lastsuccessfulinteractivelogontime",
+            "msds-lastfailedinteractivelogontime",
+            "msds-failedinteractivelogoncount",
+            "msds-failedinteractivelogoncountatlastsuccessfullogon",
+            "msds-supportedencryptiontypes",
+            "msds-keyversionnumber",
+        }
+    )
 
     def classify(self, entry: RawEntry) -> Kind | None:
         classes = object_classes(entry)

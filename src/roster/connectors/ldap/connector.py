@@ -42,6 +42,7 @@ class LdapConnector:
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
         self.flavour: Flavour = get_flavour(config.flavour)
+        self._exclude = self.flavour.volatile_attributes
 
     def _attributes(self) -> tuple[str, ...]:
         attrs = self.flavour.attributes
@@ -110,7 +111,7 @@ class LdapConnector:
         context: Context,
     ) -> None:
         flavour = self.flavour
-        decoded = decode_attributes(attrs, flavour.binary_attributes)
+        decoded = decode_attributes(attrs, flavour.binary_attributes, self._exclude)
         status = flavour.user_status(attrs, now, context)
         record = map_user(ext, dn, flavour.is_active(attrs, today), decoded, self.config.mapping, status)
         if isinstance(record, Skipped):
@@ -122,7 +123,7 @@ class LdapConnector:
             builder.add_primary_group(ext, primary)
 
     def _add_group(self, builder: SnapshotBuilder, group: _PartialGroup) -> None:
-        decoded = decode_attributes(group.attrs, self.flavour.binary_attributes)
+        decoded = decode_attributes(group.attrs, self.flavour.binary_attributes, self._exclude)
         builder.add_group(map_group(group.ext, group.dn, decoded, tuple(group.members), self.config.mapping))
         key = self.flavour.group_key(group.attrs)
         if key is not None:

@@ -25,6 +25,20 @@ class OpenLdap:
     attributes: tuple[str, ...] = ("*", "entryUUID", "pwdAccountLockedTime")
     binary_attributes: frozenset[str] = frozenset({"jpegphoto", "usercertificate;binary"})
     member_attributes: tuple[str, ...] = ("member", "uniqueMember")
+    volatile_attributes: frozenset[str] = frozenset(
+        {
+            "memberof",
+            "pwdaccountlockedtime",
+            "pwdchangedtime",
+            "pwdfailuretime",
+            "pwdgraceusetime",
+            "authtimestamp",
+            "shadowlastchange",
+            "modifytimestamp",
+            "entrycsn",
+            "modifiersname",
+        }
+    )
 
     def classify(self, entry: RawEntry) -> Kind | None:
         classes = object_classes(entry)
