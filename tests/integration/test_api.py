@@ -90,7 +90,10 @@ def check_sdk(sdk: WorkOSClient, api: Api, org: str, d: str) -> None:
     activated = sdk.events.list_events(events=["dsync.activated"], organization_id=org).data
     assert len(activated) == 1 and activated[0].data.id == d
 
-    assert sdk.directory_sync.create_directory_sync(d).status == "queued"
+    newest = sdk.events.list_events(events=["dsync.user.created"], limit=2, order="desc").data
+    assert [e.id for e in newest] == [created[-1].id, created[-2].id]
+    assert sdk.directory_sync.list_directories(domain="EXAMPLE.com").data[0].id == d
+    assert sdk.directory_sync.list_directories(domain="other.example").data == []
     with pytest.raises(NotFoundError):
         sdk.directory_sync.get_user("directory_user_01ARZ3NDEKTSV4RRFFQ69G5FAV")
     with (
@@ -103,6 +106,8 @@ def check_sdk(sdk: WorkOSClient, api: Api, org: str, d: str) -> None:
 def test_cursor_pagination_both_ways(rt: Runtime, api: Api, slapd: Slapd, tree: Tree) -> None:
     org, d = synced(rt, slapd, tree, 7)
     with api.client(org_key(rt, org)) as http:
+        queued = http.post(f"/directories/{d}/sync")
+        assert (queued.status_code, queued.json()) == (202, {"status": "queued"})
         everything = [
             u["id"]
             for u in http.get("/directory_users", params={"directory": d, "limit": 100}).json()["data"]
@@ -227,6 +232,12 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         assert patched.status_code == 200 and patched.json()["name"] == "Renamed"
         failed = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
         assert failed["status"] == "failed" and failed["error_reason"] == "invalid_credentials"
+        moved = http.patch(f"/api/v1/directories/{d['id']}", json={"url": "ldap://127.0.0.2:389"})
+        assert moved.status_code == 422 and moved.json()["message"].startswith("bind_password: required")
+        tls_off = http.patch(
+            f"/api/v1/directories/{d['id']}", json={"insecure_skip_tls_verify": True, "bind_password": "x"}
+        )
+        assert tls_off.status_code == 403 and "admin API key" in tls_off.json()["message"]
         bad = http.patch(f"/api/v1/directories/{d['id']}", json={"search_paths": ["OU=x"]})
         assert bad.status_code == 422 and "search_path" in bad.json()["message"]
         assert http.delete(f"/api/v1/directories/{d['id']}").status_code == 204

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from roster.demo.slapd import Slapd, free_port
@@ -218,8 +220,12 @@ def test_overlapping_paths_do_not_duplicate(rt: Runtime, slapd: Slapd, tree: Tre
 
 
 def test_wrong_password_fails_and_changes_nothing(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
-    tree.add_user("ada")
-    d = ldap_directory(rt, new_org(rt), slapd.url, slapd.admin_dn, "wrong", [tree.search_path])
+    ada = tree.add_user("ada")
+    d = setup_dir(rt, slapd, tree)
+    assert sync_directory(rt, d).ok
+    tree.replace(ada, "displayName", ["Changed"])  # a change that a failed run must not apply
+    with rt.engine.begin() as conn:
+        repo.update_directory(conn, d, secret=rt.box.seal("wrong"))
     before = dump(rt)
     result = sync_directory(rt, d)
     assert result.status == "failed" and result.error_reason == "invalid_credentials"
@@ -227,7 +233,55 @@ def test_wrong_password_fails_and_changes_nothing(rt: Runtime, slapd: Slapd, tre
     assert dump(rt) == before
     with rt.engine.connect() as conn:
         run = repo.get_run(conn, result.run_id)
+        assert repo.get_directory(conn, d)["state"] == "invalid_credentials"
     assert run["status"] == "failed" and run["error_reason"] == "invalid_credentials"
+    with rt.engine.begin() as conn:
+        repo.update_directory(conn, d, secret=rt.box.seal(slapd.admin_password))
+    assert sync_directory(rt, d).counts["user_updated"] == 1
+    with rt.engine.connect() as conn:
+        assert repo.get_directory(conn, d)["state"] == "linked"
+
+
+def test_server_dying_mid_search_changes_nothing(
+    database_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """slapd is stopped while the run is still paging through the directory."""
+    from roster.demo.generate import Spec, write_ldif
+    from roster.sync.pipeline import Phase
+    from tests.conftest import make_runtime
+
+    server = Slapd(tmp_path_factory.mktemp("dying-slapd"))
+    server.configure()
+    with (server.folder / "d.ldif").open("w") as out:
+        write_ldif(Spec(users=1500, groups=5), out)
+    server.load(server.folder / "d.ldif")
+    server.start()
+    runtime = make_runtime(database_url, tmp_path, ldap_page_size=50)
+    try:
+        d = ldap_directory(
+            runtime,
+            new_org(runtime),
+            server.url,
+            server.admin_dn,
+            server.admin_password,
+            ["DC=example, DC=com"],
+        )
+        assert sync_directory(runtime, d).ok
+        before = dump(runtime)
+        stopped: list[int] = []
+
+        def stop_after_first_progress(n: int) -> None:
+            if not stopped and n:
+                stopped.append(n)
+                server.stop()
+
+        result = sync_directory(runtime, d, progress=Phase(read=stop_after_first_progress))
+        assert stopped and stopped[0] < 1500
+        assert result.status == "failed" and result.error_reason == "unreachable", result.error
+        assert dump(runtime) == before
+    finally:
+        server.stop()
+        runtime.engine.dispose()
 
 
 def test_unreachable_server_fails_and_changes_nothing(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
@@ -290,11 +344,11 @@ def test_dry_run_applies_nothing(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
 
 @pytest.mark.parametrize("page_size", [1, 3])
 def test_paging_reads_everything(
-    database_url: str, tmp_path: object, slapd: Slapd, tree: Tree, page_size: int
+    database_url: str, tmp_path: Path, slapd: Slapd, tree: Tree, page_size: int
 ) -> None:
     from tests.conftest import make_runtime
 
-    runtime = make_runtime(database_url, tmp_path, ldap_page_size=page_size)  # type: ignore[arg-type]
+    runtime = make_runtime(database_url, tmp_path, ldap_page_size=page_size)
     for i in range(10):
         tree.add_user(f"p{i}")
     d = setup_dir(runtime, slapd, tree)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import roster.sync.pipeline as pipeline
 from roster.connectors.base import ConnectorError, FailureReason, Progress
@@ -16,6 +21,7 @@ from roster.store import repo
 from roster.store.db import migrate
 from roster.store.schema import metadata
 from roster.sync.pipeline import run_sync
+from tests.conftest import make_runtime
 from tests.support.helpers import dump, new_org
 
 
@@ -102,3 +108,47 @@ def test_large_change_sets_apply_in_bulk(rt: Runtime) -> None:
     second = run_sync(rt.engine, d, StaticConnector(people(3000, title="changed")))
     assert second.ok and second.counts["user_updated"] == 3000
     assert run_sync(rt.engine, d, StaticConnector(people(3000, title="changed"))).counts["user_updated"] == 0
+
+
+def _snapshot(users: dict[str, tuple[bool, str]], groups: dict[str, frozenset[str]]) -> Snapshot:
+    from roster.domain.mapping import map_group
+
+    b = SnapshotBuilder()
+    for ext, (active, title) in users.items():
+        attrs = {"mail": [f"{ext}@x.io".encode()], "title": [title.encode()], "uid": [ext.encode()]}
+        user = map_user(ext, f"uid={ext},dc=x", active, decode_attributes(attrs), AttributeMapping())
+        assert isinstance(user, DirectoryUser)
+        b.add_user(user)
+    for ext, members in groups.items():
+        dns = tuple(f"uid={m},dc=x" if m.startswith("p") else f"cn={m},dc=x" for m in sorted(members))
+        b.add_group(map_group(ext, f"cn={ext},dc=x", {}, dns, AttributeMapping()))
+    return b.build()
+
+
+_names = st.sampled_from([f"p{i}" for i in range(8)])
+_gnames = st.sampled_from([f"g{i}" for i in range(4)])
+_history = st.lists(
+    st.tuples(
+        st.dictionaries(_names, st.tuples(st.booleans(), st.sampled_from(["a", "b"])), max_size=8),
+        st.dictionaries(_gnames, st.frozensets(_names | _gnames, max_size=5), max_size=4),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=_history)
+def test_sync_then_sync_again_writes_nothing_on_the_real_store(tmp_path: Path, history: list) -> None:  # type: ignore[type-arg]
+    """Reconcile -> apply (the real store) -> reconcile again gives an empty change set."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        runtime = make_runtime(f"sqlite:///{folder}/r.db", Path(folder))
+        try:
+            d = directory(runtime)
+            for users, groups in history:
+                snap = _snapshot(users, groups)
+                assert run_sync(runtime.engine, d, StaticConnector(snap), force=True).ok
+                again = run_sync(runtime.engine, d, StaticConnector(snap), force=True)
+                assert again.ok and again.changes is not None and again.changes.is_empty
+        finally:
+            runtime.engine.dispose()

@@ -160,9 +160,21 @@ def _owned_directory(rt: Any, who: Principal, directory_id: str) -> dict[str, An
     return row
 
 
+CONNECTION_FIELDS = ("url", "bind_dn", "start_tls", "ca_file", "insecure_skip_tls_verify")
+OPERATOR_FIELDS = ("ca_file", "insecure_skip_tls_verify")
+
+
+def _operator_only(who: Principal, values: dict[str, Any]) -> None:
+    """Server file paths and the TLS opt-out are the operator's (admin key), not a tenant's."""
+    used = [k for k in OPERATOR_FIELDS if values.get(k)]
+    if used and not who.is_admin:
+        raise ApiError(403, "forbidden", f"{used[0]}: only an admin API key may set this")
+
+
 @router.post("/directories", status_code=201)
 def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     check_org(who, body.organization_id, "organization", body.organization_id)
+    _operator_only(who, body.model_dump())
     spec = DirectorySpec(
         organization_id=body.organization_id,
         name=body.name,
@@ -202,7 +214,17 @@ def update_directory(
     row = _owned_directory(rt, who, directory_id)
     cfg = dict(row["config"])
     changes = body.model_dump(exclude_unset=True)
+    _operator_only(who, changes)
     password = changes.pop("bind_password", None)
+    moved = sorted(k for k in CONNECTION_FIELDS if k in changes and changes[k] != cfg.get(k))
+    if moved and not password:
+        raise ApiError(
+            422,
+            "invalid_request_parameters",
+            f"bind_password: required when changing {', '.join(moved)} (the stored password is only "
+            "ever sent to the server it was given for)",
+            [{"field": "bind_password", "code": "required"}],
+        )
     name = changes.pop("name", None) or row["name"]
     cfg.update({k: v for k, v in changes.items() if k != "mapping"})
     if "mapping" in changes:

@@ -24,6 +24,7 @@ from roster.store.schema import (
     directory_users,
     events,
     group_user_memberships,
+    organizations,
 )
 
 router = APIRouter(tags=["WorkOS-compatible"])
@@ -66,6 +67,9 @@ def list_directories(
         where.append(directories.c.organization_id == org)
     if search:
         where.append(directories.c.name.ilike(f"%{_like(search)}%", escape="\\"))
+    if domain:
+        orgs = sa.select(organizations.c.id).where(sa.func.lower(organizations.c.domain) == domain.lower())
+        where.append(directories.c.organization_id.in_(orgs))
     with rt.engine.connect() as conn:
         page = paginate(conn, directories, where, limit=limit, before=before, after=after, order=order)
         data = [directory_payload(r) for r in page.rows]
@@ -218,8 +222,11 @@ def list_events(
     range_start: str | None = None,
     range_end: str | None = None,
     limit: Limit = 10,
+    before: Cursor = None,
     after: Cursor = None,
+    order: Order = "asc",
 ) -> dict[str, Any]:
+    """Events, oldest first by default; ids grow in commit order, so ``after`` never skips one."""
     check_limit(limit)
     if not event_types or not event_types.strip(","):
         raise ApiError(
@@ -231,26 +238,17 @@ def list_events(
     types = [t.strip() for t in event_types.split(",") if t.strip()]
     start, end = _timestamp("range_start", range_start), _timestamp("range_end", range_end)
     e = events
-    q = sa.select(e).where(e.c.event.in_(types))
+    where: list[sa.ColumnElement[bool]] = [e.c.event.in_(types)]
     org = scope_org(who, organization_id)
     if org is not None:
-        q = q.where(e.c.organization_id == org)
+        where.append(e.c.organization_id == org)
     if start is not None:
-        q = q.where(e.c.created_at >= start)
+        where.append(e.c.created_at >= start)
     if end is not None:
-        q = q.where(e.c.created_at < end)
-    if after is not None:
-        q = q.where(e.c.id > after)
+        where.append(e.c.created_at < end)
     with rt.engine.connect() as conn:
-        rows = list(conn.execute(q.order_by(e.c.id).limit(limit + 1)).mappings())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    data = [event_json(r) for r in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "list_metadata": {"after": rows[-1]["id"] if rows and more else None},
-    }
+        page = paginate(conn, e, where, limit=limit, before=before, after=after, order=order)
+    return {"object": "list", "data": [event_json(r) for r in page.rows], "list_metadata": page.metadata()}
 
 
 def event_json(row: Any) -> dict[str, Any]:
