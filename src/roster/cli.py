@@ -17,7 +17,13 @@ from rich.table import Table
 
 from roster.connectors.ldap.config import ConfigError
 from roster.crypto import SecretKeyMissing, generate_key_file
-from roster.directories import DirectorySpec, create_directory, sync_directory, test_directory
+from roster.directories import (
+    DirectorySpec,
+    create_directory,
+    sync_directory,
+    test_directory,
+    verify_directory_password,
+)
 from roster.runtime import Runtime, open_runtime
 from roster.settings import get_settings
 from roster.store import repo
@@ -192,6 +198,11 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 @click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
 @click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
 @click.option(
+    "--user-bind-template",
+    default=None,
+    help="How a login becomes a bind name, e.g. '{login}@example.local' or 'EXAMPLE\\{login}'.",
+)
+@click.option(
     "--member-range-size",
     type=click.IntRange(1, 100000),
     default=None,
@@ -212,6 +223,7 @@ def directory_create(
     insecure_skip_tls_verify: bool,
     map_user: tuple[str, ...],
     map_group: tuple[str, ...],
+    user_bind_template: str | None,
     member_range_size: int | None,
     as_json: bool,
 ) -> None:
@@ -243,6 +255,7 @@ def directory_create(
             insecure_skip_tls_verify=insecure_skip_tls_verify,
             mapping={"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
             member_range_size=member_range_size,
+            user_bind_template=user_bind_template,
         ),
     )
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))
@@ -296,6 +309,28 @@ def directory_show(directory_id: str, as_json: bool) -> None:
             click.echo(f"run {r['id']} {r['status']:9} {iso(r['started_at'])} {r['error'] or ''}")
 
     emit(as_json, data, text)
+
+
+@directory.command("verify-password")
+@click.argument("directory_id")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+@handle_errors
+def directory_verify_password(directory_id: str, login: str, password_stdin: bool, as_json: bool) -> None:
+    """Check a user's password against the directory (a bind as that user, over TLS)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, err=True)
+    outcome = verify_directory_password(runtime(), directory_id, login, password)
+    emit(
+        as_json,
+        {"ok": outcome.ok, "reason": str(outcome.reason)},
+        lambda: click.echo(f"{'ok' if outcome.ok else 'refused'}: {outcome.reason}"),
+    )
+    if not outcome.ok:
+        sys.exit(1)
 
 
 @directory.command("test")

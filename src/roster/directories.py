@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roster.connectors.base import ConnectionReport
+from roster.connectors.ldap.bind import BindOutcome, bind_name, verify_password
 from roster.connectors.ldap.config import ConfigError, LdapConfig, validate
 from roster.connectors.ldap.connector import LdapConnector
 from roster.domain.ldap_path import search_roots
@@ -14,7 +15,7 @@ from roster.domain.mapping import AttributeMapping, MappingError
 from roster.domain.policy import DeletionGuard
 from roster.runtime import Runtime
 from roster.store import repo
-from roster.sync.connectors import LDAP_TYPES, connector_for
+from roster.sync.connectors import LDAP_TYPES, connector_for, ldap_config
 from roster.sync.pipeline import Phase, RunResult, run_sync
 
 
@@ -32,6 +33,7 @@ class DirectorySpec:
     insecure_skip_tls_verify: bool = False
     mapping: Mapping[str, Mapping[str, str]] | None = None
     member_range_size: int | None = None
+    user_bind_template: str | None = None  # e.g. "{login}@example.local" for pass-through login
 
 
 def check_spec(spec: DirectorySpec) -> dict[str, Any]:
@@ -62,7 +64,15 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
             member_range_size=spec.member_range_size,
         )
     )
+    if spec.user_bind_template is not None:
+        try:
+            bind_name(spec.user_bind_template, "probe")
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc) if str(exc).startswith("user_bind_template") else f"user_bind_template: {exc}"
+            ) from None
     return {
+        "user_bind_template": spec.user_bind_template,
         "url": spec.url.rstrip("/"),
         "bind_dn": spec.bind_dn,
         "search_paths": [str(p) for p in search_roots(spec.search_paths)],
@@ -79,6 +89,14 @@ def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
     sealed = rt.box.seal(spec.bind_password) if spec.bind_password else None
     with rt.engine.begin() as conn:
         return repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
+
+
+def verify_directory_password(rt: Runtime, directory_id: str, login: str, password: str) -> BindOutcome:
+    """Pass-through authentication against the directory (the login goes through its bind template)."""
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    template = directory["config"].get("user_bind_template") or "{login}"
+    return verify_password(ldap_config(directory, rt.box, rt.settings), bind_name(template, login), password)
 
 
 def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:

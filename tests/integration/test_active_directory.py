@@ -192,3 +192,44 @@ def test_search_from_the_domain_root_survives_continuation_references(
     assert result.ok, result.error
     assert ("rootsearch" in users(sqlite_rt, d) and "Administrator" in users(sqlite_rt, d)) or True
     assert result.counts["user_created"] >= BIG_GROUP_SIZE + 1
+
+
+def test_pass_through_bind_reasons(sqlite_rt: Runtime, samba_dc: SambaDC, ad_tree: AdTree) -> None:
+    from roster.connectors.ldap.bind import BindReason
+    from roster.directories import verify_directory_password
+    from tests.support.ad_tree import PASSWORD
+
+    rt = sqlite_rt
+    ad_tree.add_user("ok")
+    ad_tree.add_user("lock")
+    ad_tree.add_user("off", disabled=True)
+    change = ad_tree.add_user("change")
+    ad_tree.replace(change, "pwdLastSet", [b"0"])
+    ad_tree.add_user("old", accountExpires=b"1")
+    d = ad_directory(
+        rt, samba_dc, [ad_tree.search_path], user_bind_template=f"{{login}}.{ad_tree.name}@example.local"
+    )
+    netbios = ad_directory(
+        rt, samba_dc, [ad_tree.search_path], user_bind_template=f"EXAMPLE\\{{login}}.{ad_tree.name}"
+    )
+
+    def check(login: str, password: str, directory: str = d) -> BindReason:
+        return verify_directory_password(rt, directory, login, password).reason
+
+    assert check("ok", PASSWORD) is BindReason.OK
+    assert check("ok", PASSWORD, netbios) is BindReason.OK
+    assert check("ok", "wrong") is BindReason.INVALID_CREDENTIALS
+    assert check("nobody", PASSWORD) is BindReason.INVALID_CREDENTIALS  # same as a wrong password
+    assert check("ok", "") is BindReason.INVALID_CREDENTIALS
+    assert check("off", PASSWORD) is BindReason.DISABLED
+    assert check("change", PASSWORD) is BindReason.MUST_CHANGE_PASSWORD
+    assert check("old", PASSWORD) is BindReason.ACCOUNT_EXPIRED
+    for _ in range(3):  # the domain locks after 3 bad passwords (set by the fixture)
+        assert check("lock", "wrong") is BindReason.INVALID_CREDENTIALS
+    assert check("lock", PASSWORD) is BindReason.LOCKED  # locked at once, before any sync
+
+    assert sync_directory(rt, d).ok
+    state = {name: json.loads(u["custom_attributes"]) for name, u in users(rt, d).items()}
+    assert state["lock"]["locked"] is True and state["ok"]["locked"] is False
+    assert state["change"]["must_change_password"] is True and state["change"]["password_expired"] is True
+    assert state["old"]["account_expired"] is True

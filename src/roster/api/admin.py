@@ -54,6 +54,9 @@ class DirectoryIn(Strict):
     member_range_size: int | None = Field(
         default=None, ge=1, le=100000, description="Read group members in ranges of this size (AD style)."
     )
+    user_bind_template: str | None = Field(
+        default=None, max_length=500, description="Login to bind name, e.g. '{login}@example.local'."
+    )
 
 
 class DirectoryPatch(Strict):
@@ -67,6 +70,7 @@ class DirectoryPatch(Strict):
     insecure_skip_tls_verify: bool | None = None
     mapping: Mapping_ | None = None
     member_range_size: int | None = Field(default=None, ge=1, le=100000)
+    user_bind_template: str | None = Field(default=None, max_length=500)
 
 
 class SyncIn(Strict):
@@ -188,6 +192,7 @@ def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> d
         insecure_skip_tls_verify=body.insecure_skip_tls_verify,
         mapping=body.mapping.model_dump() if body.mapping else None,
         member_range_size=body.member_range_size,
+        user_bind_template=body.user_bind_template,
     )
     return directory_view(create_directory(rt, spec))
 
@@ -242,6 +247,7 @@ def update_directory(
         insecure_skip_tls_verify=bool(cfg.get("insecure_skip_tls_verify")),
         mapping=cfg.get("mapping"),
         member_range_size=cfg.get("member_range_size"),
+        user_bind_template=cfg.get("user_bind_template"),
     )
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}

@@ -26,8 +26,9 @@ class FailureReason(StrEnum):
 class ConnectorError(Exception):
     """Reading the directory failed; ``reason`` is a stable code, the message says why."""
 
-    def __init__(self, reason: FailureReason, message: str) -> None:
+    def __init__(self, reason: FailureReason, message: str, diagnostic: str = "") -> None:
         self.reason = reason
+        self.diagnostic = diagnostic  # the server's own words, when they matter to a caller
         super().__init__(message)
 
 

@@ -36,7 +36,7 @@ def translate(exc: ldap.LDAPError, action: str, server: str) -> ConnectorError:
     detail = _describe(exc)
     if isinstance(exc, ldap.INVALID_CREDENTIALS):
         return ConnectorError(
-            FailureReason.INVALID_CREDENTIALS, f"bind refused by {server}: invalid credentials"
+            FailureReason.INVALID_CREDENTIALS, f"bind refused by {server}: invalid credentials", detail
         )
     if isinstance(exc, ldap.SERVER_DOWN):
         lowered = detail.lower()
