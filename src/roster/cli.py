@@ -361,9 +361,10 @@ def directory_test(directory_id: str, as_json: bool) -> None:
 @click.argument("directory_id")
 @click.option("--dry-run", is_flag=True, help="Show what would change; apply nothing.")
 @click.option("--force", is_flag=True, help="Apply even if the deletion guard objects.")
+@click.option("--full", is_flag=True, help="Read the whole directory, even when an incremental run could.")
 @json_option
 @handle_errors
-def sync(directory_id: str, dry_run: bool, force: bool, as_json: bool) -> None:
+def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool) -> None:
     """Sync a directory now."""
     rt = runtime()
     show_progress = not as_json and err.is_terminal
@@ -383,15 +384,17 @@ def sync(directory_id: str, dry_run: bool, force: bool, as_json: bool) -> None:
                 trigger="cli",
                 dry_run=dry_run,
                 force=force,
+                full=full,
                 progress=Phase(
                     phase=lambda name: bar.update(task, description=name),
                     read=lambda n: bar.update(task, completed=n),
                 ),
             )
     else:
-        result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force)
+        result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force, full=full)
     data: dict[str, Any] = {
         "run_id": result.run_id,
+        "kind": result.kind,
         "status": result.status,
         "dry_run": dry_run,
         "counts": result.counts,
@@ -409,7 +412,7 @@ def sync(directory_id: str, dry_run: bool, force: bool, as_json: bool) -> None:
     def text() -> None:
         verb = "would change" if dry_run else "changed"
         summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items() if v)
-        click.echo(f"run {result.run_id}: {result.status}; {verb}: {summary or 'nothing'}")
+        click.echo(f"run {result.run_id} ({result.kind}): {result.status}; {verb}: {summary or 'nothing'}")
         if dry_run:
             for u in data.get("new_users", [])[:50]:
                 click.echo(f"  new account: {u['email']} ({u['name']})")

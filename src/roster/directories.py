@@ -114,6 +114,7 @@ def sync_directory(
     trigger: str = "manual",
     dry_run: bool = False,
     force: bool = False,
+    full: bool = False,
     progress: Phase | None = None,
 ) -> RunResult:
     with rt.engine.connect() as conn:
@@ -127,6 +128,7 @@ def sync_directory(
         trigger=trigger,
         dry_run=dry_run,
         force=force,
+        full=full,
         guard=guard,
         progress=progress,
     )

@@ -96,7 +96,9 @@ def test_full_cli_flow(cli: Cli, slapd: Slapd, tree: Tree) -> None:
     assert "secret" not in shown and "admin-secret" not in json.dumps(shown)
     assert [x["id"] for x in cli.ok("directory", "list")] == [d]
     text = cli.run("sync", d)
-    assert text.returncode == 0 and "succeeded; changed: skipped 1" in text.stdout
+    assert text.returncode == 0 and "(incremental): succeeded; changed: nothing" in text.stdout
+    full = cli.run("sync", d, "--full")
+    assert full.returncode == 0 and "(full): succeeded; changed: skipped 1" in full.stdout
 
 
 def test_password_is_encrypted_at_rest(cli: Cli, slapd: Slapd, tree: Tree) -> None:

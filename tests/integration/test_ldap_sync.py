@@ -275,7 +275,7 @@ def test_server_dying_mid_search_changes_nothing(
                 stopped.append(n)
                 server.stop()
 
-        result = sync_directory(runtime, d, progress=Phase(read=stop_after_first_progress))
+        result = sync_directory(runtime, d, full=True, progress=Phase(read=stop_after_first_progress))
         assert stopped and stopped[0] < 1500
         assert result.status == "failed" and result.error_reason == "unreachable", result.error
         assert dump(runtime) == before

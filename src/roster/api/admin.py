@@ -76,6 +76,7 @@ class DirectoryPatch(Strict):
 class SyncIn(Strict):
     dry_run: bool = False
     force: bool = Field(default=False, description="Apply even if the deletion guard objects.")
+    full: bool = Field(default=False, description="Read everything, even if an incremental run is possible.")
     wait: bool = Field(default=False, description="Answer when the run has finished.")
 
 
@@ -284,7 +285,7 @@ def trigger_sync(
     body = body or SyncIn()
     try:
         future = request.app.state.runner.submit(
-            directory_id, trigger="api", dry_run=body.dry_run, force=body.force
+            directory_id, trigger="api", dry_run=body.dry_run, full=body.full, force=body.force
         )
     except SyncBusy as exc:
         raise ApiError(409, "sync_in_progress", str(exc)) from None

@@ -29,13 +29,25 @@ class SyncRunner:
         self._running: dict[str, Future[RunResult]] = {}
 
     def submit(
-        self, directory_id: str, *, trigger: str = "api", dry_run: bool = False, force: bool = False
+        self,
+        directory_id: str,
+        *,
+        trigger: str = "api",
+        dry_run: bool = False,
+        force: bool = False,
+        full: bool = False,
     ) -> Future[RunResult]:
         with self._lock:
             if directory_id in self._running:
                 raise SyncBusy(f"a sync of directory {directory_id} is already running")
             future = self._pool.submit(
-                sync_directory, self.rt, directory_id, trigger=trigger, dry_run=dry_run, force=force
+                sync_directory,
+                self.rt,
+                directory_id,
+                trigger=trigger,
+                dry_run=dry_run,
+                force=force,
+                full=full,
             )
             self._running[directory_id] = future
         future.add_done_callback(lambda _f: self._done(directory_id))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from roster.domain.delta import Delta
 from roster.domain.records import Snapshot
 
 Progress = Callable[[int], None]
@@ -54,4 +55,11 @@ class Connector(Protocol):
 
     def test(self) -> ConnectionReport:
         """A cheap bind and a base search of every configured path."""
+        ...
+
+
+class IncrementalConnector(Connector, Protocol):
+    def changes(self, cursor: str, known: frozenset[str], progress: Progress | None = None) -> Delta | None:
+        """What changed since ``cursor`` (from a Snapshot or an earlier Delta), or None when the
+        cursor cannot be used and a full run is needed. ``known`` are the ids in the cache."""
         ...

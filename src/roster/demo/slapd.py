@@ -46,6 +46,8 @@ class Slapd:
     port: int = 0
     tls: Tls | None = None
     ldaps_port: int = 0
+    syncprov: bool = True  # RFC 4533 provider, for incremental runs
+    sessionlog: bool = True  # syncprov remembers deletes; without it, consumers get a present phase
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +76,6 @@ class Slapd:
             f"argsfile {self.folder / 'slapd.args'}",
             "modulepath /usr/lib/ldap",
             "moduleload back_mdb",
-            "moduleload syncprov",
             "sizelimit unlimited",
         ]
         if self.tls is not None:
@@ -93,9 +94,12 @@ class Slapd:
             "index objectClass eq",
             "index entryUUID eq",
             "index entryCSN eq",
-            "overlay syncprov",
-            "syncprov-checkpoint 100 10",
         ]
+        if self.syncprov:
+            lines.insert(lines.index("moduleload back_mdb") + 1, "moduleload syncprov")
+            lines += ["overlay syncprov", "syncprov-checkpoint 100 10"]
+            if self.sessionlog:
+                lines.append("syncprov-sessionlog 1000")
         self.conf.write_text("\n".join(lines) + "\n")
 
     def load(self, ldif: Path) -> None:

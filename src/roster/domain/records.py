@@ -67,6 +67,7 @@ class Snapshot:
     skipped: tuple[Skipped, ...] = ()
     ignored_members: int = 0  # member values naming nothing inside the search paths
     foreign_members: int = 0  # foreign security principals (members from other domains)
+    cursor: str | None = None  # where an incremental run can continue from (taken before the read)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,11 @@ class SnapshotBuilder:
         """A membership the group does not list (AD: the user's primaryGroupID)."""
         self._primary.append((user_ext, key))
 
+    @property
+    def primary_groups(self) -> list[tuple[str, str]]:
+        """(user external id, group key) pairs recorded with add_primary_group."""
+        return list(self._primary)
+
     def __len__(self) -> int:
         return len(self.users) + len(self.groups) + len(self.skipped)
 

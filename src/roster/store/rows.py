@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from roster.domain.mapping import normalize_dn
 from roster.domain.records import CachedGroup, CachedState, CachedUser
 from roster.store.schema import (
     directory_groups,
@@ -27,6 +28,27 @@ def load_rows(conn: Connection, table: sa.Table, ids: Iterable[str]) -> dict[str
         for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
             out[row["id"]] = dict(row)
     return out
+
+
+def load_known_ids(conn: Connection, directory_id: str) -> frozenset[str]:
+    """External ids of the cached users and groups still in the directory."""
+    u, g = directory_users, directory_groups
+    users = conn.execute(sa.select(u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True)))
+    groups = conn.execute(sa.select(g.c.idp_id).where(g.c.directory_id == directory_id))
+    return frozenset(users.scalars()) | frozenset(groups.scalars())
+
+
+def load_dn_index(conn: Connection, directory_id: str) -> dict[str, str]:
+    """Normalized DN -> external id of the cached users and groups still in the directory."""
+    u, g = directory_users, directory_groups
+    index: dict[str, str] = {}
+    for dn, ext in conn.execute(
+        sa.select(u.c.dn, u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True))
+    ):
+        index[normalize_dn(dn)] = ext
+    for dn, ext in conn.execute(sa.select(g.c.dn, g.c.idp_id).where(g.c.directory_id == directory_id)):
+        index[normalize_dn(dn)] = ext
+    return index
 
 
 def load_cached_state(conn: Connection, directory_id: str) -> CachedState:

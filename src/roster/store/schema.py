@@ -70,6 +70,7 @@ directories = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("last_sync_at", nullable=True),
+    sa.Column("cursor", sa.Text, nullable=True),
 )
 
 directory_users = sa.Table(

@@ -17,13 +17,15 @@ from sqlalchemy.engine import Engine
 
 from roster.connectors.base import Connector, ConnectorError, FailureReason, Progress
 from roster.domain.changes import ChangeSet
+from roster.domain.delta import Delta, reconcile_delta
 from roster.domain.policy import DeletionGuard
 from roster.domain.reconcile import reconcile
+from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
 from roster.store.apply import Target, apply_changes, log_plan
 from roster.store.db import utcnow
-from roster.store.rows import load_cached_state
+from roster.store.rows import load_cached_state, load_dn_index, load_known_ids
 from roster.store.schema import directories
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class RunResult:
     error: str | None = None
     error_reason: str | None = None
     changes: ChangeSet | None = None
+    kind: str = "full"  # full | incremental | dry_run
 
     @property
     def ok(self) -> bool:
@@ -59,14 +62,20 @@ def run_sync(
     trigger: str = "manual",
     dry_run: bool = False,
     force: bool = False,
+    full: bool = False,
     guard: DeletionGuard | None = None,
     progress: Phase | None = None,
 ) -> RunResult:
+    """Sync one directory: incrementally when it has a cursor and the connector can, else in full."""
     guard = guard or DeletionGuard()
     progress = progress or Phase()
     with engine.begin() as conn:
         directory = repo.get_directory(conn, directory_id)
-        run = repo.start_run(conn, directory, trigger, "dry_run" if dry_run else "full")
+        start_cursor: str | None = directory["cursor"]
+        incremental = bool(start_cursor) and not full and hasattr(connector, "changes")
+        kind = "dry_run" if dry_run else ("incremental" if incremental else "full")
+        run = repo.start_run(conn, directory, trigger, kind)
+        known = load_known_ids(conn, directory_id) if incremental else frozenset()
     run_id = run["id"]
 
     def fail(message: str, reason: str) -> RunResult:
@@ -78,11 +87,17 @@ def run_sync(
                     .where(directories.c.id == directory_id)
                     .values(state="invalid_credentials", updated_at=utcnow())
                 )
-        return RunResult(run_id, "failed", {}, message, reason)
+        return RunResult(run_id, "failed", {}, message, reason, kind=kind)
 
+    snapshot: Snapshot | None = None
+    delta: Delta | None = None
     try:
         progress.phase("reading")
-        snapshot = connector.snapshot(progress.read)
+        if incremental:
+            assert start_cursor is not None
+            delta = connector.changes(start_cursor, known, progress.read)  # type: ignore[attr-defined]
+        if delta is None:
+            snapshot = connector.snapshot(progress.read)
     except ConnectorError as exc:
         return fail(str(exc), str(exc.reason))
     except Exception as exc:  # a bug must not leave a run "running" forever
@@ -100,9 +115,21 @@ def run_sync(
                 .values(updated_at=directories.c.updated_at)
             )
             directory = repo.get_directory(conn, directory_id)
+            if delta is not None and directory["cursor"] != start_cursor:
+                message = "another run advanced this directory meanwhile; this one applied nothing"
+                repo.finish_run(conn, run_id, "superseded", {}, message, "superseded")
+                return RunResult(run_id, "superseded", {}, message, "superseded", kind=kind)
             cached = load_cached_state(conn, directory_id)
-            changes = reconcile(snapshot, cached)
+            if delta is not None:
+                changes = reconcile_delta(delta, cached, load_dn_index(conn, directory_id))
+                new_cursor: str | None = delta.cursor
+            else:
+                assert snapshot is not None
+                changes = reconcile(snapshot, cached)
+                new_cursor = snapshot.cursor
             counts = {str(k): v for k, v in changes.counts().items()}
+            if incremental and delta is None:
+                counts["fell_back_to_full"] = 1
             now = utcnow()
             target = Target(directory_id, directory["organization_id"], run_id)
             blocked = None if force else guard.check(changes, cached)
@@ -110,9 +137,9 @@ def run_sync(
                 log_plan(conn, target, changes, now)  # what it would do, for the admin to read
                 status, reason = ("blocked", "deletion_guard") if blocked else ("succeeded", None)
                 repo.finish_run(conn, run_id, status, counts, blocked, reason)
-                return RunResult(run_id, status, counts, blocked, reason, changes)
+                return RunResult(run_id, status, counts, blocked, reason, changes, kind=kind)
             progress.phase("applying")
-            values: dict[str, Any] = {"last_sync_at": now, "updated_at": now}
+            values: dict[str, Any] = {"last_sync_at": now, "updated_at": now, "cursor": new_cursor}
             if directory["state"] in ("linking", "inactive", "invalid_credentials"):
                 values["state"] = "linked"
             activation = (
@@ -124,7 +151,9 @@ def run_sync(
     except Exception as exc:
         log.exception("sync run %s crashed while applying", run_id)
         return fail(f"internal error while applying (nothing was applied): {exc!r}", "internal")
-    return RunResult(run_id, "succeeded", counts, changes=changes)
+    if incremental and delta is None:
+        kind = "full"
+    return RunResult(run_id, "succeeded", counts, changes=changes, kind=kind)
 
 
 def _activated(conn: sa.Connection, directory: dict[str, Any]) -> str:

@@ -65,6 +65,20 @@ def sid_to_str(raw: bytes) -> str:
     return "S-" + "-".join(str(p) for p in (revision, authority, *subs))
 
 
+def str_to_sid(text: str) -> bytes:
+    """``S-1-5-21-...`` back to its binary form."""
+    parts = text.split("-")
+    if len(parts) < 3 or parts[0] != "S":
+        raise ValueError(f"not a SID: {text!r}")
+    revision, authority, subs = int(parts[1]), int(parts[2]), [int(p) for p in parts[3:]]
+    return bytes([revision, len(subs)]) + authority.to_bytes(6, "big") + struct.pack(f"<{len(subs)}I", *subs)
+
+
+def escape_bytes(raw: bytes) -> str:
+    """Binary value for an LDAP filter (RFC 4515): every byte as \\xx."""
+    return "".join(f"\\{b:02x}" for b in raw)
+
+
 def filetime(now: float) -> int:
     return int((now + FILETIME_EPOCH_OFFSET) * 10_000_000)
 
@@ -182,6 +196,25 @@ class ActiveDirectory:
 
     def is_foreign(self, normalized_dn: str) -> bool:
         return ",cn=foreignsecurityprincipals," in normalized_dn
+
+    detector: str = "usn"
+    member_of_attribute: str | None = "memberOf"  # a back-link AD maintains (primary group excluded)
+
+    def identity_filter(self, ext: str) -> str:
+        return f"(objectGUID={escape_bytes(uuid.UUID(ext).bytes_le)})"
+
+    def primary_members_filter(self, group_entry: RawEntry) -> str | None:
+        sid = _sid(group_entry)
+        if sid is None:
+            return None
+        rid = sid.rsplit("-", 1)[1]
+        return f"(&(objectCategory=person)(objectClass=user)(primaryGroupID={rid}))"
+
+    def primary_group_filter(self, key: str) -> str | None:
+        try:
+            return f"(objectSid={escape_bytes(str_to_sid(key))})"
+        except ValueError:
+            return None
 
 
 ACTIVE_DIRECTORY = ActiveDirectory()

@@ -73,10 +73,14 @@ class LdapClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def open(self) -> None:
+    def open(self, connection_class: Any = None) -> None:
+        """Connect and bind; ``connection_class`` is an LDAPObject subclass (syncrepl needs one)."""
         cfg = self.config
         try:
-            conn = ldap.initialize(cfg.url, bytes_mode=False)
+            if connection_class is None:
+                conn = ldap.initialize(cfg.url, bytes_mode=False)
+            else:
+                conn = connection_class(cfg.url)
             conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
             conn.set_option(ldap.OPT_REFERRALS, 0)
             conn.set_option(ldap.OPT_NETWORK_TIMEOUT, cfg.connect_timeout)
@@ -109,6 +113,10 @@ class LdapClient:
             with contextlib.suppress(ldap.LDAPError):
                 self._conn.unbind_s()
             self._conn = None
+
+    @property
+    def connection(self) -> Any:
+        return self._conn
 
     def base_exists(self, dn: str) -> bool:
         try:
@@ -165,19 +173,22 @@ class LdapClient:
                 return values
             start = int(high) + 1
 
-    def paged_search(self, base: str, filterstr: str, attributes: Sequence[str]) -> Iterator[Entry]:
+    def paged_search(
+        self, base: str, filterstr: str, attributes: Sequence[str], controls: Sequence[Any] = ()
+    ) -> Iterator[Entry]:
         """Every entry of the subtree at ``base``; raises ConnectorError on any failure."""
+        extra = list(controls)
         cfg = self.config
         cookie = b""
         try:
             while True:
                 page = SimplePagedResultsControl(True, size=cfg.page_size, cookie=cookie)
                 msgid = self._conn.search_ext(
-                    base, ldap.SCOPE_SUBTREE, filterstr, list(attributes), serverctrls=[page]
+                    base, ldap.SCOPE_SUBTREE, filterstr, list(attributes), serverctrls=[page, *extra]
                 )
-                controls: list[Any] = []
+                returned: list[Any] = []
                 while True:
-                    rtype, rdata, _, controls = self._conn.result3(
+                    rtype, rdata, _, returned = self._conn.result3(
                         msgid,
                         all=0,
                         timeout=cfg.operation_timeout,
@@ -188,7 +199,7 @@ class LdapClient:
                     elif rtype == ldap.RES_SEARCH_RESULT:
                         break
                     # RES_SEARCH_REFERENCE and intermediates: not chased
-                cookie = next((c.cookie for c in controls if c.controlType == _PAGED), b"")
+                cookie = next((c.cookie for c in returned if c.controlType == _PAGED), b"")
                 if not cookie:
                     return
         except ldap.LDAPError as exc:

@@ -9,8 +9,9 @@ explicitly, which makes servers that do not truncate (Samba) behave the same.
 from __future__ import annotations
 
 import gc
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from roster.connectors.base import (
     ConnectionReport,
@@ -21,7 +22,9 @@ from roster.connectors.base import (
 )
 from roster.connectors.ldap.client import LdapClient, RawAttrs
 from roster.connectors.ldap.config import LdapConfig
+from roster.connectors.ldap.detectors import DETECTORS
 from roster.connectors.ldap.flavours import Context, Flavour, get_flavour
+from roster.domain.delta import Delta
 from roster.domain.mapping import decode_attributes, map_group, map_user, normalize_dn
 from roster.domain.records import Skipped, Snapshot
 from roster.domain.snapshot import SnapshotBuilder
@@ -64,6 +67,7 @@ class LdapConnector:
         try:
             with LdapClient(cfg) as client:
                 context = flavour.read_context(client)
+                cursor = DETECTORS[flavour.detector].start(client, [r.dn for r in cfg.roots])
                 for root in cfg.roots:
                     if not client.base_exists(root.dn):
                         raise ConnectorError(
@@ -95,10 +99,17 @@ class LdapConnector:
                     self._add_group(builder, group)
             if progress is not None:
                 progress(len(builder))
-            return builder.build(flavour.is_foreign)
+            snapshot = builder.build(flavour.is_foreign)
+            return replace(snapshot, cursor=json.dumps(cursor) if cursor else None)
         finally:
             if gc_was_enabled:
                 gc.enable()
+
+    def changes(self, cursor: str, known: frozenset[str], progress: Progress | None = None) -> Delta | None:
+        """What changed since ``cursor``; None when only a full run can tell."""
+        from roster.connectors.ldap.incremental import read_changes
+
+        return read_changes(self, cursor, known, progress)
 
     def _add_user(
         self,

@@ -53,6 +53,29 @@ class Flavour(Protocol):
 
     def is_foreign(self, normalized_dn: str) -> bool: ...
 
+    # Incremental runs
+    @property
+    def detector(self) -> str:
+        """The change detector this kind of server supports (see detectors.py)."""
+        ...
+
+    @property
+    def member_of_attribute(self) -> str | None:
+        """An attribute listing the groups an entry belongs to, when the server keeps one reliably."""
+        ...
+
+    def identity_filter(self, ext: str) -> str:
+        """An LDAP filter matching the entry with this external id."""
+        ...
+
+    def primary_members_filter(self, group_entry: RawEntry) -> str | None:
+        """A filter for users whose primary group this is (members the group does not list)."""
+        ...
+
+    def primary_group_filter(self, key: str) -> str | None:
+        """A filter for the group a ``primary_group`` key names."""
+        ...
+
 
 def object_classes(entry: RawEntry) -> set[str]:
     values = entry.get("objectClass") or entry.get("objectclass") or ()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ldap.filter import escape_filter_chars
+
 from roster.connectors.ldap.flavours import Context, EntryReader, Kind, RawEntry, first_value, object_classes
 
 _USER_CLASSES = frozenset({"inetorgperson"})
@@ -79,6 +81,18 @@ class OpenLdap:
 
     def is_foreign(self, normalized_dn: str) -> bool:
         return False
+
+    detector: str = "syncrepl"
+    member_of_attribute: str | None = None  # memberOf needs an overlay; groups are searched instead
+
+    def identity_filter(self, ext: str) -> str:
+        return f"(entryUUID={escape_filter_chars(ext)})"
+
+    def primary_members_filter(self, group_entry: RawEntry) -> str | None:
+        return None
+
+    def primary_group_filter(self, key: str) -> str | None:
+        return None
 
 
 OPENLDAP = OpenLdap()
