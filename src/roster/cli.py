@@ -198,6 +198,13 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 @click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
 @click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
 @click.option(
+    "--change-detection",
+    type=click.Choice(["auto", "dirsync", "usn", "syncrepl", "off"]),
+    default="auto",
+    show_default=True,
+    help="How incremental runs find changes (off: full runs only).",
+)
+@click.option(
     "--user-bind-template",
     default=None,
     help="How a login becomes a bind name, e.g. '{login}@example.local' or 'EXAMPLE\\{login}'.",
@@ -223,6 +230,7 @@ def directory_create(
     insecure_skip_tls_verify: bool,
     map_user: tuple[str, ...],
     map_group: tuple[str, ...],
+    change_detection: str,
     user_bind_template: str | None,
     member_range_size: int | None,
     as_json: bool,
@@ -256,6 +264,7 @@ def directory_create(
             mapping={"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
             member_range_size=member_range_size,
             user_bind_template=user_bind_template,
+            change_detection=change_detection,
         ),
     )
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))

@@ -34,6 +34,7 @@ class DirectorySpec:
     mapping: Mapping[str, Mapping[str, str]] | None = None
     member_range_size: int | None = None
     user_bind_template: str | None = None  # e.g. "{login}@example.local" for pass-through login
+    change_detection: str = "auto"  # how incremental runs find changes: auto, dirsync, usn, syncrepl, off
 
 
 def check_spec(spec: DirectorySpec) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
             insecure_skip_tls_verify=spec.insecure_skip_tls_verify,
             mapping=attribute_mapping,
             member_range_size=spec.member_range_size,
+            change_detection=spec.change_detection,
         )
     )
     if spec.user_bind_template is not None:
@@ -73,6 +75,7 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
             ) from None
     return {
         "user_bind_template": spec.user_bind_template,
+        "change_detection": spec.change_detection,
         "url": spec.url.rstrip("/"),
         "bind_dn": spec.bind_dn,
         "search_paths": [str(p) for p in search_roots(spec.search_paths)],

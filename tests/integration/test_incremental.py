@@ -227,9 +227,9 @@ class AdWriter:
         self.tree.delete_values(group, "member", [member.encode()])
 
 
-@pytest.mark.parametrize("seed", [7, 8])
+@pytest.mark.parametrize(("seed", "method"), [(7, "dirsync"), (8, "dirsync"), (9, "usn")])
 def test_active_directory_random_edits_incremental_equals_full(
-    sqlite_rt: Runtime, samba_dc: SambaDC, ad_tree: AdTree, seed: int
+    sqlite_rt: Runtime, samba_dc: SambaDC, ad_tree: AdTree, seed: int, method: str
 ) -> None:
     rt = sqlite_rt
     ops = Ops(AdWriter(ad_tree), random.Random(seed))
@@ -244,9 +244,10 @@ def test_active_directory_random_edits_incremental_equals_full(
         [ad_tree.search_path],
         type="active_directory",
         ca_file=str(samba_dc.ca_file),
+        change_detection=method,
     )
     assert sync_directory(rt, d).ok
-    assert (cursor_of(rt, d) or {})["kind"] == "usn"
+    assert (cursor_of(rt, d) or {})["kind"] == method
     for _round in range(4):
         for _ in range(8):
             ops.step()
@@ -255,6 +256,31 @@ def test_active_directory_random_edits_incremental_equals_full(
     full = sync_directory(rt, d, full=True, force=True)
     assert full.ok and full.changes is not None
     assert full.changes.is_empty, (full.counts, ops.log)
+
+
+def test_active_directory_prefers_dirsync_even_for_an_unprivileged_account(
+    sqlite_rt: Runtime, samba_dc: SambaDC, ad_tree: AdTree
+) -> None:
+    from tests.support.ad_tree import PASSWORD
+
+    reader = ad_tree.add_user("reader")
+    ad_tree.add_user("ada")
+    d = ldap_directory(
+        sqlite_rt,
+        new_org(sqlite_rt),
+        samba_dc.ldaps_url,
+        reader,
+        PASSWORD,
+        [ad_tree.search_path],
+        type="active_directory",
+        ca_file=str(samba_dc.ca_file),
+    )
+    assert sync_directory(sqlite_rt, d).ok
+    kind = (cursor_of(sqlite_rt, d) or {})["kind"]
+    assert kind in ("dirsync", "usn")  # dirsync where the account may use it, else the USN watermark
+    ad_tree.add_user("bob")
+    result = sync_directory(sqlite_rt, d)
+    assert result.ok and result.kind == "incremental" and result.counts["user_created"] == 1
 
 
 def test_active_directory_incremental_sees_deletes_and_moves(

@@ -57,6 +57,9 @@ class DirectoryIn(Strict):
     user_bind_template: str | None = Field(
         default=None, max_length=500, description="Login to bind name, e.g. '{login}@example.local'."
     )
+    change_detection: Literal["auto", "dirsync", "usn", "syncrepl", "off"] = Field(
+        default="auto", description="How incremental runs find changes (off: full runs only)."
+    )
 
 
 class DirectoryPatch(Strict):
@@ -71,6 +74,7 @@ class DirectoryPatch(Strict):
     mapping: Mapping_ | None = None
     member_range_size: int | None = Field(default=None, ge=1, le=100000)
     user_bind_template: str | None = Field(default=None, max_length=500)
+    change_detection: Literal["auto", "dirsync", "usn", "syncrepl", "off"] | None = None
 
 
 class SyncIn(Strict):
@@ -194,6 +198,7 @@ def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> d
         mapping=body.mapping.model_dump() if body.mapping else None,
         member_range_size=body.member_range_size,
         user_bind_template=body.user_bind_template,
+        change_detection=body.change_detection,
     )
     return directory_view(create_directory(rt, spec))
 
@@ -249,6 +254,7 @@ def update_directory(
         mapping=cfg.get("mapping"),
         member_range_size=cfg.get("member_range_size"),
         user_bind_template=cfg.get("user_bind_template"),
+        change_detection=cfg.get("change_detection") or "auto",
     )
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}

@@ -31,6 +31,7 @@ def ldap_config(directory: Mapping[str, Any], box: SecretBox, settings: Settings
         operation_timeout=settings.ldap_operation_timeout,
         page_size=settings.ldap_page_size,
         member_range_size=cfg.get("member_range_size"),
+        change_detection=cfg.get("change_detection") or "auto",
         mapping=AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group")),
     )
 

@@ -197,7 +197,7 @@ class ActiveDirectory:
     def is_foreign(self, normalized_dn: str) -> bool:
         return ",cn=foreignsecurityprincipals," in normalized_dn
 
-    detector: str = "usn"
+    detectors: tuple[str, ...] = ("dirsync", "usn")
     member_of_attribute: str | None = "memberOf"  # a back-link AD maintains (primary group excluded)
 
     def identity_filter(self, ext: str) -> str:

@@ -28,6 +28,7 @@ class LdapConfig:
     operation_timeout: float = 120.0
     page_size: int = 1000
     member_range_size: int | None = None  # ask for group members in ranges of this size (AD style)
+    change_detection: str = "auto"  # auto | dirsync | usn | syncrepl | off
     mapping: AttributeMapping = field(default_factory=AttributeMapping)
 
     @property
@@ -72,6 +73,10 @@ def validate(config: LdapConfig) -> LdapConfig:
         raise ConfigError("start_tls: not with ldaps:// (the connection is already TLS)")
     if config.member_range_size is not None and not 1 <= config.member_range_size <= 100000:
         raise ConfigError("member_range_size: must be between 1 and 100000")
+    if config.change_detection not in ("auto", "dirsync", "usn", "syncrepl", "off"):
+        raise ConfigError(
+            f"change_detection: {config.change_detection!r} is not one of auto, dirsync, usn, syncrepl, off"
+        )
     if not 1 <= config.page_size <= 10000:
         raise ConfigError("page_size: must be between 1 and 10000")
     return config

@@ -22,7 +22,7 @@ from roster.connectors.base import (
 )
 from roster.connectors.ldap.client import LdapClient, RawAttrs
 from roster.connectors.ldap.config import LdapConfig
-from roster.connectors.ldap.detectors import DETECTORS
+from roster.connectors.ldap.detectors import start_cursor
 from roster.connectors.ldap.flavours import Context, Flavour, get_flavour
 from roster.domain.delta import Delta
 from roster.domain.mapping import decode_attributes, map_group, map_user, normalize_dn
@@ -67,7 +67,7 @@ class LdapConnector:
         try:
             with LdapClient(cfg) as client:
                 context = flavour.read_context(client)
-                cursor = DETECTORS[flavour.detector].start(client, [r.dn for r in cfg.roots])
+                cursor = start_cursor(client, flavour, [r.dn for r in cfg.roots], cfg.change_detection)
                 for root in cfg.roots:
                     if not client.base_exists(root.dn):
                         raise ConnectorError(

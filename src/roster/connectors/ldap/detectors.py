@@ -1,6 +1,9 @@
 """Change detection for incremental runs: which objects changed or left since a cursor.
 
-- Active Directory: the ``uSNChanged`` high-water mark of one domain controller
+- Active Directory, preferred: the DirSync control with its cookie (an account without
+  replication rights may use it through the object-security flag). Deleted objects
+  come back with ``isDeleted``.
+- Active Directory, otherwise: the ``uSNChanged`` high-water mark of one domain controller
   (``highestCommittedUSN`` from its root DSE). Deletions come from the Deleted
   Objects container, read with the show-deleted control (1.2.840.113556.1.4.417).
   A different DC (``dsServiceName``) has its own USNs, so it forces a full run.
@@ -14,18 +17,21 @@ A detector only names objects; the connector re-reads them in full.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import ldap
-from ldap.controls import LDAPControl
+from ldap.controls import LDAPControl, RequestControl, ResponseControl
 from ldap.ldapobject import LDAPObject
 from ldap.syncrepl import SyncreplConsumer
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.type import namedtype, univ
 
 from roster.connectors.base import ConnectorError, FailureReason
 from roster.connectors.ldap.active_directory import guid_to_str
-from roster.connectors.ldap.client import LdapClient
+from roster.connectors.ldap.client import LdapClient, translate
 from roster.connectors.ldap.config import LdapConfig
 from roster.connectors.ldap.flavours import Flavour, first_value
 from roster.domain.mapping import normalize_dn
@@ -90,6 +96,105 @@ class UsnDetector:
             if (v := first_value(attrs, "objectGUID")) is not None and len(v) == 16
         }
         return Detected(now, frozenset(changed - deleted), frozenset(deleted))
+
+
+class _DirSyncValue(univ.Sequence):  # type: ignore[misc]
+    """Request and response value of the DirSync control (MS-ADTS 3.1.1.3.4.1.3)."""
+
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("flags", univ.Integer()),
+        namedtype.NamedType("maxBytes", univ.Integer()),
+        namedtype.NamedType("cookie", univ.OctetString()),
+    )
+
+
+class DirSyncControl(RequestControl, ResponseControl):  # type: ignore[misc]
+    controlType = "1.2.840.113556.1.4.841"
+    OBJECT_SECURITY = 0x1  # lets an account without "Replicating Directory Changes" use DirSync
+
+    def __init__(self, cookie: bytes = b"", flags: int = OBJECT_SECURITY, criticality: bool = True) -> None:
+        self.criticality, self.cookie, self.flags, self.more = criticality, cookie, flags, 0
+
+    def encodeControlValue(self) -> bytes:
+        value = _DirSyncValue()
+        value["flags"] = self.flags
+        value["maxBytes"] = 1 << 20
+        value["cookie"] = self.cookie
+        encoded: bytes = encoder.encode(value)
+        return encoded
+
+    def decodeControlValue(self, encoded: bytes) -> None:
+        value, _ = decoder.decode(encoded, asn1Spec=_DirSyncValue())
+        self.more = int(value["flags"])  # in responses: "more data" flag
+        self.cookie = bytes(value["cookie"])
+
+
+class DirSyncDetector:
+    """AD's DirSync control: changes (and deletions, as ``isDeleted``) since a cookie."""
+
+    kind = "dirsync"
+    NOTHING = "(objectGUID=\\00)"  # matches no object: a cookie for "now" without reading everything
+    # Deleted objects keep objectClass but lose objectCategory: filter on classes only.
+    CHANGES = "(|(objectClass=user)(objectClass=group))"
+
+    def _run(
+        self, client: LdapClient, nc: str, cookie: bytes, query: str, config: LdapConfig
+    ) -> tuple[bytes, set[str], set[str]]:
+        changed: set[str] = set()
+        deleted: set[str] = set()
+        conn = client.connection
+        while True:
+            try:
+                # DirSync reports an object only when one of the requested attributes
+                # changed: ask for all of them.
+                msgid = conn.search_ext(
+                    nc,
+                    ldap.SCOPE_SUBTREE,
+                    query,
+                    ["*", "isDeleted"],
+                    serverctrls=[DirSyncControl(cookie)],
+                )
+                _, data, _, controls = conn.result3(
+                    msgid,
+                    timeout=config.operation_timeout,
+                    resp_ctrl_classes={DirSyncControl.controlType: DirSyncControl},
+                )
+            except ldap.LDAPError as exc:
+                raise translate(exc, "reading changes with DirSync", config.url) from None
+            for dn, attrs in data:
+                guid = first_value(attrs, "objectGUID") if dn else None
+                if guid is None or len(guid) != 16:
+                    continue
+                (deleted if first_value(attrs, "isDeleted") == b"TRUE" else changed).add(guid_to_str(guid))
+            response = next((c for c in controls if c.controlType == DirSyncControl.controlType), None)
+            if response is None:
+                raise ConnectorError(
+                    FailureReason.SEARCH_FAILED, f"{config.url} answered DirSync without a cookie"
+                )
+            cookie = response.cookie
+            if not response.more:
+                return cookie, changed - deleted, deleted
+
+    def start(self, client: LdapClient, roots: list[str]) -> Cursor | None:
+        nc = naming_context(client, roots)
+        if nc is None:
+            return None
+        try:
+            cookie, _, _ = self._run(client, nc, b"", self.NOTHING, client.config)
+        except ConnectorError:
+            return None  # not permitted for this account (or not AD): another detector is tried
+        return {"kind": self.kind, "nc": nc, "cookie": base64.b64encode(cookie).decode()}
+
+    def detect(
+        self, client: LdapClient, cursor: Cursor, flavour: Flavour, config: LdapConfig
+    ) -> Detected | None:
+        try:
+            old = base64.b64decode(cursor["cookie"])
+        except (KeyError, ValueError):
+            return None
+        cookie, changed, deleted = self._run(client, cursor["nc"], old, self.CHANGES, config)
+        new = {**cursor, "cookie": base64.b64encode(cookie).decode()}
+        return Detected(new, frozenset(changed), frozenset(deleted))
 
 
 class _Consumer(LDAPObject, SyncreplConsumer):  # type: ignore[misc]
@@ -167,4 +272,21 @@ class SyncreplDetector:
         )
 
 
-DETECTORS: dict[str, UsnDetector | SyncreplDetector] = {"usn": UsnDetector(), "syncrepl": SyncreplDetector()}
+Detector = UsnDetector | SyncreplDetector | DirSyncDetector
+DETECTORS: dict[str, Detector] = {
+    "dirsync": DirSyncDetector(),
+    "usn": UsnDetector(),
+    "syncrepl": SyncreplDetector(),
+}
+
+
+def start_cursor(
+    client: LdapClient, flavour: Flavour, roots: list[str], choice: str = "auto"
+) -> Cursor | None:
+    """The first detector (in the flavour's order of preference, or the one chosen) that works here."""
+    kinds = flavour.detectors if choice == "auto" else tuple(k for k in flavour.detectors if k == choice)
+    for kind in kinds:
+        cursor = DETECTORS[kind].start(client, roots)
+        if cursor is not None:
+            return cursor
+    return None

@@ -55,8 +55,8 @@ class Flavour(Protocol):
 
     # Incremental runs
     @property
-    def detector(self) -> str:
-        """The change detector this kind of server supports (see detectors.py)."""
+    def detectors(self) -> tuple[str, ...]:
+        """Change detectors this kind of server supports, preferred first (see detectors.py)."""
         ...
 
     @property

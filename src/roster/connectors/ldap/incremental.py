@@ -46,8 +46,10 @@ def read_changes(
     except ValueError:
         return None
     detector = DETECTORS.get(str(cursor.get("kind")))
-    if detector is None or detector.kind != flavour.detector:
+    if detector is None or detector.kind not in flavour.detectors:
         return None
+    if cfg.change_detection not in ("auto", detector.kind):
+        return None  # the directory was set to another method since
     root_dns = [r.dn for r in cfg.roots]
     roots = [normalize_dn(r) for r in root_dns]
     base = cursor.get("nc") or cursor.get("base")

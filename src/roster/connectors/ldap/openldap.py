@@ -82,7 +82,7 @@ class OpenLdap:
     def is_foreign(self, normalized_dn: str) -> bool:
         return False
 
-    detector: str = "syncrepl"
+    detectors: tuple[str, ...] = ("syncrepl",)
     member_of_attribute: str | None = None  # memberOf needs an overlay; groups are searched instead
 
     def identity_filter(self, ext: str) -> str:
