@@ -198,6 +198,13 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 @click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
 @click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
 @click.option(
+    "--near-real-time",
+    "near_real_time_seconds",
+    type=int,
+    default=None,
+    help="Continuous incremental runs every N seconds while `roster serve` runs (e.g. 10).",
+)
+@click.option(
     "--change-detection",
     type=click.Choice(["auto", "dirsync", "usn", "syncrepl", "off"]),
     default="auto",
@@ -230,6 +237,7 @@ def directory_create(
     insecure_skip_tls_verify: bool,
     map_user: tuple[str, ...],
     map_group: tuple[str, ...],
+    near_real_time_seconds: int | None,
     change_detection: str,
     user_bind_template: str | None,
     member_range_size: int | None,
@@ -265,6 +273,7 @@ def directory_create(
             member_range_size=member_range_size,
             user_bind_template=user_bind_template,
             change_detection=change_detection,
+            near_real_time_seconds=near_real_time_seconds,
         ),
     )
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))

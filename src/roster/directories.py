@@ -35,6 +35,7 @@ class DirectorySpec:
     member_range_size: int | None = None
     user_bind_template: str | None = None  # e.g. "{login}@example.local" for pass-through login
     change_detection: str = "auto"  # how incremental runs find changes: auto, dirsync, usn, syncrepl, off
+    near_real_time_seconds: int | None = None  # continuous incremental runs this often (roster serve)
 
 
 def check_spec(spec: DirectorySpec) -> dict[str, Any]:
@@ -66,6 +67,10 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
             change_detection=spec.change_detection,
         )
     )
+    if spec.near_real_time_seconds is not None and not 2 <= spec.near_real_time_seconds <= 86400:
+        raise ConfigError("near_real_time_seconds: must be between 2 and 86400")
+    if spec.near_real_time_seconds is not None and spec.change_detection == "off":
+        raise ConfigError("near_real_time_seconds: needs incremental runs (change_detection is off)")
     if spec.user_bind_template is not None:
         try:
             bind_name(spec.user_bind_template, "probe")
@@ -76,6 +81,7 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
     return {
         "user_bind_template": spec.user_bind_template,
         "change_detection": spec.change_detection,
+        "near_real_time_seconds": spec.near_real_time_seconds,
         "url": spec.url.rstrip("/"),
         "bind_dn": spec.bind_dn,
         "search_paths": [str(p) for p in search_roots(spec.search_paths)],

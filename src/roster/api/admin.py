@@ -60,6 +60,9 @@ class DirectoryIn(Strict):
     change_detection: Literal["auto", "dirsync", "usn", "syncrepl", "off"] = Field(
         default="auto", description="How incremental runs find changes (off: full runs only)."
     )
+    near_real_time_seconds: int | None = Field(
+        default=None, ge=2, le=86400, description="Continuous incremental runs this often (seconds)."
+    )
 
 
 class DirectoryPatch(Strict):
@@ -75,6 +78,7 @@ class DirectoryPatch(Strict):
     member_range_size: int | None = Field(default=None, ge=1, le=100000)
     user_bind_template: str | None = Field(default=None, max_length=500)
     change_detection: Literal["auto", "dirsync", "usn", "syncrepl", "off"] | None = None
+    near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
 
 
 class SyncIn(Strict):
@@ -199,6 +203,7 @@ def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> d
         member_range_size=body.member_range_size,
         user_bind_template=body.user_bind_template,
         change_detection=body.change_detection,
+        near_real_time_seconds=body.near_real_time_seconds,
     )
     return directory_view(create_directory(rt, spec))
 
@@ -255,6 +260,7 @@ def update_directory(
         member_range_size=cfg.get("member_range_size"),
         user_bind_template=cfg.get("user_bind_template"),
         change_detection=cfg.get("change_detection") or "auto",
+        near_real_time_seconds=cfg.get("near_real_time_seconds"),
     )
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}

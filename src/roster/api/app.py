@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -12,12 +13,18 @@ from roster import __version__
 from roster.api import admin, errors, workos
 from roster.api.sync_runner import SyncRunner
 from roster.runtime import Runtime
+from roster.sync.scheduler import NearRealTime
 
 
 def create_app(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
+        thread = threading.Thread(target=scheduler.run_forever, name="roster-near-real-time", daemon=True)
+        thread.start()
         yield
+        scheduler.stop()
+        thread.join(5)
         app.state.runner.shutdown()
 
     app = FastAPI(
