@@ -27,6 +27,8 @@ PREFIXES = frozenset(
         "sync_run",
         "key",
         "log",
+        "account",
+        "group",
     }
 )
 

@@ -30,6 +30,8 @@ organizations = sa.Table(
     sa.Column("domain", sa.String(253), nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    # what happens to an application group whose directory group disappears: remove | keep_inactive
+    sa.Column("group_removal_policy", sa.String(16), nullable=False, server_default="remove"),
 )
 
 api_keys = sa.Table(
@@ -183,4 +185,91 @@ events = sa.Table(
     _ts("created_at"),
     sa.Index("ix_events_organization_id_id", "organization_id", "id"),
     sa.Index("ix_events_event_id", "event", "id"),
+)
+
+
+# The application side: the host application's accounts and groups, following the directory.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_lower", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(400), nullable=True),
+    sa.Column("phone", sa.String(100), nullable=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.String(16), nullable=True),  # directory | admin
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("directory_id", sa.String(48), nullable=True, index=True),
+    sa.Column("directory_user_id", sa.String(48), nullable=True, unique=True),
+    sa.Column("provisioned", sa.Boolean, nullable=False),  # created from the directory, not linked
+    sa.Column("data", sa.JSON, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    sa.UniqueConstraint("organization_id", "email_lower"),
+)
+
+app_groups = sa.Table(
+    "app_groups",
+    metadata,
+    _id(),
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(400), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),  # local | directory
+    sa.Column("state", sa.String(16), nullable=False),  # active | inactive
+    sa.Column("directory_id", sa.String(48), nullable=True, index=True),
+    sa.Column("directory_group_id", sa.String(48), nullable=True, unique=True),
+    sa.Column("directory_idp_id", sa.String(255), nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+app_group_members = sa.Table(
+    "app_group_members",
+    metadata,
+    sa.Column("group_id", sa.String(48), primary_key=True),
+    sa.Column("member_id", sa.String(48), primary_key=True, index=True),  # an account or a group
+    sa.Column("member_type", sa.String(8), nullable=False),  # account | group
+    sa.Column("organization_id", sa.String(48), nullable=False, index=True),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("organization_id", sa.String(48), primary_key=True),
+    sa.Column("resource_id", sa.String(255), primary_key=True),
+    sa.Column("principal_id", sa.String(48), primary_key=True, index=True),  # account or group
+    sa.Column("principal_type", sa.String(8), nullable=False),
+    _ts("created_at"),
+)
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("organization_id", sa.String(48), primary_key=True),
+    sa.Column("resource_id", sa.String(255), primary_key=True),
+    sa.Column("owner_account_id", sa.String(48), nullable=False, index=True),
+    _ts("created_at"),
+)
+
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),  # account:<org>:<email> or address:<ip>
+    sa.Column("failures", sa.Integer, nullable=False),
+    _ts("window_start"),
 )

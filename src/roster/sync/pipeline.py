@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from roster.accounts.follow import follow_directory
 from roster.connectors.base import Connector, ConnectorError, FailureReason, Progress
 from roster.domain.changes import ChangeSet
 from roster.domain.delta import Delta, reconcile_delta
@@ -147,6 +148,8 @@ def run_sync(
             )
             apply_changes(conn, target, changes, cached, now, activation=activation)
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
+            progress.phase("accounts")
+            counts.update(follow_directory(conn, directory["organization_id"], directory_id, run_id, now))
             repo.finish_run(conn, run_id, "succeeded", counts)
     except Exception as exc:
         log.exception("sync run %s crashed while applying", run_id)

@@ -1,0 +1,273 @@
+"""Make the application's accounts and groups follow one directory, inside the sync transaction.
+
+Reads the directory cache and the application tables, asks the pure planners in
+``roster.domain.linking`` what to do, and writes it in bulk, with a sync-log entry
+for every account and group it touches.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.domain.linking import (
+    AccountView,
+    AppGroupView,
+    DirGroupView,
+    DirUserView,
+    plan_accounts,
+    plan_groups,
+    plan_memberships,
+)
+from roster.ids import new_ids
+from roster.store.schema import (
+    accounts,
+    app_group_members,
+    app_groups,
+    directory_groups,
+    directory_users,
+    grants,
+    group_group_memberships,
+    group_user_memberships,
+    organizations,
+    sync_log,
+)
+
+CHUNK = 900
+
+
+class _Log:
+    def __init__(self, conn: Connection, run_id: str, directory_id: str, now: datetime) -> None:
+        self.conn, self.run_id, self.directory_id, self.now = conn, run_id, directory_id, now
+        self.rows: list[dict[str, Any]] = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, change: str, object_type: str, object_id: str | None, detail: dict[str, Any]) -> None:
+        self.counts[change] = self.counts.get(change, 0) + 1
+        self.rows.append(
+            {
+                "change": change,
+                "object_type": object_type,
+                "object_id": object_id,
+                "external_id": None,
+                "detail": json.dumps(detail, separators=(",", ":")),
+            }
+        )
+
+    def flush(self) -> None:
+        if self.rows:
+            for log_id, row in zip(new_ids("log", len(self.rows)), self.rows, strict=True):
+                row.update(id=log_id, run_id=self.run_id, directory_id=self.directory_id, created_at=self.now)
+            self.conn.execute(sa.insert(sync_log), self.rows)
+            self.rows = []
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+def follow_directory(
+    conn: Connection, organization_id: str, directory_id: str, run_id: str, now: datetime
+) -> dict[str, int]:
+    log = _Log(conn, run_id, directory_id, now)
+    _follow_accounts(conn, organization_id, directory_id, now, log)
+    _follow_groups(conn, organization_id, directory_id, now, log)
+    log.flush()
+    return log.counts
+
+
+def _follow_accounts(conn: Connection, org: str, directory_id: str, now: datetime, log: _Log) -> None:
+    u, a = directory_users, accounts
+    users = [
+        DirUserView(r.id, r.email, r.name, r.phone, r.state == "active" and bool(r.present))
+        for r in conn.execute(
+            sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
+                u.c.directory_id == directory_id, u.c.email.is_not(None)
+            )
+        )
+    ]
+    current = [
+        AccountView(r.id, r.email, r.name, r.phone, r.directory_user_id, bool(r.disabled), r.disabled_reason)
+        for r in conn.execute(
+            sa.select(
+                a.c.id,
+                a.c.email,
+                a.c.name,
+                a.c.phone,
+                a.c.directory_user_id,
+                a.c.disabled,
+                a.c.disabled_reason,
+            ).where(a.c.organization_id == org)
+        )
+    ]
+    plan = plan_accounts(users, current)
+    if plan.links:
+        conn.execute(
+            sa.update(a).where(a.c.id == sa.bindparam("b_id")),
+            [
+                {
+                    "b_id": aid,
+                    "directory_id": directory_id,
+                    "directory_user_id": uid,
+                    "password_hash": None,
+                    "updated_at": now,
+                }
+                for aid, uid in plan.links
+            ],
+        )
+        for aid, uid in plan.links:
+            log.add("account_linked", "account", aid, {"directory_user_id": uid})
+    if plan.provisions:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": aid,
+                "organization_id": org,
+                "email": user.email,
+                "email_lower": user.email.lower(),
+                "name": user.name,
+                "phone": user.phone,
+                "role": "member",
+                "disabled": not user.active,
+                "disabled_reason": None if user.active else "directory",
+                "password_hash": None,
+                "directory_id": directory_id,
+                "directory_user_id": user.id,
+                "provisioned": True,
+                "data": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for aid, user in zip(new_ids("account", len(plan.provisions)), plan.provisions, strict=True)
+        ]
+        conn.execute(sa.insert(a), rows)
+        for row in rows:
+            log.add("account_provisioned", "account", str(row["id"]), {"email": row["email"]})
+    for aid, changes in plan.updates:
+        conn.execute(sa.update(a).where(a.c.id == aid).values(**changes, updated_at=now))
+        kind = "account_updated"
+        if changes.get("disabled") is True:
+            kind = "account_disabled"
+        elif changes.get("disabled") is False:
+            kind = "account_enabled"
+        log.add(kind, "account", aid, {k: v for k, v in changes.items() if k != "email_lower"})
+    for uid, reason in plan.skipped:
+        log.add("account_skipped", "directory_user", uid, {"reason": reason})
+
+
+def _follow_groups(conn: Connection, org: str, directory_id: str, now: datetime, log: _Log) -> None:
+    g, ag, m = directory_groups, app_groups, app_group_members
+    policy = conn.execute(
+        sa.select(organizations.c.group_removal_policy).where(organizations.c.id == org)
+    ).scalar()
+    dir_groups = [
+        DirGroupView(r.id, r.idp_id, r.name, r.description)
+        for r in conn.execute(
+            sa.select(g.c.id, g.c.idp_id, g.c.name, g.c.description).where(g.c.directory_id == directory_id)
+        )
+    ]
+    apps = [
+        AppGroupView(r.id, r.directory_group_id, r.directory_idp_id, r.name, r.description, r.state)
+        for r in conn.execute(
+            sa.select(
+                ag.c.id,
+                ag.c.directory_group_id,
+                ag.c.directory_idp_id,
+                ag.c.name,
+                ag.c.description,
+                ag.c.state,
+            ).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+        )
+    ]
+    plan = plan_groups(dir_groups, apps, policy or "remove")
+    if plan.creates:
+        group_rows: list[dict[str, Any]] = [
+            {
+                "id": gid,
+                "organization_id": org,
+                "name": grp.name,
+                "description": grp.description,
+                "source": "directory",
+                "state": "active",
+                "directory_id": directory_id,
+                "directory_group_id": grp.id,
+                "directory_idp_id": grp.idp_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for gid, grp in zip(new_ids("group", len(plan.creates)), plan.creates, strict=True)
+        ]
+        conn.execute(sa.insert(ag), group_rows)
+        for row in group_rows:
+            log.add("app_group_created", "app_group", str(row["id"]), {"name": row["name"]})
+    for gid, changes in plan.updates:
+        conn.execute(sa.update(ag).where(ag.c.id == gid).values(**changes, updated_at=now))
+        log.add("app_group_updated", "app_group", gid, dict(changes))
+    for chunk in _chunks(list(plan.removes)):
+        conn.execute(sa.delete(grants).where(grants.c.principal_id.in_(chunk)))
+        conn.execute(sa.delete(m).where(sa.or_(m.c.group_id.in_(chunk), m.c.member_id.in_(chunk))))
+        conn.execute(sa.delete(ag).where(ag.c.id.in_(chunk)))
+    for gid in plan.removes:
+        log.add("app_group_removed", "app_group", gid, {"policy": "remove"})
+    for chunk in _chunks(list(plan.deactivates)):
+        conn.execute(sa.delete(m).where(m.c.group_id.in_(chunk)))
+        conn.execute(
+            sa.update(ag)
+            .where(ag.c.id.in_(chunk))
+            .values(state="inactive", directory_group_id=None, updated_at=now)
+        )
+    for gid in plan.deactivates:
+        log.add("app_group_deactivated", "app_group", gid, {"policy": "keep_inactive"})
+    _follow_memberships(conn, org, directory_id, log)
+
+
+def _follow_memberships(conn: Connection, org: str, directory_id: str, log: _Log) -> None:
+    a, ag, m = accounts, app_groups, app_group_members
+    gum, ggm = group_user_memberships, group_group_memberships
+    account_of = dict(
+        conn.execute(
+            sa.select(a.c.directory_user_id, a.c.id).where(
+                a.c.directory_id == directory_id, a.c.directory_user_id.is_not(None)
+            )
+        ).all()
+    )
+    app_group_of = dict(
+        conn.execute(
+            sa.select(ag.c.directory_group_id, ag.c.id).where(
+                ag.c.directory_id == directory_id, ag.c.directory_group_id.is_not(None)
+            )
+        ).all()
+    )
+    own_groups = sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+    current = conn.execute(sa.select(m.c.group_id, m.c.member_id).where(m.c.group_id.in_(own_groups))).all()
+    plan = plan_memberships(
+        conn.execute(
+            sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
+        ).all(),
+        conn.execute(
+            sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
+        ).all(),
+        account_of,
+        app_group_of,
+        [(r[0], r[1]) for r in current],
+    )
+    if plan.removed:
+        conn.execute(
+            sa.delete(m).where(m.c.group_id == sa.bindparam("g"), m.c.member_id == sa.bindparam("x")),
+            [{"g": gid, "x": mid} for gid, mid in plan.removed],
+        )
+    if plan.added:
+        conn.execute(
+            sa.insert(m),
+            [
+                {"group_id": gid, "member_id": mid, "member_type": kind, "organization_id": org}
+                for gid, mid, kind in plan.added
+            ],
+        )
+    if plan.added:
+        log.counts["app_member_added"] = len(plan.added)
+    if plan.removed:
+        log.counts["app_member_removed"] = len(plan.removed)
