@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from roster.demo.pki import make_pki
 from roster.demo.samba import SambaDC, SambaError, missing_requirements
 from roster.demo.slapd import SLAPD, Slapd, SlapdError
 from roster.runtime import Runtime, open_runtime
@@ -41,6 +42,24 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         server.start()
     except SlapdError as exc:
         unavailable("OpenLDAP slapd", str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    folder = tmp_path_factory.mktemp("tls-slapd")
+    server = Slapd(folder, tls=make_pki(folder))
+    try:
+        server.configure()
+        (folder / "base.ldif").write_text(
+            BASE_LDIF + "\ndn: uid=ada,dc=example,dc=com\nobjectClass: inetOrgPerson\n"
+            "uid: ada\ncn: Ada\nsn: L\nmail: ada@example.com\n"
+        )
+        server.load(folder / "base.ldif")
+        server.start()
+    except SlapdError as exc:
+        unavailable("OpenLDAP slapd with TLS", str(exc))
     yield server
     server.stop()
 

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from roster.connectors.ldap.config import LdapConfig
 from roster.connectors.ldap.connector import LdapConnector
 from roster.demo.pki import make_pki
-from roster.demo.slapd import Slapd, SlapdError
-from tests.conftest import BASE_LDIF
-from tests.support.servers import unavailable
-
-
-@pytest.fixture(scope="module")
-def tls_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    folder = tmp_path_factory.mktemp("tls-slapd")
-    server = Slapd(folder, tls=make_pki(folder))
-    try:
-        server.configure()
-        (folder / "base.ldif").write_text(
-            BASE_LDIF + "\ndn: uid=ada,dc=example,dc=com\nobjectClass: inetOrgPerson\n"
-            "uid: ada\ncn: Ada\nsn: L\nmail: ada@example.com\n"
-        )
-        server.load(folder / "base.ldif")
-        server.start()
-    except SlapdError as exc:
-        unavailable("OpenLDAP slapd with TLS", str(exc))
-    yield server
-    server.stop()
+from roster.demo.slapd import Slapd
 
 
 def config(server: Slapd, url: str, **kw: object) -> LdapConfig:

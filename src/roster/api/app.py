@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from roster import __version__
-from roster.api import admin, errors, workos
+from roster.api import accounts, admin, errors, workos
 from roster.api.sync_runner import SyncRunner
 from roster.runtime import Runtime
 from roster.sync.scheduler import NearRealTime
@@ -54,4 +54,5 @@ def create_app(rt: Runtime) -> FastAPI:
 
     app.include_router(workos.router)
     app.include_router(admin.router)
+    app.include_router(accounts.router)
     return app

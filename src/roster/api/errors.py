@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from roster.accounts.service import Conflict, ManagedField
 from roster.connectors.ldap.config import ConfigError
 from roster.store.repo import NotFound
 
@@ -45,6 +46,24 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(_body("entity_not_found", str(exc.args[0])), status_code=404)
+
+    @app.exception_handler(ManagedField)
+    async def _managed(_: Request, exc: ManagedField) -> JSONResponse:
+        body = _body("directory_managed", str(exc))
+        body.update(field=exc.field, directory=exc.directory)
+        return JSONResponse(body, status_code=409)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(_body("conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, exc: ValueError) -> JSONResponse:
+        field = str(exc).split(":", 1)[0]
+        return JSONResponse(
+            _body("invalid_request_parameters", str(exc), [{"field": field, "code": "invalid"}]),
+            status_code=422,
+        )
 
     @app.exception_handler(ConfigError)
     async def _config(_: Request, exc: ConfigError) -> JSONResponse:

@@ -13,7 +13,10 @@ from roster.crypto import hash_api_key, new_api_key, same_digest
 from roster.ids import new_id
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import (
+    accounts,
     api_keys,
+    app_group_members,
+    app_groups,
     directories,
     directory_groups,
     directory_users,
@@ -154,6 +157,19 @@ def list_directories(conn: Connection, organization_id: str | None = None) -> li
 def delete_directory(conn: Connection, directory_id: str) -> None:
     """Remove a directory and its cache; its sync runs and events stay as history."""
     get_directory(conn, directory_id)
+    # Accounts stay (unlinked: they need a local password); its application groups stay, inactive.
+    conn.execute(
+        sa.update(accounts)
+        .where(accounts.c.directory_id == directory_id)
+        .values(directory_id=None, directory_user_id=None, updated_at=utcnow())
+    )
+    own = sa.select(app_groups.c.id).where(app_groups.c.directory_id == directory_id)
+    conn.execute(sa.delete(app_group_members).where(app_group_members.c.group_id.in_(own)))
+    conn.execute(
+        sa.update(app_groups)
+        .where(app_groups.c.directory_id == directory_id)
+        .values(state="inactive", directory_group_id=None, updated_at=utcnow())
+    )
     for table in (
         group_user_memberships,
         group_group_memberships,
