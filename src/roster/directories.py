@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from roster.connectors.base import ConnectionReport
@@ -138,6 +139,7 @@ def sync_directory(
         dry_run=dry_run,
         force=force,
         full=full,
+        full_every=timedelta(hours=rt.settings.full_resync_hours),
         guard=guard,
         progress=progress,
     )

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=10,
         description="Deletion guard: the share rule applies from this many deactivations.",
     )
+    full_resync_hours: float = Field(
+        default=24.0, description="A full run at least this often, even when incremental runs work."
+    )
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

@@ -224,7 +224,7 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         run = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
         assert run["status"] == "succeeded", run
         shown = http.get(f"/api/v1/sync_runs/{run['id']}").json()
-        assert [e["change"] for e in shown["log"]] == ["user_created"]
+        assert [e["change"] for e in shown["log"]] == ["user_created", "account_provisioned"]
         assert len(http.get(f"/api/v1/directories/{d['id']}/sync_runs").json()["data"]) == 2
         patched = http.patch(
             f"/api/v1/directories/{d['id']}", json={"bind_password": "wrong", "name": "Renamed"}

@@ -309,3 +309,91 @@ def test_active_directory_incremental_sees_deletes_and_moves(
     assert (result.counts["user_removed"], result.counts["user_updated"]) == (2, 1)
     assert result.counts["member_removed"] == 1
     del team
+
+
+def test_renaming_an_ou_forces_a_full_run(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    sub = f"ou=Team,{tree.people}"
+    tree.add(sub, {"objectClass": ["organizationalUnit"], "ou": ["Team"]})
+    tree.add(
+        f"uid=ada,{sub}",
+        {
+            "objectClass": ["inetOrgPerson"],
+            "uid": ["ada"],
+            "cn": ["Ada"],
+            "sn": ["L"],
+            "mail": ["ada@example.com"],
+        },
+    )
+    d = ldap_directory(rt, new_org(rt), slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    tree.conn.rename_s(sub, "ou=Squad")  # the user moves with it, without being reported as changed
+    result = sync_directory(rt, d)
+    assert result.ok and result.kind == "full" and result.counts["fell_back_to_full"] == 1
+    assert users_by_uid(rt, d)["ada"]["dn"] == f"uid=ada,ou=Squad,{tree.people}"
+    assert sync_directory(rt, d).kind == "incremental"
+
+
+def test_editing_the_search_paths_restarts_from_a_full_run(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    import httpx
+
+    from roster.api.app import create_app
+    from roster.store import repo
+    from tests.support.servers import serve_app
+
+    tree.add_user("ada")
+    tree.add_group("team", [tree.user_dn("ada")])
+    org = new_org(rt)
+    d = ldap_directory(
+        rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [f"OU=People, {tree.search_path}"]
+    )
+    assert sync_directory(rt, d).ok and cursor_of(rt, d) is not None
+    with rt.engine.begin() as conn:
+        _, key = repo.create_api_key(conn, None, "admin")
+    with serve_app(create_app(rt)) as url:
+        r = httpx.patch(
+            f"{url}/api/v1/directories/{d}",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"search_paths": [tree.search_path]},
+        )
+        assert r.status_code == 200, r.text
+    assert cursor_of(rt, d) is None
+    result = sync_directory(rt, d)
+    assert result.kind == "full" and result.counts["group_created"] == 1  # the group's path is new
+
+
+def test_a_full_run_at_least_every_so_often(
+    database_url: str, tmp_path: object, slapd: Slapd, tree: Tree
+) -> None:
+    from pathlib import Path
+
+    from tests.conftest import make_runtime
+
+    runtime = make_runtime(database_url, Path(str(tmp_path)), full_resync_hours=0)
+    tree.add_user("ada")
+    d = ldap_dir(runtime, slapd, tree)
+    assert sync_directory(runtime, d).ok and cursor_of(runtime, d) is not None
+    assert sync_directory(runtime, d).kind == "full"
+    runtime.engine.dispose()
+
+
+def test_active_directory_ou_rename_forces_a_full_run(
+    sqlite_rt: Runtime, samba_dc: SambaDC, ad_tree: AdTree
+) -> None:
+    sub = f"OU=Team,{ad_tree.base}"
+    ad_tree.add(sub, {"objectClass": [b"organizationalUnit"]})
+    ad_tree.add_user("ada", parent=sub)
+    d = ldap_directory(
+        sqlite_rt,
+        new_org(sqlite_rt),
+        samba_dc.ldaps_url,
+        samba_dc.admin_dn,
+        samba_dc.admin_password,
+        [ad_tree.search_path],
+        type="active_directory",
+        ca_file=str(samba_dc.ca_file),
+    )
+    assert sync_directory(sqlite_rt, d).ok
+    ad_tree.rename(sub, "OU=Squad")
+    result = sync_directory(sqlite_rt, d)
+    assert result.ok and result.kind == "full" and result.counts["fell_back_to_full"] == 1
+    assert users_by_uid(sqlite_rt, d)[ad_tree.account("ada")]["dn"].startswith("CN=ada,OU=Squad,")

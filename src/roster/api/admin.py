@@ -264,6 +264,8 @@ def update_directory(
     )
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}
+    if new_cfg != row["config"]:
+        values["cursor"] = None  # new paths, server or mapping: the next run reads everything
     if password:
         values["secret"] = rt.box.seal(password)
     with rt.engine.begin() as conn:

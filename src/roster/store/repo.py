@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -236,6 +237,18 @@ def finish_run(
             finished_at=utcnow(),
         )
     )
+
+
+def last_full_run(conn: Connection, directory_id: str) -> datetime | None:
+    """When the directory's last successful full run finished."""
+    when = conn.execute(
+        sa.select(sa.func.max(sync_runs.c.finished_at)).where(
+            sync_runs.c.directory_id == directory_id,
+            sync_runs.c.kind == "full",
+            sync_runs.c.status == "succeeded",
+        )
+    ).scalar()
+    return as_utc(when)
 
 
 def get_run(conn: Connection, run_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,14 +67,22 @@ def run_sync(
     full: bool = False,
     guard: DeletionGuard | None = None,
     progress: Phase | None = None,
+    full_every: timedelta | None = None,
 ) -> RunResult:
-    """Sync one directory: incrementally when it has a cursor and the connector can, else in full."""
+    """Sync one directory: incrementally when it has a cursor and the connector can, else in full.
+
+    ``full_every``: a full run at least this often, whatever the cursor says (time-dependent
+    state such as lockouts, and changes a detector cannot see, are caught there).
+    """
     guard = guard or DeletionGuard()
     progress = progress or Phase()
     with engine.begin() as conn:
         directory = repo.get_directory(conn, directory_id)
         start_cursor: str | None = directory["cursor"]
         incremental = bool(start_cursor) and not full and hasattr(connector, "changes")
+        if incremental and full_every is not None:
+            last_full = repo.last_full_run(conn, directory_id)
+            incremental = last_full is not None and utcnow() - last_full < full_every
         kind = "dry_run" if dry_run else ("incremental" if incremental else "full")
         run = repo.start_run(conn, directory, trigger, kind)
         known = load_known_ids(conn, directory_id) if incremental else frozenset()

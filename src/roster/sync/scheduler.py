@@ -39,8 +39,10 @@ class NearRealTime:
         due = []
         for row in rows:
             interval = row["config"].get("near_real_time_seconds")
-            if not interval or row["state"] in ("linking", "deleting"):
-                continue  # the first run of a directory is an explicit one
+            if not interval or row["state"] in ("linking", "deleting", "invalid_credentials"):
+                continue  # the first run is an explicit one; a refused bind waits for a fix
+            if not row["cursor"]:
+                continue  # no incremental runs possible: full runs every few seconds would be a load
             last = self._last.get(row["id"])
             if last is None or now - last >= interval:
                 due.append(row["id"])

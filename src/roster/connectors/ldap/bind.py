@@ -48,6 +48,8 @@ AD_DATA_CODES = {
     "773": BindReason.MUST_CHANGE_PASSWORD,
     "775": BindReason.LOCKED,
 }
+LOGIN_CONNECT_TIMEOUT = 5.0  # a login waits seconds, not the minutes a sync may take
+LOGIN_OPERATION_TIMEOUT = 10.0
 _DATA = re.compile(r"\bdata ([0-9a-fA-F]{3,8})\b")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -97,7 +99,15 @@ def verify_password(config: LdapConfig, name: str, password: str) -> BindOutcome
         return BindOutcome(
             BindReason.INSECURE, "refusing to send a password without TLS (use ldaps:// or StartTLS)"
         )
-    user_config = replace(config, bind_dn=name, bind_password=password)
+    if config.insecure_skip_tls_verify:
+        return BindOutcome(BindReason.INSECURE, "refusing to send a password over TLS that is not verified")
+    user_config = replace(
+        config,
+        bind_dn=name,
+        bind_password=password,
+        connect_timeout=min(config.connect_timeout, LOGIN_CONNECT_TIMEOUT),
+        operation_timeout=min(config.operation_timeout, LOGIN_OPERATION_TIMEOUT),
+    )
     client = LdapClient(user_config)
     try:
         client.open()

@@ -37,6 +37,10 @@ from roster.connectors.ldap.flavours import Flavour, first_value
 from roster.domain.mapping import normalize_dn
 
 SHOW_DELETED = "1.2.840.113556.1.4.417"
+E_SYNC_REFRESH_REQUIRED = 4096  # RFC 4533: the cookie is too old; the consumer must refresh in full
+# Renaming or moving an OU moves everything inside without reporting those objects as
+# changed, so detectors watch OUs and containers too, and such a change means a full run.
+STRUCTURE = "(objectClass=organizationalUnit)(objectClass=container)"
 
 Cursor = dict[str, Any]
 
@@ -82,7 +86,7 @@ class UsnDetector:
         changed = {
             guid_to_str(v)
             for _, attrs in client.paged_search(
-                cursor["nc"], f"(&{flavour.search_filter}{since})", ["objectGUID"]
+                cursor["nc"], f"(&(|{flavour.search_filter}{STRUCTURE}){since})", ["objectGUID"]
             )
             if (v := first_value(attrs, "objectGUID")) is not None and len(v) == 16
         }
@@ -135,7 +139,9 @@ class DirSyncDetector:
     kind = "dirsync"
     NOTHING = "(objectGUID=\\00)"  # matches no object: a cookie for "now" without reading everything
     # Deleted objects keep objectClass but lose objectCategory: filter on classes only.
-    CHANGES = "(|(objectClass=user)(objectClass=group))"
+    CHANGES = (
+        "(|(objectClass=user)(objectClass=group)(objectClass=organizationalUnit)(objectClass=container))"
+    )
 
     def _run(
         self, client: LdapClient, nc: str, cookie: bytes, query: str, config: LdapConfig
@@ -192,7 +198,12 @@ class DirSyncDetector:
             old = base64.b64decode(cursor["cookie"])
         except (KeyError, ValueError):
             return None
-        cookie, changed, deleted = self._run(client, cursor["nc"], old, self.CHANGES, config)
+        try:
+            cookie, changed, deleted = self._run(client, cursor["nc"], old, self.CHANGES, config)
+        except ConnectorError as exc:
+            if exc.reason is FailureReason.SEARCH_FAILED:
+                return None  # the server refused the cookie (too old, another domain): run in full
+            raise
         new = {**cursor, "cookie": base64.b64encode(cookie).decode()}
         return Detected(new, frozenset(changed), frozenset(deleted))
 
@@ -250,13 +261,17 @@ class SyncreplDetector:
                 cursor["base"],
                 ldap.SCOPE_SUBTREE,
                 mode="refreshOnly",
-                filterstr=flavour.search_filter,
+                filterstr=f"(|{flavour.search_filter}(objectClass=organizationalUnit))",
                 attrlist=["entryUUID"],
             )
             while consumer.syncrepl_poll(all=1, msgid=msgid, timeout=config.operation_timeout):
                 pass
         except ldap.LDAPError as exc:
-            if isinstance(exc, ldap.UNAVAILABLE_CRITICAL_EXTENSION | ldap.PROTOCOL_ERROR):
+            info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            if (
+                isinstance(exc, ldap.UNAVAILABLE_CRITICAL_EXTENSION | ldap.PROTOCOL_ERROR)
+                or info.get("result") == E_SYNC_REFRESH_REQUIRED
+            ):
                 return None
             raise ConnectorError(
                 FailureReason.SEARCH_FAILED, f"syncrepl with {config.url} failed: {exc}"

@@ -30,6 +30,15 @@ def _batches(items: list[str]) -> Iterator[list[str]]:
         yield items[start : start + BATCH]
 
 
+def _structural(dn: str, attrs: dict[str, list[bytes]], base: str) -> bool:
+    classes = {v.decode("ascii", "replace").lower() for v in attrs.get("objectClass", [])}
+    if not classes & {"organizationalunit", "container"}:
+        return False
+    key = normalize_dn(dn)
+    system = "cn=system," + normalize_dn(base)
+    return not (key == system or key.endswith("," + system))  # AD's own bookkeeping lives there
+
+
 def _inside(dn: str, roots: list[str]) -> bool:
     key = normalize_dn(dn)
     return any(key == r or key.endswith("," + r) for r in roots)
@@ -77,6 +86,8 @@ def read_changes(
         for batch in _batches(wanted):
             query = "(|" + "".join(flavour.identity_filter(e) for e in batch) + ")"
             for dn, attrs in client.paged_search(base, query, attributes):
+                if _structural(dn, attrs, base):
+                    return None  # an OU or container was renamed or moved: only a full run can tell
                 kind, ext = flavour.classify(attrs), flavour.identity(dn, attrs)
                 if kind is None or ext is None:
                     continue
@@ -87,8 +98,13 @@ def read_changes(
                 parents = member_of.setdefault(ext, [])
                 if flavour.member_of_attribute:
                     for key, values in attrs.items():
-                        if key.lower() == flavour.member_of_attribute.lower():
+                        name, _, option = key.lower().partition(";range=")
+                        if name == flavour.member_of_attribute.lower():
                             parents.extend(_member_dn(v) for v in values)
+                            high = option.split("-", 1)[1] if option else "*"
+                            if high != "*":  # a user in more than 1,500 groups
+                                more = client.read_ranged(dn, flavour.member_of_attribute, int(high) + 1)
+                                parents.extend(_member_dn(v) for v in more)
                 if kind == "user":
                     connector._add_user(builder, ext, dn, attrs, now, today, context)
                 else:
