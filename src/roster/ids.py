@@ -29,6 +29,8 @@ PREFIXES = frozenset(
         "log",
         "account",
         "group",
+        "mail",
+        "action",
     }
 )
 

@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     full_resync_hours: float = Field(
         default=24.0, description="A full run at least this often, even when incremental runs work."
     )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server; without one, mail stays in the outbox."
+    )
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_security: str = Field(default="starttls", description="none, starttls or tls.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one.")
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
+    mail_sender: str = Field(default="roster@localhost", description="From: address of Roster's mail.")
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Base of links in e-mails.")
+    link_ttl_hours: float = Field(default=24.0, description="How long e-mailed links stay valid.")
+    access_check_seconds: float = Field(default=60.0, description="Access check interval per directory.")
+    access_check_delay_seconds: float = Field(default=60.0, description="Delay before the first check.")
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from roster.accounts.lifecycle import relinked
 from roster.domain.linking import (
     AccountView,
     AppGroupView,
@@ -28,6 +29,7 @@ from roster.store.schema import (
     accounts,
     app_group_members,
     app_groups,
+    directories,
     directory_groups,
     directory_users,
     grants,
@@ -121,6 +123,10 @@ def _follow_accounts(conn: Connection, org: str, directory_id: str, now: datetim
         )
         for aid, uid in plan.links:
             log.add("account_linked", "account", aid, {"directory_user_id": uid})
+        directory = (
+            conn.execute(sa.select(directories).where(directories.c.id == directory_id)).mappings().one()
+        )
+        relinked(conn, org, [aid for aid, _ in plan.links], dict(directory))
     if plan.provisions:
         rows: list[dict[str, Any]] = [
             {

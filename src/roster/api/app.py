@@ -10,21 +10,25 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from roster import __version__
-from roster.api import accounts, admin, errors, workos
+from roster.api import accounts, admin, errors, lifecycle, workos
 from roster.api.sync_runner import SyncRunner
 from roster.runtime import Runtime
-from roster.sync.scheduler import NearRealTime
+from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 
 
 def create_app(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
-        thread = threading.Thread(target=scheduler.run_forever, name="roster-near-real-time", daemon=True)
+        near = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
+        checks = AccessChecks(rt)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=run_ticks, args=(stop, [near.tick, checks.tick]), name="roster-scheduler", daemon=True
+        )
         thread.start()
         yield
-        scheduler.stop()
-        thread.join(5)
+        stop.set()
+        thread.join(10)
         app.state.runner.shutdown()
 
     app = FastAPI(
@@ -55,4 +59,5 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(workos.router)
     app.include_router(admin.router)
     app.include_router(accounts.router)
+    app.include_router(lifecycle.router)
     return app

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from roster.directories import sync_directory
 from roster.runtime import Runtime
+from roster.store import repo
 from roster.sync.pipeline import RunResult
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class SyncRunner:
         force: bool = False,
         full: bool = False,
     ) -> Future[RunResult]:
+        with self.rt.engine.connect() as conn:
+            if repo.get_directory(conn, directory_id)["state"] == "inactive":
+                raise SyncBusy(f"directory {directory_id} is disabled; enable it before syncing")
         with self._lock:
             if directory_id in self._running:
                 raise SyncBusy(f"a sync of directory {directory_id} is already running")

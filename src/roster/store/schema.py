@@ -32,6 +32,9 @@ organizations = sa.Table(
     _ts("updated_at"),
     # what happens to an application group whose directory group disappears: remove | keep_inactive
     sa.Column("group_removal_policy", sa.String(16), nullable=False, server_default="remove"),
+    # directory alerts go to these accounts only (else to every admin)
+    sa.Column("notify_only_selected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("alert_recipients", sa.JSON, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -73,6 +76,11 @@ directories = sa.Table(
     _ts("updated_at"),
     _ts("last_sync_at", nullable=True),
     sa.Column("cursor", sa.Text, nullable=True),
+    # the periodic access check
+    _ts("last_check_at", nullable=True),
+    sa.Column("last_check_ok", sa.Boolean, nullable=True),
+    sa.Column("last_check_error", sa.Text, nullable=True),
+    _ts("lost_alerted_at", nullable=True),  # one alert per outage
 )
 
 directory_users = sa.Table(
@@ -210,6 +218,7 @@ accounts = sa.Table(
     sa.Column("directory_id", sa.String(48), nullable=True, index=True),
     sa.Column("directory_user_id", sa.String(48), nullable=True, unique=True),
     sa.Column("provisioned", sa.Boolean, nullable=False),  # created from the directory, not linked
+    sa.Column("unlinked_from", sa.String(48), nullable=True),  # a disabled directory it followed
     sa.Column("data", sa.JSON, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
@@ -272,4 +281,34 @@ login_throttle = sa.Table(
     sa.Column("key", sa.String(400), primary_key=True),  # account:<org>:<email> or address:<ip>
     sa.Column("failures", sa.Integer, nullable=False),
     _ts("window_start"),
+)
+
+
+mail_outbox = sa.Table(
+    "mail_outbox",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.String(48), nullable=False, index=True),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(400), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    _ts("created_at"),
+    _ts("sent_at", nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+action_tokens = sa.Table(
+    "action_tokens",
+    metadata,
+    _id(),
+    sa.Column("organization_id", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # recover_access | confirm_disable | reset_password
+    sa.Column("account_id", sa.String(48), nullable=True),
+    sa.Column("directory_id", sa.String(48), nullable=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("used_at", nullable=True),
 )

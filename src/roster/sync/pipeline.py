@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roster.accounts.follow import follow_directory
+from roster.accounts.lifecycle import directory_enabled
 from roster.connectors.base import Connector, ConnectorError, FailureReason, Progress
 from roster.domain.changes import ChangeSet
 from roster.domain.delta import Delta, reconcile_delta
@@ -31,6 +32,10 @@ from roster.store.rows import load_cached_state, load_dn_index, load_known_ids
 from roster.store.schema import directories
 
 log = logging.getLogger(__name__)
+
+
+class DirectoryDisabled(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ def run_sync(
     progress = progress or Phase()
     with engine.begin() as conn:
         directory = repo.get_directory(conn, directory_id)
+        if directory["state"] == "inactive":
+            raise DirectoryDisabled(f"directory {directory_id} is disabled; enable it before syncing")
         start_cursor: str | None = directory["cursor"]
         incremental = bool(start_cursor) and not full and hasattr(connector, "changes")
         if incremental and full_every is not None:
@@ -159,6 +166,8 @@ def run_sync(
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
             progress.phase("accounts")
             counts.update(follow_directory(conn, directory["organization_id"], directory_id, run_id, now))
+            if activation is not None:
+                directory_enabled(conn, directory["organization_id"], directory)
             repo.finish_run(conn, run_id, "succeeded", counts)
     except Exception as exc:
         log.exception("sync run %s crashed while applying", run_id)

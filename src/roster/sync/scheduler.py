@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from roster.runtime import Runtime
 from roster.store import repo
 
 log = logging.getLogger(__name__)
@@ -68,3 +69,45 @@ class NearRealTime:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class AccessChecks:
+    """The periodic access check of every linked directory, and mail delivery."""
+
+    def __init__(self, rt: Runtime, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rt, self.clock = rt, clock
+        self.started = clock()
+        self._last: dict[str, float] = {}
+
+    def tick(self) -> list[str]:
+        from roster.notify.mail import deliver
+        from roster.sync.access_check import check_access
+
+        settings, now = self.rt.settings, self.clock()
+        checked = []
+        if now - self.started >= settings.access_check_delay_seconds:
+            with self.rt.engine.connect() as conn:
+                rows = repo.list_directories(conn)
+            for row in rows:
+                if row["state"] not in ("linked", "invalid_credentials"):
+                    continue
+                last = self._last.get(row["id"])
+                if last is not None and now - last < settings.access_check_seconds:
+                    continue
+                self._last[row["id"]] = now
+                try:
+                    check_access(self.rt, row["id"])
+                    checked.append(row["id"])
+                except Exception:
+                    log.exception("access check of %s failed", row["id"])
+        deliver(self.rt.engine, settings)
+        return checked
+
+
+def run_ticks(stop: threading.Event, ticks: list[Callable[[], object]], period: float = 1.0) -> None:
+    while not stop.wait(period):
+        for tick in ticks:
+            try:
+                tick()
+            except Exception:
+                log.exception("scheduler tick failed")
