@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import sqlalchemy.exc
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from roster.cli_accounts import register as register_accounts
+from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
 from roster.connectors.ldap.config import ConfigError
-from roster.crypto import SecretKeyMissing, generate_key_file
+from roster.crypto import generate_key_file
 from roster.directories import (
     DirectorySpec,
     create_directory,
@@ -24,50 +22,11 @@ from roster.directories import (
     test_directory,
     verify_directory_password,
 )
-from roster.runtime import Runtime, open_runtime
+from roster.runtime import open_runtime
 from roster.settings import get_settings
 from roster.store import repo
 from roster.store.db import iso
-from roster.store.repo import NotFound
 from roster.sync.pipeline import Phase
-
-F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True)
-out = Console()
-
-
-class Failure(click.ClickException):
-    exit_code = 1
-
-
-def handle_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, ValueError) as exc:
-            raise click.UsageError(str(exc)) from None
-        except (NotFound, SecretKeyMissing) as exc:
-            raise Failure(str(exc.args[0] if exc.args else exc)) from None
-        except sqlalchemy.exc.OperationalError as exc:
-            raise Failure(f"the store at ROSTER_DATABASE_URL cannot be used: {exc.orig}") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
-
-
-def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        text()
-
-
-def runtime() -> Runtime:
-    return open_runtime()
 
 
 @click.group()
@@ -455,6 +414,8 @@ def serve(host: str, port: int) -> None:
 
     uvicorn.run(create_app(runtime()), host=host, port=port, log_level="info")
 
+
+register_accounts(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -210,3 +210,55 @@ def test_serve_answers_with_an_api_key(cli: Cli, slapd: Slapd, tree: Tree) -> No
         server.wait(15)
         assert server.stderr is not None
         server.stderr.close()
+
+
+def test_accounts_groups_sharing_and_login_from_the_cli(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    ada = tree.add_user("ada")
+    tree.add_group("eng", [ada])
+    org, d = make_directory(cli, slapd, tree)
+    boss = cli.ok("account", "create", org, "boss@example.com", "--role", "admin")
+    warned = cli.run("settings", "set", org, "--alert-only-selected")
+    assert "no one will receive directory alerts" in warned.stdout + warned.stderr
+    cli.ok("settings", "set", org, "--alert-recipient", boss["id"])
+    cli.ok("sync", d)
+    accounts = {a["email"]: a for a in cli.ok("account", "list", org)}
+    assert accounts["ada@example.com"]["directory_managed"]
+    refused = cli.run("account", "update", accounts["ada@example.com"]["id"], "--name", "X")
+    assert refused.returncode == 1 and "name: managed by directory" in refused.stderr
+    groups = {g["name"]: g for g in cli.ok("group", "list", org)}
+    assert groups["eng"]["source"] == "directory"
+    members = cli.ok("group", "members", groups["eng"]["id"], "--effective")
+    assert [m["email"] for m in members] == ["ada@example.com"]
+    assert cli.run("grant", org, "doc-1", groups["eng"]["id"]).returncode == 0
+    assert cli.run("access", org, accounts["ada@example.com"]["id"], "doc-1").returncode == 0
+    assert cli.run("access", org, boss["id"], "doc-1").returncode == 1
+    outbox = cli.ok("mail", "list", org)
+    assert [m["subject"] for m in outbox] == ["Directory Acme LDAP is enabled"]
+    disable = cli.run("directory", "disable", d)
+    assert disable.returncode == 0 and "nothing changes until one confirms" in disable.stdout
+    link = next(m for m in cli.ok("mail", "list", org) if m["subject"].startswith("Confirm"))["body"]
+    token = link.split("/api/v1/actions/")[1].split()[0]
+    assert cli.ok("open-link", token)["unlinked"] == 1
+    again = cli.run("open-link", token)
+    assert again.returncode == 1 and "already used" in again.stderr
+    assert cli.run("sync", d).returncode == 1  # disabled: no syncs until enabled
+    reset = subprocess.run(
+        [ROSTER, "account", "update", boss["id"], "--password-stdin"],
+        input="boss-password-1\n",
+        capture_output=True,
+        text=True,
+        cwd=cli.folder,
+        env=cli.env,
+        check=False,
+    )
+    assert reset.returncode == 0, reset.stderr
+    login = subprocess.run(
+        [ROSTER, "login", org, "boss@example.com", "--json"],
+        input="boss-password-1\n",
+        capture_output=True,
+        text=True,
+        cwd=cli.folder,
+        env=cli.env,
+        check=False,
+    )
+    assert login.returncode == 0 and json.loads(login.stdout)["reason"] == "ok"

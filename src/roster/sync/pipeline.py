@@ -34,7 +34,7 @@ from roster.store.schema import directories
 log = logging.getLogger(__name__)
 
 
-class DirectoryDisabled(ValueError):
+class DirectoryDisabled(RuntimeError):
     pass
 
 
