@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roster.demo.pki import make_pki
+from roster.demo.slapd import stop_process
 
 SAMBA = shutil.which("samba") or "/usr/sbin/samba"
 SAMBA_TOOL = shutil.which("samba-tool") or "/usr/bin/samba-tool"
@@ -159,13 +160,7 @@ class SambaDC:
         raise SambaError(f"samba did not listen on 389/636 within {timeout} s")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(5)
+        stop_process(self._proc, grace=15)
         self._proc = None
         pidfile = self.folder / "run" / "samba.pid"
         if pidfile.exists():  # started by another process (scripts/samba-dc up)

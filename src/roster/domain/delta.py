@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
+from roster.domain.changes import ChangeSet
 from roster.domain.mapping import normalize_dn
+from roster.domain.reconcile import diff_groups, diff_users
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Skipped
 
 
@@ -50,24 +51,9 @@ def reconcile_delta(delta: Delta, cached: CachedState, dns: Mapping[str, str]) -
         index[normalize_dn(group.dn)] = group.external_id
     live_groups = (set(cached.groups) - gone) | set(delta.groups)
 
-    users_created, users_updated = [], []
-    for ext in sorted(delta.users):
-        record = delta.users[ext]
-        previous = cached.users.get(ext)
-        if previous is None:
-            users_created.append(record)
-        elif previous.content_hash != record.content_hash or not previous.present:
-            users_updated.append(UserUpdate(previous, record))
+    users_created, users_updated = diff_users(delta.users, cached)
     users_removed = [cached.users[e] for e in sorted(gone) if e in cached.users and cached.users[e].present]
-
-    groups_created, groups_updated = [], []
-    for ext in sorted(delta.groups):
-        group = delta.groups[ext]
-        previous_group = cached.groups.get(ext)
-        if previous_group is None:
-            groups_created.append(group)
-        elif previous_group.content_hash != group.content_hash:
-            groups_updated.append(GroupUpdate(previous_group, group))
+    groups_created, groups_updated = diff_groups(delta.groups, cached)
     groups_deleted = [cached.groups[e] for e in sorted(gone) if e in cached.groups]
 
     new_pairs: set[tuple[str, str]] = set()

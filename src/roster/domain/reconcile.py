@@ -12,35 +12,49 @@ depend on the order in which the directory returned its entries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
-from roster.domain.records import CachedState, Snapshot
+from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Snapshot
+
+
+def diff_users(
+    records: Mapping[str, DirectoryUser], cached: CachedState
+) -> tuple[list[DirectoryUser], list[UserUpdate]]:
+    """New users, and known ones whose content changed or who come back (sorted by id)."""
+    created, updated = [], []
+    for ext in sorted(records):
+        record = records[ext]
+        previous = cached.users.get(ext)
+        if previous is None:
+            created.append(record)
+        elif previous.content_hash != record.content_hash or not previous.present:
+            updated.append(UserUpdate(previous, record))
+    return created, updated
+
+
+def diff_groups(
+    records: Mapping[str, DirectoryGroup], cached: CachedState
+) -> tuple[list[DirectoryGroup], list[GroupUpdate]]:
+    created, updated = [], []
+    for ext in sorted(records):
+        group = records[ext]
+        previous = cached.groups.get(ext)
+        if previous is None:
+            created.append(group)
+        elif previous.content_hash != group.content_hash:
+            updated.append(GroupUpdate(previous, group))
+    return created, updated
 
 
 def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
-    users_created = []
-    users_updated = []
-    for ext in sorted(snapshot.users):
-        record = snapshot.users[ext]
-        previous = cached.users.get(ext)
-        if previous is None:
-            users_created.append(record)
-        elif previous.content_hash != record.content_hash or not previous.present:
-            users_updated.append(UserUpdate(previous, record))
+    users_created, users_updated = diff_users(snapshot.users, cached)
     users_removed = [
         cached.users[ext]
         for ext in sorted(cached.users)
         if cached.users[ext].present and ext not in snapshot.users
     ]
-
-    groups_created = []
-    groups_updated = []
-    for ext in sorted(snapshot.groups):
-        group = snapshot.groups[ext]
-        previous_group = cached.groups.get(ext)
-        if previous_group is None:
-            groups_created.append(group)
-        elif previous_group.content_hash != group.content_hash:
-            groups_updated.append(GroupUpdate(previous_group, group))
+    groups_created, groups_updated = diff_groups(snapshot.groups, cached)
     groups_deleted = [cached.groups[ext] for ext in sorted(cached.groups) if ext not in snapshot.groups]
 
     return ChangeSet(

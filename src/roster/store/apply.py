@@ -301,6 +301,11 @@ def apply_changes(
                 {"name": w.groups[rid]["name"]},
             )
 
+    _note_skipped(w, changes)
+    w.flush()
+
+
+def _note_skipped(w: _Writer, changes: ChangeSet) -> None:
     for note in changes.notes:
         w.note(ChangeKind.NOTE, "run", None, None, {"note": note})
     for skipped in changes.skipped:
@@ -311,7 +316,6 @@ def apply_changes(
             skipped.external_id,
             {"dn": skipped.dn, "reason": skipped.reason},
         )
-    w.flush()
 
 
 def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime) -> None:
@@ -356,16 +360,7 @@ def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime
     ):
         for group_ext, member_ext in pairs:
             w.note(kind, "membership", None, member_ext, {"group_idp_id": group_ext})
-    for note in changes.notes:
-        w.note(ChangeKind.NOTE, "run", None, None, {"note": note})
-    for skipped in changes.skipped:
-        w.note(
-            ChangeKind.SKIPPED,
-            "user",
-            None,
-            skipped.external_id,
-            {"dn": skipped.dn, "reason": skipped.reason},
-        )
+    _note_skipped(w, changes)
     w.flush_log()
 
 
