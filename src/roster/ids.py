@@ -31,6 +31,8 @@ PREFIXES = frozenset(
         "group",
         "mail",
         "action",
+        "webhook",
+        "delivery",
     }
 )
 

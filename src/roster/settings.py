@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     link_ttl_hours: float = Field(default=24.0, description="How long e-mailed links stay valid.")
     access_check_seconds: float = Field(default=60.0, description="Access check interval per directory.")
     access_check_delay_seconds: float = Field(default=60.0, description="Delay before the first check.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook URLs on loopback, link-local and private addresses."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, description="One webhook delivery attempt.")
+    webhook_retry_hours: float = Field(default=72.0, description="How long a delivery is retried.")
+    webhook_failing_after: int = Field(
+        default=5, description="Failed attempts before an endpoint is failing."
+    )
+    webhook_workers: int = Field(default=8, description="Endpoints delivered to at once.")
+    events_retention_days: float = Field(default=30.0, description="Events are kept this long.")
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

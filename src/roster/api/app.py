@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from roster import __version__
-from roster.api import accounts, admin, errors, lifecycle, workos
+from roster.api import accounts, admin, errors, lifecycle, webhooks, workos
 from roster.api.sync_runner import SyncRunner
+from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 
@@ -26,9 +27,14 @@ def create_app(rt: Runtime) -> FastAPI:
             target=run_ticks, args=(stop, [near.tick, checks.tick]), name="roster-scheduler", daemon=True
         )
         thread.start()
+        deliverer = Deliverer(rt)
+        sender = threading.Thread(target=deliverer.run_forever, name="roster-webhooks", daemon=True)
+        sender.start()
         yield
         stop.set()
+        deliverer.stop()
         thread.join(10)
+        sender.join(30)
         app.state.runner.shutdown()
 
     app = FastAPI(
@@ -60,4 +66,5 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)
+    app.include_router(webhooks.router)
     return app

@@ -312,3 +312,47 @@ action_tokens = sa.Table(
     _ts("expires_at"),
     _ts("used_at", nullable=True),
 )
+
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=True),  # event types it wants; null: all
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # encrypted: it signs every delivery
+    sa.Column("previous_secret", sa.Text, nullable=True),  # encrypted, honoured until previous_until
+    _ts("previous_until", nullable=True),
+    sa.Column("cursor", sa.String(48), nullable=True),  # the last event it was done with (in order)
+    _ts("head_since", nullable=True),  # first attempt at the event after the cursor
+    sa.Column("head_attempts", sa.Integer, nullable=False, server_default="0"),
+    _ts("next_attempt_at", nullable=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failing", sa.Boolean, nullable=False, server_default=sa.false()),
+    _ts("lease_until", nullable=True),  # one deliverer per endpoint at a time
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    sa.Column("endpoint_id", sa.String(48), nullable=False, index=True),
+    sa.Column("event_id", sa.String(48), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | failed
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("manual", sa.Boolean, nullable=False, server_default=sa.false()),
+    _ts("created_at"),
+)

@@ -78,6 +78,7 @@ class AccessChecks:
         self.rt, self.clock = rt, clock
         self.started = clock()
         self._last: dict[str, float] = {}
+        self._pruned: float | None = None
 
     def tick(self) -> list[str]:
         from roster.notify.mail import deliver
@@ -101,6 +102,11 @@ class AccessChecks:
                 except Exception:
                     log.exception("access check of %s failed", row["id"])
         deliver(self.rt.engine, settings)
+        if self._pruned is None or now - self._pruned >= 3600:
+            from roster.events.webhooks import prune_events
+
+            self._pruned = now
+            prune_events(self.rt)
         return checked
 
 

