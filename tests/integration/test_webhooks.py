@@ -192,3 +192,70 @@ def test_old_events_are_pruned(hook_rt: Runtime, slapd: Slapd, tree: Tree) -> No
             or True
         )
         assert all_event_ids(hook_rt, org) == []
+
+
+def test_kill_and_restart_mid_backlog_loses_and_reorders_nothing(sqlite_url: str, tmp_path: Path) -> None:
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cryptography.fernet import Fernet
+
+    from roster.runtime import open_runtime
+    from roster.settings import Settings
+    from roster.sync.pipeline import run_sync
+    from tests.integration.test_store import StaticConnector, directory, people
+
+    key = Fernet.generate_key().decode()
+    rt = open_runtime(Settings(database_url=sqlite_url, secret_key=key, webhook_allow_private=True))
+    roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
+    env = {
+        **os.environ,
+        "ROSTER_DATABASE_URL": sqlite_url,
+        "ROSTER_SECRET_KEY": key,
+        "ROSTER_WEBHOOK_ALLOW_PRIVATE": "true",
+        "ROSTER_ACCESS_CHECK_DELAY_SECONDS": "3600",
+        "ROSTER_WEBHOOK_TIMEOUT_SECONDS": "2",
+    }
+    with receiver() as hook:
+        hook.delay = 0.005
+        d = directory(rt)
+        with rt.engine.connect() as conn:
+            org = conn.execute(sa.text("select organization_id from directories")).scalar()
+        endpoints.create(rt, str(org), hook.url, None)
+        assert run_sync(rt.engine, d, StaticConnector(people(400))).ok
+        expected = all_event_ids(rt, str(org))
+
+        def serve() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [roster, "serve", "--port", str(free_port())],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        first = serve()
+        deadline = time.monotonic() + 60
+        while len(hook.ids()) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        got_before = len(hook.ids())
+        assert 100 <= got_before < len(expected), "the backlog should be part-way when the server dies"
+        second = serve()
+        try:
+            deadline = time.monotonic() + 120
+            while set(hook.ids()) != set(expected) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            second.terminate()
+            second.wait(30)
+        received = hook.ids()
+        first_seen = list(dict.fromkeys(received))
+        assert first_seen == expected  # every event, in event order
+        assert len(received) - len(first_seen) <= 1  # at most the one in flight at the kill came twice
+    rt.engine.dispose()

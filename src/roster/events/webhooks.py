@@ -44,7 +44,6 @@ from roster.store.schema import events, webhook_deliveries, webhook_endpoints
 
 log = logging.getLogger(__name__)
 BATCH = 200
-LEASE = timedelta(seconds=60)
 RETRYABLE = {408, 429}
 
 
@@ -112,6 +111,9 @@ class Deliverer:
         )
         self.rng = random.Random()
         self._stop = threading.Event()
+        # An endpoint's lease outlives one attempt and is renewed after each; a dead deliverer's
+        # endpoints pass to another one soon after.
+        self.lease = timedelta(seconds=rt.settings.webhook_timeout_seconds + 5)
 
     def run_once(self) -> int:
         """Deliver what is due to every endpoint; returns how many events were delivered."""
@@ -152,7 +154,7 @@ class Deliverer:
             done = conn.execute(
                 sa.update(e)
                 .where(e.c.id == endpoint_id, sa.or_(e.c.lease_until.is_(None), e.c.lease_until < now))
-                .values(lease_until=now + LEASE)
+                .values(lease_until=now + self.lease)
             )
         return done.rowcount == 1
 
@@ -232,7 +234,7 @@ class Deliverer:
         status, error, latency, retry_after = self.post(endpoint, event)
         now = utcnow()
         attempt = endpoint["head_attempts"] + 1
-        values: dict[str, Any] = {"updated_at": now}
+        values: dict[str, Any] = {"updated_at": now, "lease_until": now + self.lease}
         if status is not None and 200 <= status < 300:
             outcome = "delivered"
             values.update(
