@@ -13,6 +13,7 @@ from rich.table import Table
 
 from roster.cli_accounts import register as register_accounts
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
+from roster.cli_webhooks import webhook
 from roster.connectors.ldap.config import ConfigError
 from roster.crypto import generate_key_file
 from roster.directories import (
@@ -416,6 +417,7 @@ def serve(host: str, port: int) -> None:
 
 
 register_accounts(main)
+main.add_command(webhook)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

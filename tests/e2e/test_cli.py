@@ -262,3 +262,23 @@ def test_accounts_groups_sharing_and_login_from_the_cli(cli: Cli, slapd: Slapd, 
         check=False,
     )
     assert login.returncode == 0 and json.loads(login.stdout)["reason"] == "ok"
+
+
+def test_webhooks_from_the_cli(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    from tests.support.receiver import receiver
+
+    tree.add_user("ada")
+    with receiver() as hook:
+        cli.env["ROSTER_WEBHOOK_ALLOW_PRIVATE"] = "true"
+        org, d = make_directory(cli, slapd, tree)
+        created = cli.ok("webhook", "create", org, hook.url, "--event", "dsync.user.created")
+        assert created["secret"].startswith("whsec_")
+        cli.ok("sync", d)
+        assert cli.run("webhook", "deliver").stdout.strip() == "delivered 1"
+        (delivery,) = cli.ok("webhook", "deliveries", created["id"])
+        assert delivery["outcome"] == "delivered" and delivery["status_code"] == 200
+        again = cli.ok("webhook", "redeliver", created["id"], "--event", delivery["event_id"])
+        assert again["outcome"] == "delivered" and len(hook.received) == 2
+        del cli.env["ROSTER_WEBHOOK_ALLOW_PRIVATE"]
+        refused = cli.run("webhook", "create", org, "http://127.0.0.1:9/x")
+        assert refused.returncode == 2 and "loopback, link-local or private" in refused.stderr
