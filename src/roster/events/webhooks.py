@@ -37,13 +37,14 @@ import httpx
 import sqlalchemy as sa
 
 from roster.crypto import SecretBox
-from roster.ids import new_id
+from roster.ids import new_id, new_ids
 from roster.runtime import Runtime
 from roster.store.db import as_utc, iso, utcnow
 from roster.store.schema import events, webhook_deliveries, webhook_endpoints
 
 log = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 50  # events per transaction: a crash repeats at most this many deliveries
+ROUNDS = 20  # batches per endpoint per round, so one busy endpoint does not starve the others
 RETRYABLE = {408, 429}
 
 
@@ -114,6 +115,8 @@ class Deliverer:
         # An endpoint's lease outlives one attempt and is renewed after each; a dead deliverer's
         # endpoints pass to another one soon after.
         self.lease = timedelta(seconds=rt.settings.webhook_timeout_seconds + 5)
+        self._secrets: dict[str, str] = {}  # sealed -> plain, for this deliverer's life
+        self._bodies: dict[str, bytes] = {}  # event id -> body: one event goes to many endpoints
 
     def run_once(self) -> int:
         """Deliver what is due to every endpoint; returns how many events were delivered."""
@@ -159,15 +162,16 @@ class Deliverer:
         return done.rowcount == 1
 
     def endpoint(self, endpoint_id: str) -> int:
+        """Deliver the endpoint's backlog in order, a batch at a time, while it keeps answering 2xx."""
         if not self._claim(endpoint_id):
             return 0
         delivered = 0
         try:
-            for _ in range(BATCH):
-                outcome = self._deliver_next(endpoint_id)
-                if outcome is None or outcome == "retry":
+            for _ in range(ROUNDS):
+                count, more = self._deliver_batch(endpoint_id)
+                delivered += count
+                if not more:
                     break
-                delivered += outcome == "delivered"
         finally:
             with self.rt.engine.begin() as conn:
                 conn.execute(
@@ -177,13 +181,13 @@ class Deliverer:
                 )
         return delivered
 
-    def _next_event(self, conn: sa.Connection, endpoint: Any) -> Any:
+    def _next_events(self, conn: sa.Connection, endpoint: Any) -> list[Any]:
         q = sa.select(events).where(events.c.organization_id == endpoint["organization_id"])
         if endpoint["cursor"]:
             q = q.where(events.c.id > endpoint["cursor"])
         if endpoint["events"]:
             q = q.where(events.c.event.in_(list(endpoint["events"])))
-        return conn.execute(q.order_by(events.c.id).limit(1)).mappings().first()
+        return list(conn.execute(q.order_by(events.c.id).limit(BATCH)).mappings())
 
     def post(self, endpoint: Any, event: Any) -> tuple[int | None, str | None, float, float | None]:
         """One POST: (status, error, latency ms, retry-after seconds)."""
@@ -218,7 +222,12 @@ class Deliverer:
         error = None if response.is_success else f"HTTP {response.status_code}"
         return response.status_code, error, latency, retry_after
 
-    def _deliver_next(self, endpoint_id: str) -> str | None:
+    def _deliver_batch(self, endpoint_id: str) -> tuple[int, bool]:
+        """POST the next events in order until one fails; record it all in one transaction.
+
+        Returns (delivered, more to do now). A crash before the commit repeats the batch:
+        at least once, never out of order.
+        """
         settings = self.rt.settings
         with self.rt.engine.connect() as conn:
             endpoint = (
@@ -227,49 +236,78 @@ class Deliverer:
                 .first()
             )
             if endpoint is None or not endpoint["enabled"]:
-                return None
-            event = self._next_event(conn, endpoint)
-        if event is None:
-            return None
-        status, error, latency, retry_after = self.post(endpoint, event)
-        now = utcnow()
-        attempt = endpoint["head_attempts"] + 1
-        values: dict[str, Any] = {"updated_at": now, "lease_until": now + self.lease}
-        if status is not None and 200 <= status < 300:
-            outcome = "delivered"
-            values.update(
-                cursor=event["id"],
-                head_since=None,
-                head_attempts=0,
-                next_attempt_at=None,
-                consecutive_failures=0,
-                failing=False,
-            )
-        else:
-            since = as_utc(endpoint["head_since"]) or now
+                return 0, False
+            batch = self._next_events(conn, endpoint)
+        if not batch:
+            return 0, False
+        state = dict(endpoint)
+        log: list[tuple[str, int, str, int | None, float, str | None]] = []
+        delivered, more, alert = 0, len(batch) == BATCH, None
+        for event in batch:
+            status, error, latency, retry_after = self.post(state, event)
+            now = utcnow()
+            attempt = state["head_attempts"] + 1
+            if status is not None and 200 <= status < 300:
+                log.append((event["id"], attempt, "delivered", status, latency, None))
+                state.update(
+                    cursor=event["id"],
+                    head_since=None,
+                    head_attempts=0,
+                    next_attempt_at=None,
+                    consecutive_failures=0,
+                    failing=False,
+                )
+                delivered += 1
+                continue
+            since = as_utc(state["head_since"]) or now
             permanent = status is not None and 400 <= status < 500 and status not in RETRYABLE
             expired = now - since >= timedelta(hours=settings.webhook_retry_hours)
-            failures = endpoint["consecutive_failures"] + 1
-            values["consecutive_failures"] = failures
+            state["consecutive_failures"] += 1
+            if state["consecutive_failures"] >= settings.webhook_failing_after and not state["failing"]:
+                state["failing"] = True
+                alert = error or "delivery failed"
             if permanent or expired:
-                outcome = "failed"
-                values.update(cursor=event["id"], head_since=None, head_attempts=0, next_attempt_at=None)
-            else:
-                outcome = "retry"
-                wait = retry_after if retry_after is not None else backoff(attempt, self.rng)
-                values.update(
-                    head_since=since, head_attempts=attempt, next_attempt_at=now + timedelta(seconds=wait)
-                )
-            if failures >= settings.webhook_failing_after and not endpoint["failing"]:
-                values["failing"] = True
+                log.append((event["id"], attempt, "failed", status, latency, error))
+                state.update(cursor=event["id"], head_since=None, head_attempts=0, next_attempt_at=None)
+                continue
+            wait = retry_after if retry_after is not None else backoff(attempt, self.rng)
+            log.append((event["id"], attempt, "retry", status, latency, error))
+            state.update(
+                head_since=since, head_attempts=attempt, next_attempt_at=now + timedelta(seconds=wait)
+            )
+            more = False
+            break
+        now = utcnow()
+        keys = ("cursor", "head_since", "head_attempts", "next_attempt_at", "consecutive_failures", "failing")
         with self.rt.engine.begin() as conn:
             conn.execute(
-                sa.update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(**values)
+                sa.update(webhook_endpoints)
+                .where(webhook_endpoints.c.id == endpoint_id)
+                .values(**{k: state[k] for k in keys}, updated_at=now, lease_until=now + self.lease)
             )
-            record(conn, endpoint_id, event["id"], attempt, outcome, status, latency, error, manual=False)
-            if values.get("failing") is True:
-                _alert_failing(conn, dict(endpoint), error or "delivery failed")
-        return outcome
+            conn.execute(
+                sa.insert(webhook_deliveries),
+                [
+                    {
+                        "id": did,
+                        "endpoint_id": endpoint_id,
+                        "event_id": eid,
+                        "attempt": n,
+                        "outcome": outcome,
+                        "status_code": status,
+                        "latency_ms": int(latency),
+                        "error": error,
+                        "manual": False,
+                        "created_at": now,
+                    }
+                    for did, (eid, n, outcome, status, latency, error) in zip(
+                        new_ids("delivery", len(log)), log, strict=True
+                    )
+                ],
+            )
+            if alert is not None:
+                _alert_failing(conn, dict(endpoint), alert)
+        return delivered, more
 
 
 def record(
