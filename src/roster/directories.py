@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from roster.connectors.base import ConnectionReport
 from roster.connectors.ldap.bind import BindOutcome, bind_name, verify_password
@@ -14,8 +17,11 @@ from roster.connectors.ldap.connector import LdapConnector
 from roster.domain.ldap_path import search_roots
 from roster.domain.mapping import AttributeMapping, MappingError
 from roster.domain.policy import DeletionGuard
+from roster.events.outbox import Outbox
+from roster.events.payloads import directory_payload
 from roster.runtime import Runtime
 from roster.store import repo
+from roster.store.db import utcnow
 from roster.sync.connectors import LDAP_TYPES, connector_for, ldap_config
 from roster.sync.pipeline import Phase, RunResult, run_sync
 
@@ -143,3 +149,14 @@ def sync_directory(
         guard=guard,
         progress=progress,
     )
+
+
+def delete_directory(conn: Connection, directory_id: str) -> None:
+    """Remove a directory and its cache, announcing ``dsync.deleted`` in the same transaction."""
+    row = repo.get_directory(conn, directory_id)
+    payload = directory_payload(row)
+    payload["state"] = "deleting"
+    outbox = Outbox(conn, row["organization_id"], directory_id, utcnow())
+    outbox.add("dsync.deleted", json.dumps(payload, separators=(",", ":")))
+    outbox.flush()
+    repo.delete_directory(conn, directory_id)

@@ -242,3 +242,5 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         assert bad.status_code == 422 and "search_path" in bad.json()["message"]
         assert http.delete(f"/api/v1/directories/{d['id']}").status_code == 204
         assert http.get(f"/api/v1/directories/{d['id']}").status_code == 404
+        deleted = http.get("/events", params={"events": "dsync.deleted"}).json()["data"]
+        assert [e["data"]["id"] for e in deleted] == [d["id"]]

@@ -12,6 +12,7 @@ from roster.api.errors import ApiError
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.ldap.config import ConfigError
 from roster.directories import DirectorySpec, check_spec, create_directory, test_directory
+from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload
 from roster.store import repo
 from roster.store.db import iso
@@ -276,7 +277,7 @@ def update_directory(
 def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> None:
     _owned_directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
-        repo.delete_directory(conn, directory_id)
+        remove_directory(conn, directory_id)
 
 
 @router.post("/directories/{directory_id}/test")

@@ -15,6 +15,7 @@ from roster.api.auth import PrincipalDep, RuntimeDep, check_org, scope_org
 from roster.api.errors import ApiError
 from roster.api.pagination import Order, check_limit, paginate
 from roster.api.sync_runner import SyncBusy
+from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload, group_payload, user_payload
 from roster.store import repo
 from roster.store.rows import CHUNK
@@ -97,7 +98,7 @@ def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[
 def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
     with rt.engine.begin() as conn:
         _directory(conn, who, directory_id)
-        repo.delete_directory(conn, directory_id)
+        remove_directory(conn, directory_id)
     return Response(status_code=202)
 
 
