@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,11 @@ from roster.directories import (
     test_directory,
     verify_directory_password,
 )
-from roster.runtime import open_runtime
+from roster.runtime import Runtime, open_runtime
 from roster.settings import get_settings
-from roster.store import repo
+from roster.store import jobs, repo
 from roster.store.db import iso
-from roster.sync.pipeline import Phase
+from roster.sync.pipeline import Phase, RunResult
 
 
 @click.group()
@@ -345,6 +347,21 @@ def directory_test(directory_id: str, as_json: bool) -> None:
 def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool) -> None:
     """Sync a directory now."""
     rt = runtime()
+    owner = f"cli:{os.getpid()}"
+    # a sync by hand takes the directory like a worker does: never two at once (long lease: no heartbeat here)
+    with rt.engine.begin() as conn:
+        jobs.hold_directory(conn, directory_id, owner, timedelta(hours=6))
+    try:
+        result = _run_sync(rt, directory_id, dry_run, force, full, as_json)
+    finally:
+        with rt.engine.begin() as conn:
+            jobs.release_directory(conn, directory_id, owner)
+    _report(result, dry_run, as_json)
+
+
+def _run_sync(
+    rt: Runtime, directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool
+) -> RunResult:
     show_progress = not as_json and err.is_terminal
     if show_progress:
         with Progress(
@@ -370,6 +387,10 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: boo
             )
     else:
         result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force, full=full)
+    return result
+
+
+def _report(result: RunResult, dry_run: bool, as_json: bool) -> None:
     data: dict[str, Any] = {
         "run_id": result.run_id,
         "kind": result.kind,
@@ -401,6 +422,17 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: boo
     if not result.ok:
         err.print(f"[red]sync {result.status}:[/red] {result.error}", highlight=False)
         sys.exit(1)
+
+
+@main.command()
+@handle_errors
+def worker() -> None:
+    """Run sync jobs from the database (any number of these may share one PostgreSQL)."""
+    from roster.sync.worker import Worker
+
+    w = Worker(runtime())
+    click.echo(f"worker {w.name} started", err=True)
+    w.run_forever()
 
 
 @main.command()

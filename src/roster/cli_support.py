@@ -16,6 +16,7 @@ from roster.accounts.service import Conflict, ManagedField
 from roster.connectors.ldap.config import ConfigError
 from roster.crypto import SecretKeyMissing
 from roster.runtime import Runtime, open_runtime
+from roster.store.jobs import DirectoryBusy
 from roster.store.repo import NotFound
 from roster.sync.pipeline import DirectoryDisabled
 
@@ -35,7 +36,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (ConfigError, ValueError) as exc:
             raise click.UsageError(str(exc)) from None
-        except (ManagedField, Conflict, LinkError, DirectoryDisabled) as exc:
+        except (ManagedField, Conflict, LinkError, DirectoryDisabled, DirectoryBusy) as exc:
             raise Failure(str(exc)) from None
         except (NotFound, SecretKeyMissing) as exc:
             raise Failure(str(exc.args[0] if exc.args else exc)) from None

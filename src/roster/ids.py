@@ -33,6 +33,7 @@ PREFIXES = frozenset(
         "action",
         "webhook",
         "delivery",
+        "job",
     }
 )
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     webhook_workers: int = Field(default=8, description="Endpoints delivered to at once.")
     events_retention_days: float = Field(default=30.0, description="Events are kept this long.")
+    job_lease_seconds: float = Field(
+        default=30.0, description="A worker's hold on a job; renewed while alive."
+    )
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

@@ -299,16 +299,18 @@ def trigger_sync(
     _owned_directory(rt, who, directory_id)
     body = body or SyncIn()
     try:
-        future = request.app.state.runner.submit(
+        job_id = request.app.state.runner.submit(
             directory_id, trigger="api", dry_run=body.dry_run, full=body.full, force=body.force
         )
     except SyncBusy as exc:
-        raise ApiError(409, "sync_in_progress", str(exc)) from None
+        raise ApiError(409, "directory_disabled", str(exc)) from None
     if not body.wait:
-        return {"status": "queued"}
-    result = future.result()
+        return {"status": "queued", "job_id": job_id}
+    job = request.app.state.runner.wait(job_id)
+    if not job.get("run_id"):
+        raise ApiError(500, "job_failed", f"job {job_id} failed: {job.get('error')}")
     with rt.engine.connect() as conn:
-        return run_view(repo.get_run(conn, result.run_id))
+        return run_view(repo.get_run(conn, job["run_id"]))
 
 
 @router.get("/directories/{directory_id}/sync_runs")

@@ -15,6 +15,7 @@ from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
+from roster.sync.worker import Worker
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -30,11 +31,16 @@ def create_app(rt: Runtime) -> FastAPI:
         deliverer = Deliverer(rt)
         sender = threading.Thread(target=deliverer.run_forever, name="roster-webhooks", daemon=True)
         sender.start()
+        worker = Worker(rt)
+        working = threading.Thread(target=worker.run_forever, name="roster-worker", daemon=True)
+        working.start()
         yield
         stop.set()
         deliverer.stop()
+        worker.stop()
         thread.join(10)
         sender.join(30)
+        working.join(600)
         app.state.runner.shutdown()
 
     app = FastAPI(

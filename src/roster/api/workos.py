@@ -109,7 +109,7 @@ def sync_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep, request
     try:
         request.app.state.runner.submit(directory_id, trigger="api")
     except SyncBusy as exc:
-        raise ApiError(409, "sync_in_progress", str(exc)) from None
+        raise ApiError(409, "directory_disabled", str(exc)) from None
     return {"status": "queued"}
 
 

@@ -81,6 +81,9 @@ directories = sa.Table(
     sa.Column("last_check_ok", sa.Boolean, nullable=True),
     sa.Column("last_check_error", sa.Text, nullable=True),
     _ts("lost_alerted_at", nullable=True),  # one alert per outage
+    # at most one worker syncs a directory at a time
+    sa.Column("lease_owner", sa.String(100), nullable=True),
+    _ts("lease_until", nullable=True),
 )
 
 directory_users = sa.Table(
@@ -355,4 +358,24 @@ webhook_deliveries = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("manual", sa.Boolean, nullable=False, server_default=sa.false()),
     _ts("created_at"),
+)
+
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(),
+    sa.Column("kind", sa.String(16), nullable=False),  # sync
+    sa.Column("directory_id", sa.String(48), nullable=True, index=True),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # queued | running | done | failed
+    sa.Column("owner", sa.String(100), nullable=True),
+    _ts("lease_until", nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("run_id", sa.String(48), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    _ts("created_at"),
+    _ts("started_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    sa.Index("ix_jobs_status_id", "status", "id"),
 )
