@@ -132,11 +132,17 @@ def sync_directory(
     force: bool = False,
     full: bool = False,
     progress: Phase | None = None,
+    approved_digest: str | None = None,
 ) -> RunResult:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
     connector = connector_for(directory, rt.box, rt.settings)
-    guard = DeletionGuard(rt.settings.guard_max_share, rt.settings.guard_min_count)
+    with rt.engine.connect() as conn:
+        org = repo.get_organization(conn, directory["organization_id"])
+    guard = DeletionGuard(
+        org["guard_max_share"] if org["guard_max_share"] is not None else rt.settings.guard_max_share,
+        org["guard_min_count"] if org["guard_min_count"] is not None else rt.settings.guard_min_count,
+    )
     return run_sync(
         rt.engine,
         directory_id,
@@ -146,6 +152,7 @@ def sync_directory(
         force=force,
         full=full,
         full_every=timedelta(hours=rt.settings.full_resync_hours),
+        approved_digest=approved_digest,
         guard=guard,
         progress=progress,
     )

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     )
     webhook_workers: int = Field(default=8, description="Endpoints delivered to at once.")
     events_retention_days: float = Field(default=30.0, description="Events are kept this long.")
+    sync_log_retention_days: float = Field(default=10.0, description="Sync logs are kept this long.")
     job_lease_seconds: float = Field(
         default=30.0, description="A worker's hold on a job; renewed while alive."
     )

@@ -314,7 +314,7 @@ def test_mass_deactivation_guard_blocks_then_force_applies(rt: Runtime, slapd: S
         tree.delete(dn)
     before = dump(rt)
     blocked = sync_directory(rt, d)
-    assert blocked.status == "blocked" and blocked.error_reason == "deletion_guard"
+    assert blocked.status == "pending_approval" and blocked.error_reason == "deletion_guard"
     assert "12 of 20" in (blocked.error or "")
     assert dump(rt) == before
     forced = sync_directory(rt, d, force=True)
@@ -329,7 +329,7 @@ def test_empty_read_is_refused(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
     tree.delete(a)
     tree.delete(b)
     result = sync_directory(rt, d)
-    assert result.status == "blocked" and "all 2 active users" in (result.error or "")
+    assert result.status == "pending_approval" and "all 2 active users" in (result.error or "")
 
 
 def test_dry_run_applies_nothing(rt: Runtime, slapd: Slapd, tree: Tree) -> None:

@@ -353,3 +353,84 @@ def get_run(
 
 
 _ = ConfigError  # re-exported errors are handled in roster.api.errors
+
+
+@router.post("/sync_runs/{run_id}/approve", status_code=202)
+def approve_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Apply exactly what a held run would do (re-planned if the directory changed since)."""
+    from roster.sync.approvals import approve
+
+    with rt.engine.begin() as conn:
+        run = repo.get_run(conn, run_id)
+        check_org(who, run["organization_id"], "sync run", run_id)
+        job_id = approve(conn, run_id)
+    return {"status": "queued", "job_id": job_id}
+
+
+@router.post("/sync_runs/{run_id}/reject")
+def reject_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    from roster.sync.approvals import reject
+
+    with rt.engine.begin() as conn:
+        run = repo.get_run(conn, run_id)
+        check_org(who, run["organization_id"], "sync run", run_id)
+        reject(conn, run_id)
+        return run_view(repo.get_run(conn, run_id))
+
+
+@router.get("/sync_log")
+def sync_log_entries(
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    directory_id: str,
+    run_id: str | None = None,
+    change: str | None = None,
+    object_id: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Every change of every run of a directory, filtered by run, kind, object and time."""
+    import json
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from roster.store.schema import sync_log
+
+    _owned_directory(rt, who, directory_id)
+    q = sa.select(sync_log).where(sync_log.c.directory_id == directory_id)
+    if run_id:
+        q = q.where(sync_log.c.run_id == run_id)
+    if change:
+        q = q.where(sync_log.c.change == change)
+    if object_id:
+        q = q.where(sa.or_(sync_log.c.object_id == object_id, sync_log.c.external_id == object_id))
+    for name, value, op in (("since", since, "ge"), ("until", until, "lt")):
+        if value:
+            try:
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ApiError(
+                    422, "invalid_request_parameters", f"{name}: {value!r} is not an ISO 8601 time"
+                ) from None
+            q = q.where(sync_log.c.created_at >= when if op == "ge" else sync_log.c.created_at < when)
+    if after:
+        q = q.where(sync_log.c.id > after)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(q.order_by(sync_log.c.id).limit(limit)).mappings().all()
+    data = [
+        {
+            "id": r["id"],
+            "run_id": r["run_id"],
+            "change": r["change"],
+            "object_type": r["object_type"],
+            "object_id": r["object_id"],
+            "external_id": r["external_id"],
+            "detail": json.loads(r["detail"]),
+            "created_at": iso(r["created_at"]),
+        }
+        for r in rows
+    ]
+    return {"object": "list", "data": data, "after": data[-1]["id"] if len(data) == limit else None}

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from roster.accounts.service import Conflict, ManagedField
 from roster.connectors.ldap.config import ConfigError
 from roster.store.repo import NotFound
+from roster.sync.approvals import NotPending
 
 
 class ApiError(Exception):
@@ -56,6 +57,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse(_body("conflict", str(exc)), status_code=409)
+
+    @app.exception_handler(NotPending)
+    async def _not_pending(_: Request, exc: NotPending) -> JSONResponse:
+        return JSONResponse(_body("not_pending_approval", str(exc)), status_code=409)
 
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,6 +66,19 @@ class ChangeSet:
         """Users active before this run that it makes inactive."""
         removed = sum(1 for u in self.users_removed if u.active)
         return removed + sum(1 for u in self.users_updated if u.deactivates)
+
+    def digest(self) -> str:
+        """A fingerprint of exactly what this change set does (to approve that and nothing else)."""
+        parts: list[str] = []
+        parts += [f"uc:{u.external_id}:{u.content_hash}" for u in self.users_created]
+        parts += [f"uu:{u.record.external_id}:{u.record.content_hash}" for u in self.users_updated]
+        parts += [f"ur:{u.external_id}" for u in self.users_removed]
+        parts += [f"gc:{g.external_id}:{g.content_hash}" for g in self.groups_created]
+        parts += [f"gu:{g.record.external_id}:{g.record.content_hash}" for g in self.groups_updated]
+        parts += [f"gd:{g.external_id}" for g in self.groups_deleted]
+        parts += [f"ma:{g}:{m}" for g, m in self.members_added]
+        parts += [f"mr:{g}:{m}" for g, m in self.members_removed]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     @property
     def is_empty(self) -> bool:

@@ -32,7 +32,7 @@ def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
             jobs.c.kind == "sync", jobs.c.directory_id == directory_id, jobs.c.status == "queued"
         )
     ).scalar()
-    if queued is not None and not args.get("dry_run"):
+    if queued is not None and not args.get("dry_run") and not args.get("approved_digest"):
         return str(queued)
     job_id = new_id("job")
     conn.execute(

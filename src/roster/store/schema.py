@@ -35,6 +35,13 @@ organizations = sa.Table(
     # directory alerts go to these accounts only (else to every admin)
     sa.Column("notify_only_selected", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("alert_recipients", sa.JSON, nullable=True),
+    # the deletion guard's thresholds for this organization (else the server's)
+    sa.Column("guard_max_share", sa.Float, nullable=True),
+    sa.Column("guard_min_count", sa.Integer, nullable=True),
+    # the daily full sync, in the organization's time zone; optional incremental interval
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("daily_sync_time", sa.String(5), nullable=False, server_default="00:00"),
+    sa.Column("incremental_minutes", sa.Integer, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -169,6 +176,10 @@ sync_runs = sa.Table(
     sa.Column("error_reason", sa.String(32), nullable=True),
     _ts("started_at"),
     _ts("finished_at", nullable=True),
+    # a run the deletion guard held: what it would apply, and the admin's decision
+    sa.Column("plan_digest", sa.String(64), nullable=True),
+    sa.Column("decision", sa.String(16), nullable=True),  # approved | rejected
+    _ts("decided_at", nullable=True),
 )
 
 sync_log = sa.Table(

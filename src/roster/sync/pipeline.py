@@ -29,7 +29,7 @@ from roster.store import repo
 from roster.store.apply import Target, apply_changes, log_plan
 from roster.store.db import utcnow
 from roster.store.rows import load_cached_state, load_dn_index, load_known_ids
-from roster.store.schema import directories
+from roster.store.schema import directories, sync_runs
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def run_sync(
     guard: DeletionGuard | None = None,
     progress: Phase | None = None,
     full_every: timedelta | None = None,
+    approved_digest: str | None = None,
 ) -> RunResult:
     """Sync one directory: incrementally when it has a cursor and the connector can, else in full.
 
@@ -150,10 +151,14 @@ def run_sync(
             now = utcnow()
             target = Target(directory_id, directory["organization_id"], run_id)
             blocked = None if force else guard.check(changes, cached)
+            if blocked is not None and approved_digest is not None and approved_digest == changes.digest():
+                blocked = None  # an admin approved exactly this change set
             if blocked is not None or dry_run:
                 log_plan(conn, target, changes, now)  # what it would do, for the admin to read
-                status, reason = ("blocked", "deletion_guard") if blocked else ("succeeded", None)
+                status, reason = ("pending_approval", "deletion_guard") if blocked else ("succeeded", None)
                 repo.finish_run(conn, run_id, status, counts, blocked, reason)
+                if blocked is not None:
+                    hold_for_approval(conn, directory, run_id, changes, blocked)
                 return RunResult(run_id, status, counts, blocked, reason, changes, kind=kind)
             progress.phase("applying")
             values: dict[str, Any] = {"last_sync_at": now, "updated_at": now, "cursor": new_cursor}
@@ -175,6 +180,28 @@ def run_sync(
     if incremental and delta is None:
         kind = "full"
     return RunResult(run_id, "succeeded", counts, changes=changes, kind=kind)
+
+
+def hold_for_approval(
+    conn: sa.Connection, directory: dict[str, Any], run_id: str, changes: ChangeSet, reason: str
+) -> None:
+    """Keep the run's exact plan for an admin to approve or reject, and tell the alert recipients once."""
+    from roster.accounts.lifecycle import recipients
+    from roster.notify.mail import queue
+
+    conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(plan_digest=changes.digest()))
+    org = directory["organization_id"]
+    gone = ", ".join(u.external_id for u in changes.users_removed[:20])
+    queue(
+        conn,
+        org,
+        [r["email"] for r in recipients(conn, org)],
+        f"Approval needed: a sync of {directory['name']} would deactivate {changes.deactivations} users",
+        f"{reason}\n\nThe run {run_id} is held; nothing was applied. "
+        f"Review its log (roster runs show {run_id}) and approve (roster runs approve {run_id}) "
+        f"or reject it.\nFirst users it would deactivate: {gone}\n",
+        "approval_needed",
+    )
 
 
 def _activated(conn: sa.Connection, directory: dict[str, Any]) -> str:

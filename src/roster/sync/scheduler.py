@@ -12,7 +12,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roster.runtime import Runtime
@@ -107,6 +109,7 @@ class AccessChecks:
 
             self._pruned = now
             prune_events(self.rt)
+            prune_sync_log(self.rt)
         return checked
 
 
@@ -117,3 +120,13 @@ def run_ticks(stop: threading.Event, ticks: list[Callable[[], object]], period: 
                 tick()
             except Exception:
                 log.exception("scheduler tick failed")
+
+
+def prune_sync_log(rt: Runtime, now: datetime | None = None) -> int:
+    """Delete sync-log entries older than ``sync_log_retention_days`` (runs themselves stay)."""
+    from roster.store.db import utcnow
+    from roster.store.schema import sync_log
+
+    cutoff = (now or utcnow()) - timedelta(days=rt.settings.sync_log_retention_days)
+    with rt.engine.begin() as conn:
+        return int(conn.execute(sa.delete(sync_log).where(sync_log.c.created_at < cutoff)).rowcount or 0)

@@ -48,6 +48,7 @@ class Worker:
                 dry_run=bool(args.get("dry_run")),
                 force=bool(args.get("force")),
                 full=bool(args.get("full")),
+                approved_digest=args.get("approved_digest"),
             )
             status, run_id, error = (
                 ("done" if result.status != "failed" else "failed"),
