@@ -18,6 +18,7 @@ from roster.crypto import SecretKeyMissing
 from roster.runtime import Runtime, open_runtime
 from roster.store.jobs import DirectoryBusy
 from roster.store.repo import NotFound
+from roster.sync.approvals import NotPending
 from roster.sync.pipeline import DirectoryDisabled
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,7 +37,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (ConfigError, ValueError) as exc:
             raise click.UsageError(str(exc)) from None
-        except (ManagedField, Conflict, LinkError, DirectoryDisabled, DirectoryBusy) as exc:
+        except (ManagedField, Conflict, LinkError, DirectoryDisabled, DirectoryBusy, NotPending) as exc:
             raise Failure(str(exc)) from None
         except (NotFound, SecretKeyMissing) as exc:
             raise Failure(str(exc.args[0] if exc.args else exc)) from None

@@ -93,7 +93,8 @@ def test_retries_keep_order_and_lose_nothing(hook_rt: Runtime, slapd: Slapd, tre
         org, endpoint = setup(hook_rt, slapd, tree, hook)
         drain(hook_rt)
         expected = all_event_ids(hook_rt, org)
-        assert hook.ids() == expected
+        # the timed-out attempt did arrive (and was answered late): at least once, never out of order
+        assert list(dict.fromkeys(hook.ids())) == expected
         attempts = [a.event_id for a in hook.attempts]
         assert attempts[:4] == [expected[0]] * 4  # 500, 429, timeout, then delivered: nothing overtook it
         with hook_rt.engine.connect() as conn:

@@ -25,7 +25,7 @@ class Received:
 @dataclass
 class Receiver:
     url: str = ""
-    received: list[Received] = field(default_factory=list)  # answered 2xx
+    received: list[Received] = field(default_factory=list)  # to be answered 2xx, in arrival order
     attempts: list[Received] = field(default_factory=list)  # everything that arrived
     script: list[tuple[int, float, dict[str, str]]] = field(default_factory=list)  # (status, delay, headers)
     delay: float = 0.0
@@ -47,6 +47,8 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.attempts.append(item)
                 status, delay, headers = state.script.pop(0) if state.script else (200, state.delay, {})
+                if 200 <= status < 300:
+                    state.received.append(item)  # in arrival order (a slow answer may still time out)
             if delay:
                 time.sleep(delay)
             try:
@@ -57,9 +59,6 @@ def receiver() -> Iterator[Receiver]:
                 self.end_headers()
             except OSError:
                 return
-            if 200 <= status < 300:
-                with state.lock:
-                    state.received.append(item)
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -14,6 +14,7 @@ from roster.accounts.login import login
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, organizations
+from roster.sync.schedule import parse_time, zone
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -61,6 +62,11 @@ class OwnerIn(Strict):
 
 class OrganizationPatch(Strict):
     group_removal_policy: Literal["remove", "keep_inactive"] | None = None
+    timezone: str | None = Field(default=None, description="e.g. Europe/Prague; daily syncs run in it")
+    daily_sync_time: str | None = Field(default=None, description="HH:MM local time of the daily full sync")
+    incremental_minutes: int | None = Field(default=None, ge=1, le=1440, description="0/None: off")
+    guard_max_share: float | None = Field(default=None, gt=0, le=1)
+    guard_min_count: int | None = Field(default=None, ge=1)
 
 
 class LoginIn(Strict):
@@ -85,21 +91,25 @@ def update_organization(
     org_id: str, body: OrganizationPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     check_org(who, org_id, "organization", org_id)
+    values = body.model_dump(exclude_unset=True)
+    if values.get("timezone") is not None:
+        zone(values["timezone"])
+    if values.get("daily_sync_time") is not None:
+        parse_time(values["daily_sync_time"])
     with rt.engine.begin() as conn:
         repo.get_organization(conn, org_id)
-        if body.group_removal_policy is not None:
-            conn.execute(
-                sa.update(organizations)
-                .where(organizations.c.id == org_id)
-                .values(group_removal_policy=body.group_removal_policy)
-            )
+        if values:
+            conn.execute(sa.update(organizations).where(organizations.c.id == org_id).values(**values))
         row = repo.get_organization(conn, org_id)
-    return {
-        "object": "organization",
-        "id": row["id"],
-        "name": row["name"],
-        "group_removal_policy": row["group_removal_policy"],
-    }
+    keys = (
+        "group_removal_policy",
+        "timezone",
+        "daily_sync_time",
+        "incremental_minutes",
+        "guard_max_share",
+        "guard_min_count",
+    )
+    return {"object": "organization", "id": row["id"], "name": row["name"], **{k: row[k] for k in keys}}
 
 
 @router.post("/organizations/{org_id}/accounts", status_code=201)

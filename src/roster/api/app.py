@@ -10,10 +10,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from roster import __version__
-from roster.api import accounts, admin, errors, lifecycle, webhooks, workos
+from roster.api import accounts, admin, errors, lifecycle, observability, webhooks, workos
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
+from roster.sync.schedule import Schedules
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 from roster.sync.worker import Worker
 
@@ -23,9 +24,13 @@ def create_app(rt: Runtime) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         near = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
         checks = AccessChecks(rt)
+        schedules = Schedules(rt)
         stop = threading.Event()
         thread = threading.Thread(
-            target=run_ticks, args=(stop, [near.tick, checks.tick]), name="roster-scheduler", daemon=True
+            target=run_ticks,
+            args=(stop, [near.tick, checks.tick, schedules.tick]),
+            name="roster-scheduler",
+            daemon=True,
         )
         thread.start()
         deliverer = Deliverer(rt)
@@ -73,4 +78,6 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)
     app.include_router(webhooks.router)
+    app.include_router(observability.router)
+    app.state.metrics = observability.registry_for(rt)
     return app

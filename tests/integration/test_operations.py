@@ -1,0 +1,79 @@
+"""Schedules with an injected clock, /metrics, /readyz and roster status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from roster.api.app import create_app
+from roster.demo.slapd import Slapd
+from roster.directories import sync_directory
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.store.schema import jobs, organizations
+from roster.sync.schedule import Schedules
+from tests.support.helpers import ldap_directory, new_org
+from tests.support.ldap_tree import Tree
+from tests.support.servers import serve_app
+
+
+def test_daily_and_incremental_schedules(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    tree.add_user("ada")
+    org = new_org(rt)
+    with rt.engine.begin() as conn:
+        conn.execute(
+            sa.update(organizations)
+            .where(organizations.c.id == org)
+            .values(timezone="Europe/Prague", daily_sync_time="02:00", incremental_minutes=5)
+        )
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok  # a full run now
+    ran = datetime.now(UTC)
+    clock = [ran + timedelta(minutes=1)]
+    schedules = Schedules(rt, clock=lambda: clock[0])
+    assert schedules.tick() == []  # nothing due a minute later
+    clock[0] = ran + timedelta(minutes=6)
+    assert schedules.tick() == [(d, "incremental")]
+    assert schedules.tick() == [(d, "incremental")]  # still due: coalesced into the queued job
+    with rt.engine.connect() as conn:
+        queued = conn.execute(sa.select(jobs.c.args).where(jobs.c.status == "queued")).scalars().all()
+    assert len(queued) == 1 and queued[0]["trigger"] == "schedule"
+    clock[0] = ran + timedelta(days=1, hours=1)  # past the next 02:00 in Prague
+    assert (d, "daily") in schedules.tick()
+
+
+def test_metrics_readyz_and_status(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tree.add_user("ada")
+    org = new_org(rt)
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    with serve_app(create_app(rt)) as url:
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'roster_sync_runs{status="succeeded"} 1.0' in metrics
+        assert f'roster_sync_last_run_seconds{{directory="{d}"}}' in metrics
+    roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
+    env = {
+        **os.environ,
+        "ROSTER_DATABASE_URL": rt.settings.database_url,
+        "ROSTER_SECRET_KEY": rt.settings.secret_key or "",
+    }
+    result = subprocess.run(
+        [roster, "status", "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = [r for r in json.loads(result.stdout) if r["directory"] == d]
+    assert row["state"] == "linked" and row["last_run"] == "succeeded" and row["pending_approvals"] == 0
+    assert row["next_scheduled_run"].endswith("T00:00:00.000Z")
+    with rt.engine.connect() as conn:
+        assert repo.get_directory(conn, d)["state"] == "linked"
