@@ -36,6 +36,9 @@ from roster.sync.pipeline import Phase, RunResult
 @click.version_option(package_name="roster")
 def main() -> None:
     """Roster: keep your application in step with your customers' directories."""
+    from roster.logs import configure
+
+    configure(get_settings())
 
 
 @main.command()
@@ -578,9 +581,21 @@ def runs_reject(run_id: str) -> None:
 @handle_errors
 def worker() -> None:
     """Run sync jobs from the database (any number of these may share one PostgreSQL)."""
+    import threading
+
+    from roster.events.webhooks import Deliverer
+    from roster.sync.schedule import Schedules
+    from roster.sync.scheduler import AccessChecks, run_ticks
     from roster.sync.worker import Worker
 
-    w = Worker(runtime())
+    rt = runtime()
+    w = Worker(rt)
+    stop = threading.Event()
+    # Webhook delivery is leased per endpoint and schedules coalesce, so every worker may run them.
+    threading.Thread(target=Deliverer(rt).run_forever, daemon=True).start()
+    threading.Thread(
+        target=run_ticks, args=(stop, [AccessChecks(rt).tick, Schedules(rt).tick]), daemon=True
+    ).start()
     click.echo(f"worker {w.name} started", err=True)
     w.run_forever()
 

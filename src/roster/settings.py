@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     webhook_workers: int = Field(default=8, description="Endpoints delivered to at once.")
     events_retention_days: float = Field(default=30.0, description="Events are kept this long.")
     sync_log_retention_days: float = Field(default=10.0, description="Sync logs are kept this long.")
+    log_format: str = Field(default="text", description="text or json (one JSON object per line).")
+    log_level: str = Field(default="INFO", description="Python logging level.")
     job_lease_seconds: float = Field(
         default=30.0, description="A worker's hold on a job; renewed while alive."
     )

@@ -221,6 +221,8 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
             f"/api/v1/directories/{d['id']}/sync_runs", json={"dry_run": True, "wait": True}
         ).json()
         assert dry["kind"] == "dry_run" and dry["counts"]["user_created"] == 1
+        assert [a["email"] for a in dry["new_accounts_since_last_sync"]] == ["ada@example.com"]
+        assert dry["deleted_from_directory"] == []
         run = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
         assert run["status"] == "succeeded", run
         shown = http.get(f"/api/v1/sync_runs/{run['id']}").json()

@@ -77,3 +77,30 @@ def test_metrics_readyz_and_status(rt: Runtime, slapd: Slapd, tree: Tree) -> Non
     assert row["next_scheduled_run"].endswith("T00:00:00.000Z")
     with rt.engine.connect() as conn:
         assert repo.get_directory(conn, d)["state"] == "linked"
+
+
+def test_access_checks_honour_the_first_delay_and_the_interval(
+    sqlite_url: str, tmp_path: object, slapd: Slapd, tree: Tree
+) -> None:
+    from pathlib import Path
+
+    from roster.sync.scheduler import AccessChecks
+    from tests.conftest import make_runtime
+
+    rt = make_runtime(sqlite_url, Path(str(tmp_path)), access_check_delay_seconds=60, access_check_seconds=60)
+    tree.add_user("ada")
+    d = ldap_directory(rt, new_org(rt), slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    now = [1000.0]
+    checks = AccessChecks(rt, clock=lambda: now[0])
+    assert checks.tick() == []  # within the first minute after start-up
+    now[0] += 61
+    assert checks.tick() == [d]
+    now[0] += 30
+    assert checks.tick() == []  # the interval has not passed
+    now[0] += 31
+    assert checks.tick() == [d]
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, d)
+    assert row["last_check_ok"] is True and row["last_check_at"] is not None
+    rt.engine.dispose()

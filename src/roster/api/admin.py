@@ -109,6 +109,22 @@ def directory_view(row: dict[str, Any], metadata: dict[str, Any] | None = None) 
     return out
 
 
+def plan_lists(conn: Any, run_id: str) -> dict[str, Any]:
+    """The reference guide's two lists: new accounts since the last sync, and accounts deleted there."""
+    import json
+
+    entries = repo.run_log(conn, run_id, 100_000)
+    new = [
+        json.loads(e["detail"]) | {"idp_id": e["external_id"]}
+        for e in entries
+        if e["change"] == "user_created"
+    ]
+    gone = [
+        {"id": e["object_id"], "idp_id": e["external_id"]} for e in entries if e["change"] == "user_removed"
+    ]
+    return {"new_accounts_since_last_sync": new, "deleted_from_directory": gone}
+
+
 def run_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": "sync_run",
@@ -310,7 +326,7 @@ def trigger_sync(
     if not job.get("run_id"):
         raise ApiError(500, "job_failed", f"job {job_id} failed: {job.get('error')}")
     with rt.engine.connect() as conn:
-        return run_view(repo.get_run(conn, job["run_id"]))
+        return {**run_view(repo.get_run(conn, job["run_id"])), **plan_lists(conn, job["run_id"])}
 
 
 @router.get("/directories/{directory_id}/sync_runs")
@@ -349,7 +365,14 @@ def get_run(
         }
         for e in entries
     ]
-    return {**run_view(row), "log": log, "log_after": log[-1]["id"] if len(log) == log_limit else None}
+    with rt.engine.connect() as conn:
+        lists = plan_lists(conn, run_id)
+    return {
+        **run_view(row),
+        **lists,
+        "log": log,
+        "log_after": log[-1]["id"] if len(log) == log_limit else None,
+    }
 
 
 _ = ConfigError  # re-exported errors are handled in roster.api.errors
