@@ -91,15 +91,17 @@ def test_access_checks_honour_the_first_delay_and_the_interval(
     tree.add_user("ada")
     d = ldap_directory(rt, new_org(rt), slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
     assert sync_directory(rt, d).ok
-    now = [1000.0]
+    now = [datetime.now(UTC)]
     checks = AccessChecks(rt, clock=lambda: now[0])
+    other_worker = AccessChecks(rt, clock=lambda: now[0])
     assert checks.tick() == []  # within the first minute after start-up
-    now[0] += 61
+    now[0] += timedelta(seconds=61)
     assert checks.tick() == [d]
-    now[0] += 30
+    assert other_worker.tick() == []  # claimed in the database: checked once per interval
+    now[0] += timedelta(seconds=30)
     assert checks.tick() == []  # the interval has not passed
-    now[0] += 31
-    assert checks.tick() == [d]
+    now[0] += timedelta(seconds=31)
+    assert other_worker.tick() == [d]
     with rt.engine.connect() as conn:
         row = repo.get_directory(conn, d)
     assert row["last_check_ok"] is True and row["last_check_at"] is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -16,11 +17,11 @@ from roster.sync.connectors import connector_for
 log = logging.getLogger(__name__)
 
 
-def check_access(rt: Runtime, directory_id: str) -> bool:
+def check_access(rt: Runtime, directory_id: str, now: datetime | None = None) -> bool:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
     report = connector_for(directory, rt.box, rt.settings).test()
-    now = utcnow()
+    now = now or utcnow()
     with rt.engine.begin() as conn:
         values: dict[str, object] = {
             "last_check_at": now,

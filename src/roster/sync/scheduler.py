@@ -74,13 +74,32 @@ class NearRealTime:
 
 
 class AccessChecks:
-    """The periodic access check of every linked directory, and mail delivery."""
+    """The periodic access check of every linked directory, mail delivery and clean-up.
 
-    def __init__(self, rt: Runtime, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rt, self.clock = rt, clock
-        self.started = clock()
-        self._last: dict[str, float] = {}
-        self._pruned: float | None = None
+    A check is claimed in the database (``directories.last_check_at`` moved forward by a
+    conditional UPDATE), so however many workers run this, each directory is checked once
+    per interval, and a lost connection is alerted once.
+    """
+
+    def __init__(self, rt: Runtime, clock: Callable[[], datetime] | None = None) -> None:
+        from roster.store.db import utcnow
+
+        self.rt, self.clock = rt, clock or utcnow
+        self.started = self.clock()
+        self._pruned: datetime | None = None
+
+    def _claim(self, directory_id: str, now: datetime) -> bool:
+        from roster.store.schema import directories
+
+        d = directories
+        due = now - timedelta(seconds=self.rt.settings.access_check_seconds)
+        with self.rt.engine.begin() as conn:
+            won = conn.execute(
+                sa.update(d)
+                .where(d.c.id == directory_id, sa.or_(d.c.last_check_at.is_(None), d.c.last_check_at <= due))
+                .values(last_check_at=now)
+            )
+        return won.rowcount == 1
 
     def tick(self) -> list[str]:
         from roster.notify.mail import deliver
@@ -88,23 +107,19 @@ class AccessChecks:
 
         settings, now = self.rt.settings, self.clock()
         checked = []
-        if now - self.started >= settings.access_check_delay_seconds:
+        if now - self.started >= timedelta(seconds=settings.access_check_delay_seconds):
             with self.rt.engine.connect() as conn:
                 rows = repo.list_directories(conn)
             for row in rows:
-                if row["state"] not in ("linked", "invalid_credentials"):
+                if row["state"] not in ("linked", "invalid_credentials") or not self._claim(row["id"], now):
                     continue
-                last = self._last.get(row["id"])
-                if last is not None and now - last < settings.access_check_seconds:
-                    continue
-                self._last[row["id"]] = now
                 try:
-                    check_access(self.rt, row["id"])
+                    check_access(self.rt, row["id"], now=now)
                     checked.append(row["id"])
                 except Exception:
                     log.exception("access check of %s failed", row["id"])
         deliver(self.rt.engine, settings)
-        if self._pruned is None or now - self._pruned >= 3600:
+        if self._pruned is None or now - self._pruned >= timedelta(hours=1):
             from roster.events.webhooks import prune_events
 
             self._pruned = now
