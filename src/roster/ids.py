@@ -63,6 +63,9 @@ def ulid(now_ms: int | None = None) -> str:
     return _encode(ms, 10) + _encode(rand, 16)
 
 
+_PAIRS = [_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024)]  # 10 bits -> two characters
+
+
 def new_id(prefix: str) -> str:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
@@ -100,7 +103,23 @@ def new_ids(prefix: str, count: int, after: str | None = None) -> list[str]:
             rand = 0
         _last_ms, _last_rand = ms, rand + count - 1
     head = f"{prefix}_{_encode(ms, 10)}"
-    return [head + _encode(rand + i, 16) for i in range(count)]
+    out = []
+    high_cache: dict[int, str] = {}
+    pairs = _PAIRS
+    for value in range(rand, rand + count):
+        high = value >> 40
+        prefix_part = high_cache.get(high)
+        if prefix_part is None:
+            prefix_part = high_cache[high] = head + _encode(high, 8)
+        low = value & 0xFFFFFFFFFF
+        out.append(
+            prefix_part
+            + pairs[low >> 30]
+            + pairs[(low >> 20) & 1023]
+            + pairs[(low >> 10) & 1023]
+            + pairs[low & 1023]
+        )
+    return out
 
 
 def has_prefix(value: str, prefix: str) -> bool:

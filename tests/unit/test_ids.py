@@ -26,3 +26,23 @@ def test_ids_are_url_safe() -> None:
 def test_unknown_prefix_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown id prefix"):
         new_id("user")
+
+
+def test_bulk_encoding_matches_the_plain_encoder() -> None:
+    from roster.ids import _encode
+
+    ids = new_ids("log", 3000)
+    prefix_len = len("log_") + 10
+    values = [
+        int(
+            "".join(str("0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(c)) + "," for c in i[prefix_len:]).count(",")
+        )
+        for i in ids
+    ]
+    assert all(v == 16 for v in values)
+    for i in ids[:50]:
+        tail = i[prefix_len:]
+        value = 0
+        for ch in tail:
+            value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(ch)
+        assert _encode(value, 16) == tail

@@ -25,6 +25,7 @@ from roster.domain.linking import (
     plan_memberships,
 )
 from roster.ids import new_ids
+from roster.store.bulk import insert_many
 from roster.store.schema import (
     accounts,
     app_group_members,
@@ -64,7 +65,7 @@ class _Log:
         if self.rows:
             for log_id, row in zip(new_ids("log", len(self.rows)), self.rows, strict=True):
                 row.update(id=log_id, run_id=self.run_id, directory_id=self.directory_id, created_at=self.now)
-            self.conn.execute(sa.insert(sync_log), self.rows)
+            insert_many(self.conn, sync_log, self.rows)
             self.rows = []
 
 

@@ -28,7 +28,9 @@ def main() -> int:
     parser.add_argument("--database-url", default=None, help="Default: a fresh SQLite file.")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
-    results: dict[str, object] = {"machine": {"python": sys.version.split()[0], "platform": platform.platform()}}
+    results: dict[str, object] = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()}
+    }
     if "sync" in args.suites:
         key = f"sync_{args.users}"
         results[key] = sync.run(args.users, args.groups, args.memberships, args.repeat, args.database_url)

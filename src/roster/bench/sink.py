@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         global count
         self.rfile.read(int(self.headers.get("content-length", "0")))
         with lock:
@@ -35,7 +35,7 @@ class Handler(BaseHTTPRequestHandler):
             arrivals.setdefault(self.headers.get("Idempotency-Key", ""), time.time())
         self._reply(200)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/count":
             self._reply(200, str(count))
         elif self.path.startswith("/seen/") and self.path[6:] in arrivals:

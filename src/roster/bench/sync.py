@@ -28,7 +28,9 @@ from roster.demo.slapd import Slapd
 FILTER = "(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))"
 
 
-def _timed(cmd: list[str], env: dict[str, str] | None = None, stdout: Any = subprocess.DEVNULL) -> tuple[float, int, str]:
+def _timed(
+    cmd: list[str], env: dict[str, str] | None = None, stdout: Any = subprocess.DEVNULL
+) -> tuple[float, int, str]:
     """Run a command; (seconds, peak RSS in MB, stdout)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
@@ -50,8 +52,10 @@ def _changes(spec: Spec, count: int, seed: int) -> str:
         kind = rng.choice(["add", "delete", "edit", "edit", "member"])
         if kind == "add":
             uid = f"bench{seed}x{n}"
-            parts.append(f"dn: uid={uid},ou=People,{spec.suffix}\nchangetype: add\nobjectClass: inetOrgPerson\n"
-                         f"uid: {uid}\ncn: Bench {n}\nsn: Bench\nmail: {uid}@{spec.domain}\n")
+            parts.append(
+                f"dn: uid={uid},ou=People,{spec.suffix}\nchangetype: add\nobjectClass: inetOrgPerson\n"
+                f"uid: {uid}\ncn: Bench {n}\nsn: Bench\nmail: {uid}@{spec.domain}\n"
+            )
         elif kind == "delete":
             i = rng.randrange(spec.users)
             if i in removed:
@@ -62,18 +66,28 @@ def _changes(spec: Spec, count: int, seed: int) -> str:
             i = rng.randrange(spec.users)
             if i in removed:
                 continue
-            parts.append(f"dn: {user_dn(spec, i)}\nchangetype: modify\nreplace: title\ntitle: Changed {n}\n-\n")
+            parts.append(
+                f"dn: {user_dn(spec, i)}\nchangetype: modify\nreplace: title\ntitle: Changed {n}\n-\n"
+            )
         else:
             i = rng.randrange(spec.users)
             if i in removed:
                 continue
-            parts.append(f"dn: {group_dn(spec, rng.randrange(spec.groups))}\nchangetype: modify\nadd: member\n"
-                         f"member: {user_dn(spec, i)}\n-\n")
+            parts.append(
+                f"dn: {group_dn(spec, rng.randrange(spec.groups))}\nchangetype: modify\nadd: member\n"
+                f"member: {user_dn(spec, i)}\n-\n"
+            )
     return "\n".join(parts)
 
 
-def run(users: int, groups: int, memberships: int | None, repeat: int = 3, database_url: str | None = None,
-        incremental_changes: int = 1000) -> dict[str, Any]:
+def run(
+    users: int,
+    groups: int,
+    memberships: int | None,
+    repeat: int = 3,
+    database_url: str | None = None,
+    incremental_changes: int = 1000,
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="roster-bench-sync-"))
     spec = Spec(users=users, groups=groups, memberships=memberships, seed=7)
     server = Slapd(folder / "slapd")
@@ -86,11 +100,31 @@ def run(users: int, groups: int, memberships: int | None, repeat: int = 3, datab
     load_seconds = time.perf_counter() - load_started
     server.start()
     roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
-    results: dict[str, Any] = {"users": users, "groups": groups, "memberships": memberships or users * 3,
-                               "load_seconds": round(load_seconds, 2)}
+    results: dict[str, Any] = {
+        "users": users,
+        "groups": groups,
+        "memberships": memberships or users * 3,
+        "load_seconds": round(load_seconds, 2),
+    }
     try:
-        search = ["ldapsearch", "-x", "-LLL", "-H", server.url, "-D", server.admin_dn, "-w", server.admin_password,
-                  "-b", spec.suffix, "-E", "pr=1000/noprompt", FILTER, "*", "entryUUID"]
+        search = [
+            "ldapsearch",
+            "-x",
+            "-LLL",
+            "-H",
+            server.url,
+            "-D",
+            server.admin_dn,
+            "-w",
+            server.admin_password,
+            "-b",
+            spec.suffix,
+            "-E",
+            "pr=1000/noprompt",
+            FILTER,
+            "*",
+            "entryUUID",
+        ]
         baseline = statistics.median(_timed(search)[0] for _ in range(repeat))
         results["ldapsearch_seconds"] = round(baseline, 2)
         full, rss, resync = [], [], []
@@ -99,16 +133,41 @@ def run(users: int, groups: int, memberships: int | None, repeat: int = 3, datab
             _cli(roster, env, ["init"])
             org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
             (folder / "pw").write_text(server.admin_password)
-            d = json.loads(_cli(roster, env, [
-                "directory", "create", "--org", org, "--type", "ldap", "--name", "bench", "--url", server.url,
-                "--bind-dn", server.admin_dn, "--bind-password-file", str(folder / "pw"), "--search-path",
-                "DC=example, DC=com", "--json"]))["id"]
-            seconds, peak, out = _timed([roster, "sync", d, "--json", "--force"], env=env, stdout=subprocess.PIPE)
+            d = json.loads(
+                _cli(
+                    roster,
+                    env,
+                    [
+                        "directory",
+                        "create",
+                        "--org",
+                        org,
+                        "--type",
+                        "ldap",
+                        "--name",
+                        "bench",
+                        "--url",
+                        server.url,
+                        "--bind-dn",
+                        server.admin_dn,
+                        "--bind-password-file",
+                        str(folder / "pw"),
+                        "--search-path",
+                        "DC=example, DC=com",
+                        "--json",
+                    ],
+                )
+            )["id"]
+            seconds, peak, out = _timed(
+                [roster, "sync", d, "--json", "--force"], env=env, stdout=subprocess.PIPE
+            )
             full.append(seconds)
             rss.append(peak)
             seconds, _, out = _timed([roster, "sync", d, "--full", "--json"], env=env, stdout=subprocess.PIPE)
             counts = json.loads(out)["counts"]
-            written = sum(v for k, v in counts.items() if k not in ("skipped", "ignored_members", "foreign_members"))
+            written = sum(
+                v for k, v in counts.items() if k not in ("skipped", "ignored_members", "foreign_members")
+            )
             resync.append(seconds)
             results["unchanged_resync_writes"] = written
         results["full_sync_seconds"] = round(statistics.median(full), 2)
@@ -116,8 +175,24 @@ def run(users: int, groups: int, memberships: int | None, repeat: int = 3, datab
         results["unchanged_resync_seconds"] = round(statistics.median(resync), 2)
         changes = folder / "changes.ldif"
         changes.write_text(_changes(spec, incremental_changes, seed=11))
-        subprocess.run(["ldapmodify", "-x", "-H", server.url, "-D", server.admin_dn, "-w", server.admin_password,
-                        "-c", "-f", str(changes)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            [
+                "ldapmodify",
+                "-x",
+                "-H",
+                server.url,
+                "-D",
+                server.admin_dn,
+                "-w",
+                server.admin_password,
+                "-c",
+                "-f",
+                str(changes),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         seconds, peak, out = _timed([roster, "sync", d, "--json", "--force"], env=env, stdout=subprocess.PIPE)
         results["incremental_seconds"] = round(seconds, 2)
         results["incremental_kind"] = json.loads(out)["kind"]
@@ -134,8 +209,11 @@ def run(users: int, groups: int, memberships: int | None, repeat: int = 3, datab
 
 
 def _env(folder: Path, database_url: str | None, attempt: int) -> dict[str, str]:
-    return {**os.environ, "ROSTER_DATABASE_URL": database_url or f"sqlite:///{folder / f'bench{attempt}.db'}",
-            "ROSTER_SECRET_KEY": Fernet.generate_key().decode()}
+    return {
+        **os.environ,
+        "ROSTER_DATABASE_URL": database_url or f"sqlite:///{folder / f'bench{attempt}.db'}",
+        "ROSTER_SECRET_KEY": Fernet.generate_key().decode(),
+    }
 
 
 def _cli(roster: str, env: dict[str, str], args: list[str]) -> str:
@@ -143,6 +221,3 @@ def _cli(roster: str, env: dict[str, str], args: list[str]) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"roster {' '.join(args[:2])} failed: {result.stderr[-2000:]}")
     return result.stdout
-
-
-

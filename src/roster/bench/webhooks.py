@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from roster.demo.slapd import free_port
 from roster.events import endpoints
 from roster.events.outbox import Outbox
-from roster.demo.slapd import free_port
 from roster.events.webhooks import Deliverer
 from roster.runtime import open_runtime
 from roster.settings import Settings
@@ -59,22 +58,35 @@ def _write_events(rt: Any, org: str, directory: str, count: int) -> list[str]:
     with rt.engine.begin() as conn:
         box = Outbox(conn, org, directory, utcnow())
         for i in range(count):
-            box.add("dsync.user.updated", json.dumps({"object": "directory_user", "id": f"directory_user_{i}"}))
+            box.add(
+                "dsync.user.updated", json.dumps({"object": "directory_user", "id": f"directory_user_{i}"})
+            )
         box.flush()
-        rows = conn.execute(sa.text("select id from events order by id desc limit :n"), {"n": count}).scalars()
+        rows = conn.execute(
+            sa.text("select id from events order by id desc limit :n"), {"n": count}
+        ).scalars()
         return list(rows)
 
 
-def run(endpoints_count: int = 50, events_count: int = 200, database_url: str | None = None) -> dict[str, Any]:
+def run(
+    endpoints_count: int = 50, events_count: int = 200, database_url: str | None = None
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="roster-bench-"))
     url = database_url or f"sqlite:///{folder / 'bench.db'}"
-    rt = open_runtime(Settings(database_url=url, secret_key=Fernet.generate_key().decode(),
-                               webhook_allow_private=True, webhook_workers=16))
+    rt = open_runtime(
+        Settings(
+            database_url=url,
+            secret_key=Fernet.generate_key().decode(),
+            webhook_allow_private=True,
+            webhook_workers=16,
+        )
+    )
     with _sink() as base, httpx.Client(base_url=base) as probe:
         with rt.engine.begin() as conn:
             org = repo.create_organization(conn, "Bench")["id"]
-            directory = repo.create_directory(conn, org, "d", "ldap", {"url": "ldap://x", "bind_dn": "cn=x",
-                                                                         "search_paths": ["DC=x"]}, None)["id"]
+            directory = repo.create_directory(
+                conn, org, "d", "ldap", {"url": "ldap://x", "bind_dn": "cn=x", "search_paths": ["DC=x"]}, None
+            )["id"]
         for _ in range(endpoints_count):
             endpoints.create(rt, org, f"{base}/hook", None)
         _write_events(rt, org, directory, events_count)
@@ -115,5 +127,8 @@ def run(endpoints_count: int = 50, events_count: int = 200, database_url: str | 
 
 def endpoints_list(rt: Any, org: str) -> list[str]:
     with rt.engine.connect() as conn:
-        return list(conn.execute(sa.text("select id from webhook_endpoints where organization_id = :o order by id"),
-                                 {"o": org}).scalars())
+        return list(
+            conn.execute(
+                sa.text("select id from webhook_endpoints where organization_id = :o order by id"), {"o": org}
+            ).scalars()
+        )

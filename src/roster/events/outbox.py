@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.ids import new_ids
+from roster.store.bulk import insert_many
 from roster.store.schema import events
 
 _LOCK_KEY = 0x526F73746572  # "Roster"
@@ -68,6 +69,6 @@ class Outbox:
             }
             for eid, (kind, data) in zip(ids, self._pending, strict=True)
         ]
-        self.conn.execute(sa.insert(events), rows)
+        insert_many(self.conn, events, rows)
         self.written += len(rows)
         self._pending = []

@@ -28,6 +28,7 @@ from roster.events.payloads import (
     user_payload,
 )
 from roster.ids import new_ids
+from roster.store.bulk import insert_many
 from roster.store.rows import load_rows
 from roster.store.schema import (
     directory_groups,
@@ -143,7 +144,7 @@ class _Writer:
             ids = new_ids("log", len(self.log))
             for log_id, entry in zip(ids, self.log, strict=True):
                 entry.update(id=log_id, run_id=t.run_id, directory_id=t.directory_id, created_at=self.now)
-            self.conn.execute(sa.insert(sync_log), self.log)
+            insert_many(self.conn, sync_log, self.log)
             self.log = []
 
     def flush(self) -> None:
@@ -189,7 +190,7 @@ def apply_changes(
             w.groups[rid] = row
             w.event("dsync.group.created", w.group_json(rid))
             w.note(ChangeKind.GROUP_CREATED, "group", rid, record.external_id, {"name": record.name})
-        conn.execute(sa.insert(g), rows)
+        insert_many(conn, g, rows)
     if changes.groups_updated:
         w.need_groups({c.previous.roster_id for c in changes.groups_updated})
         _write_updates(
@@ -228,7 +229,7 @@ def apply_changes(
                 user.external_id,
                 {"email": user.email, "name": user.name, "state": row["state"]},
             )
-        conn.execute(sa.insert(u), rows)
+        insert_many(conn, u, rows)
     if changes.users_updated:
         w.need_users({c.previous.roster_id for c in changes.users_updated})
         _write_updates(
@@ -440,13 +441,15 @@ def _apply_memberships(
             [{"p": gid, "c": cid} for gid, cid in removed_groups],
         )
     if added_users:
-        conn.execute(
-            sa.insert(gum),
+        insert_many(
+            conn,
+            gum,
             [{"group_id": gid, "user_id": uid, "directory_id": directory_id} for gid, uid in added_users],
         )
     if added_groups:
-        conn.execute(
-            sa.insert(ggm),
+        insert_many(
+            conn,
+            ggm,
             [
                 {"parent_group_id": gid, "child_group_id": cid, "directory_id": directory_id}
                 for gid, cid in added_groups
