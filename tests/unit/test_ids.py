@@ -33,14 +33,8 @@ def test_bulk_encoding_matches_the_plain_encoder() -> None:
 
     ids = new_ids("log", 3000)
     prefix_len = len("log_") + 10
-    values = [
-        int(
-            "".join(str("0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(c)) + "," for c in i[prefix_len:]).count(",")
-        )
-        for i in ids
-    ]
-    assert all(v == 16 for v in values)
-    for i in ids[:50]:
+    assert all(len(i) == prefix_len + 16 for i in ids)
+    for i in ids[::60]:
         tail = i[prefix_len:]
         value = 0
         for ch in tail:
