@@ -60,3 +60,10 @@ def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
 
 def runtime() -> Runtime:
     return open_runtime()
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row as JSON-friendly values (times in ISO 8601; no secrets)."""
+    from roster.store.db import iso
+
+    return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in row.items() if k != "secret"}
