@@ -27,9 +27,9 @@ from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
 from roster.store.apply import Target, apply_changes, log_plan
-from roster.store.db import utcnow
+from roster.store.db import as_utc, utcnow
 from roster.store.rows import load_cached_state, load_dn_index, load_known_ids
-from roster.store.schema import directories, sync_runs
+from roster.store.schema import accounts, directories, sync_runs
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ def run_sync(
             apply_changes(conn, target, changes, cached, now, activation=activation)
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
             progress.phase("accounts")
-            counts.update(follow_directory(conn, directory["organization_id"], directory_id, run_id, now))
+            if _accounts_may_change(conn, directory, run_id, changes, activation is not None):
+                counts.update(follow_directory(conn, directory["organization_id"], directory_id, run_id, now))
             if activation is not None:
                 directory_enabled(conn, directory["organization_id"], directory)
             repo.finish_run(conn, run_id, "succeeded", counts)
@@ -180,6 +181,32 @@ def run_sync(
     if incremental and delta is None:
         kind = "full"
     return RunResult(run_id, "succeeded", counts, changes=changes, kind=kind)
+
+
+def _accounts_may_change(
+    conn: sa.Connection, directory: dict[str, Any], run_id: str, changes: ChangeSet, activating: bool
+) -> bool:
+    """The account and group pass can be skipped when neither the directory nor the accounts changed
+    since the last successful run (an unchanged re-sync then writes nothing at all)."""
+    if activating or not changes.is_empty:
+        return True
+    r = sync_runs
+    last = conn.execute(
+        sa.select(sa.func.max(r.c.started_at)).where(
+            r.c.directory_id == directory["id"],
+            r.c.status == "succeeded",
+            r.c.kind != "dry_run",
+            r.c.id != run_id,
+        )
+    ).scalar()
+    if last is None:
+        return True
+    touched = conn.execute(
+        sa.select(sa.func.max(accounts.c.updated_at)).where(
+            accounts.c.organization_id == directory["organization_id"]
+        )
+    ).scalar()
+    return touched is not None and as_utc(touched) >= as_utc(last)  # type: ignore[operator]
 
 
 def hold_for_approval(
