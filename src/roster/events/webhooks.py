@@ -65,14 +65,7 @@ def check_url(url: str, allow_private: bool) -> str:
         raise UrlRefused(f"url: cannot resolve {parts.hostname}: {exc.strerror or exc}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        ):
+        if not address.is_global or address.is_multicast:
             raise UrlRefused(
                 f"url: {parts.hostname} resolves to {address}, a loopback, link-local or private address; "
                 "webhooks may not reach internal services (ROSTER_WEBHOOK_ALLOW_PRIVATE allows it)"
@@ -115,6 +108,7 @@ class Deliverer:
         # An endpoint's lease outlives one attempt and is renewed after each; a dead deliverer's
         # endpoints pass to another one soon after.
         self.lease = timedelta(seconds=rt.settings.webhook_timeout_seconds + 5)
+        self._held: dict[str, datetime] = {}  # endpoint id -> the lease value this deliverer set
         self._secrets: dict[str, str] = {}  # sealed -> plain, for this deliverer's life
         self._bodies: dict[str, bytes] = {}  # event id -> body: one event goes to many endpoints
 
@@ -153,12 +147,28 @@ class Deliverer:
     def _claim(self, endpoint_id: str) -> bool:
         now = utcnow()
         e = webhook_endpoints
+        until = now + self.lease
         with self.rt.engine.begin() as conn:
             done = conn.execute(
                 sa.update(e)
                 .where(e.c.id == endpoint_id, sa.or_(e.c.lease_until.is_(None), e.c.lease_until < now))
-                .values(lease_until=now + self.lease)
+                .values(lease_until=until)
             )
+        if done.rowcount == 1:
+            self._held[endpoint_id] = until  # the exact value is this deliverer's proof of ownership
+        return done.rowcount == 1
+
+    def _renew(self, conn: sa.Connection, endpoint_id: str, **values: Any) -> bool:
+        """Move this deliverer's lease forward (and write ``values``) only if it still holds it."""
+        e = webhook_endpoints
+        until = utcnow() + self.lease
+        done = conn.execute(
+            sa.update(e)
+            .where(e.c.id == endpoint_id, e.c.lease_until == self._held.get(endpoint_id))
+            .values(lease_until=until, **values)
+        )
+        if done.rowcount == 1:
+            self._held[endpoint_id] = until
         return done.rowcount == 1
 
     def endpoint(self, endpoint_id: str) -> int:
@@ -176,7 +186,10 @@ class Deliverer:
             with self.rt.engine.begin() as conn:
                 conn.execute(
                     sa.update(webhook_endpoints)
-                    .where(webhook_endpoints.c.id == endpoint_id)
+                    .where(
+                        webhook_endpoints.c.id == endpoint_id,
+                        webhook_endpoints.c.lease_until == self._held.pop(endpoint_id, None),
+                    )
                     .values(lease_until=None)
                 )
         return delivered
@@ -244,6 +257,11 @@ class Deliverer:
         log: list[tuple[str, int, str, int | None, float, str | None]] = []
         delivered, more, alert = 0, len(batch) == BATCH, None
         for event in batch:
+            held = self._held.get(endpoint_id)
+            if held is not None and held - utcnow() < self.lease * 2 / 3:
+                with self.rt.engine.begin() as conn:
+                    if not self._renew(conn, endpoint_id):
+                        return 0, False  # another deliverer took over: leave the cursor to it
             status, error, latency, retry_after = self.post(state, event)
             now = utcnow()
             attempt = state["head_attempts"] + 1
@@ -270,7 +288,9 @@ class Deliverer:
                 log.append((event["id"], attempt, "failed", status, latency, error))
                 state.update(cursor=event["id"], head_since=None, head_attempts=0, next_attempt_at=None)
                 continue
-            wait = retry_after if retry_after is not None else backoff(attempt, self.rng)
+            wait = (
+                min(max(retry_after, 1.0), 3600.0) if retry_after is not None else backoff(attempt, self.rng)
+            )
             log.append((event["id"], attempt, "retry", status, latency, error))
             state.update(
                 head_since=since, head_attempts=attempt, next_attempt_at=now + timedelta(seconds=wait)
@@ -280,11 +300,8 @@ class Deliverer:
         now = utcnow()
         keys = ("cursor", "head_since", "head_attempts", "next_attempt_at", "consecutive_failures", "failing")
         with self.rt.engine.begin() as conn:
-            conn.execute(
-                sa.update(webhook_endpoints)
-                .where(webhook_endpoints.c.id == endpoint_id)
-                .values(**{k: state[k] for k in keys}, updated_at=now, lease_until=now + self.lease)
-            )
+            if not self._renew(conn, endpoint_id, **{k: state[k] for k in keys}, updated_at=now):
+                return 0, False  # lost the lease mid-batch: the new holder redelivers from the cursor
             conn.execute(
                 sa.insert(webhook_deliveries),
                 [
