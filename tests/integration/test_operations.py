@@ -56,10 +56,13 @@ def test_metrics_readyz_and_status(rt: Runtime, slapd: Slapd, tree: Tree) -> Non
     org = new_org(rt)
     d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
     assert sync_directory(rt, d).ok
+    with rt.engine.begin() as conn:
+        _, admin = repo.create_api_key(conn, None, "prometheus")
     with serve_app(create_app(rt)) as url:
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
-        metrics = httpx.get(f"{url}/metrics").text
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {admin}"}).text
         assert 'roster_sync_runs{status="succeeded"} 1.0' in metrics
         assert f'roster_sync_last_run_seconds{{directory="{d}"}}' in metrics
     roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"

@@ -179,8 +179,21 @@ def request_disable(conn: Connection, settings: Settings, directory_id: str) -> 
     return len(admins)
 
 
+def _expire_disable_links(conn: Connection, directory_id: str) -> None:
+    conn.execute(
+        sa.update(action_tokens)
+        .where(
+            action_tokens.c.directory_id == directory_id,
+            action_tokens.c.kind == "confirm_disable",
+            action_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+
+
 def enable(conn: Connection, directory_id: str) -> dict[str, Any]:
     directory = get_directory(conn, directory_id)
+    _expire_disable_links(conn, directory_id)
     if directory["state"] == "inactive":
         conn.execute(
             sa.update(directories)
@@ -232,6 +245,9 @@ def perform(conn: Connection, settings: Settings, token: str, password: str | No
     if kind == "confirm_disable":
         _mark_used(conn, action["id"])
         directory = get_directory(conn, action["directory_id"])
+        if directory["state"] == "inactive":
+            raise LinkError("link_used", "this directory is already disabled")
+        _expire_disable_links(conn, directory["id"])
         conn.execute(
             sa.update(directories)
             .where(directories.c.id == directory["id"])
@@ -246,6 +262,12 @@ def perform(conn: Connection, settings: Settings, token: str, password: str | No
             .values(
                 directory_id=None, directory_user_id=None, unlinked_from=directory["id"], updated_at=utcnow()
             )
+        )
+        # leavers stay disabled, now as an admin's decision that an admin can undo
+        conn.execute(
+            sa.update(accounts)
+            .where(accounts.c.unlinked_from == directory["id"], accounts.c.disabled_reason == "directory")
+            .values(disabled_reason="admin")
         )
         for person in linked:
             link = issue_link(conn, settings, org, "reset_password", person.id, directory["id"])

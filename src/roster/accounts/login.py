@@ -143,6 +143,6 @@ def _check(rt: Runtime, account: dict[str, Any] | None, password: str) -> str:
         name = user.dn
     outcome = verify_password(ldap_config(directory, rt.box, rt.settings), name, password)
     reason = _BIND_REASONS.get(outcome.reason, "directory_unavailable")
-    if reason == "ok" and account["disabled"] and account["disabled_reason"] != "directory":
-        return "disabled"  # an admin disabled it here; the directory agreeing does not re-enable it
+    if reason == "ok" and account["disabled"]:
+        return "disabled"  # disabled here (by an admin, or by the directory at the last sync)
     return reason

@@ -93,7 +93,7 @@ def mail(org_id: str, rt: RuntimeDep, who: PrincipalDep, kind: str | None = None
                 "id": r["id"],
                 "to": r["recipient"],
                 "subject": r["subject"],
-                "body": r["body"],
+                "body": _redact(r["body"]) if rt.settings.smtp_host else r["body"],
                 "kind": r["kind"],
                 "created_at": iso(r["created_at"]),
                 "sent_at": iso(r["sent_at"]),
@@ -102,6 +102,13 @@ def mail(org_id: str, rt: RuntimeDep, who: PrincipalDep, kind: str | None = None
             for r in rows
         ],
     }
+
+
+def _redact(body: str) -> str:
+    """With SMTP configured, a link belongs to its recipient's mailbox, not to API key holders."""
+    import re
+
+    return re.sub(r"/api/v1/actions/\S+", "/api/v1/actions/[sent by e-mail]", body)
 
 
 _LINK_STATUS = {"link_invalid": 404, "link_used": 410, "link_expired": 410}

@@ -109,6 +109,10 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
+    """Prometheus exposition; it names every organization's directories, so it needs an admin API key."""
+    from roster.api.auth import principal, require_admin
+
+    require_admin(principal(request))
     registry: Any = request.app.state.metrics
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 

@@ -69,6 +69,18 @@ def deliver(engine: Engine, settings: Settings) -> int:
         return 0
     with smtp:
         for mail in pending:
+            with engine.begin() as conn:  # claim it: another process's deliver() skips it now
+                claimed = conn.execute(
+                    sa.update(mail_outbox)
+                    .where(
+                        mail_outbox.c.id == mail["id"],
+                        mail_outbox.c.sent_at.is_(None),
+                        mail_outbox.c.attempts == mail["attempts"],
+                    )
+                    .values(attempts=mail_outbox.c.attempts + 1, error="sending")
+                ).rowcount
+            if claimed != 1:
+                continue
             message = EmailMessage()
             message["From"] = settings.mail_sender
             message["To"] = mail["recipient"]
@@ -77,13 +89,13 @@ def deliver(engine: Engine, settings: Settings) -> int:
             try:
                 smtp.send_message(message)
             except smtplib.SMTPException as exc:
-                _failed(engine, [mail["id"]], str(exc))
+                _failed(engine, [mail["id"]], str(exc), count=False)  # the claim counted the attempt
                 continue
             with engine.begin() as conn:
                 conn.execute(
                     sa.update(mail_outbox)
                     .where(mail_outbox.c.id == mail["id"])
-                    .values(sent_at=utcnow(), attempts=mail_outbox.c.attempts + 1, error=None)
+                    .values(sent_at=utcnow(), error=None)
                 )
             sent += 1
     return sent
@@ -102,11 +114,10 @@ def _connect(settings: Settings) -> smtplib.SMTP:
     return smtp
 
 
-def _failed(engine: Engine, ids: list[str], error: str) -> None:
+def _failed(engine: Engine, ids: list[str], error: str, count: bool = True) -> None:
     log.warning("mail delivery failed: %s", error)
+    values: dict[str, object] = {"error": error[:2000]}
+    if count:
+        values["attempts"] = mail_outbox.c.attempts + 1
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(mail_outbox)
-            .where(mail_outbox.c.id.in_(ids))
-            .values(attempts=mail_outbox.c.attempts + 1, error=error[:2000])
-        )
+        conn.execute(sa.update(mail_outbox).where(mail_outbox.c.id.in_(ids)).values(**values))

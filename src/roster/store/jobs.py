@@ -27,13 +27,23 @@ MAX_ATTEMPTS = 5
 
 
 def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
-    queued = conn.execute(
-        sa.select(jobs.c.id).where(
-            jobs.c.kind == "sync", jobs.c.directory_id == directory_id, jobs.c.status == "queued"
+    if not args.get("dry_run") and not args.get("approved_digest"):
+        queued = conn.execute(
+            sa.select(jobs.c.id, jobs.c.args).where(
+                jobs.c.kind == "sync", jobs.c.directory_id == directory_id, jobs.c.status == "queued"
+            )
         )
-    ).scalar()
-    if queued is not None and not args.get("dry_run") and not args.get("approved_digest"):
-        return str(queued)
+        for job_id, job_args in queued:
+            if job_args.get("dry_run") or job_args.get("approved_digest"):
+                continue  # a dry run or an approval is a job of its own
+            merged = {
+                **job_args,
+                "full": bool(job_args.get("full") or args.get("full")),
+                "force": bool(job_args.get("force") or args.get("force")),
+            }
+            if merged != job_args:
+                conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(args=merged))
+            return str(job_id)
     job_id = new_id("job")
     conn.execute(
         sa.insert(jobs).values(
@@ -57,13 +67,15 @@ def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
 def claim(conn: Connection, owner: str, lease: timedelta) -> dict[str, Any] | None:
     """Take the oldest queued job whose directory no other worker holds; None if there is none."""
     now = utcnow()
+    d = directories
+    free = sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now, d.c.lease_owner == owner)
     candidates = conn.execute(
         sa.select(jobs.c.id, jobs.c.directory_id)
-        .where(jobs.c.status == "queued")
+        .join(d, d.c.id == jobs.c.directory_id)
+        .where(jobs.c.status == "queued", free)
         .order_by(jobs.c.id)
         .limit(20)
     ).all()
-    d = directories
     for job_id, directory_id in candidates:
         held = conn.execute(
             sa.update(d)

@@ -164,6 +164,11 @@ def delete_directory(conn: Connection, directory_id: str) -> None:
         .where(accounts.c.directory_id == directory_id)
         .values(directory_id=None, directory_user_id=None, updated_at=utcnow())
     )
+    conn.execute(
+        sa.update(accounts)
+        .where(accounts.c.directory_id.is_(None), accounts.c.disabled_reason == "directory")
+        .values(disabled_reason="admin")
+    )
     own = sa.select(app_groups.c.id).where(app_groups.c.directory_id == directory_id)
     conn.execute(sa.delete(app_group_members).where(app_group_members.c.group_id.in_(own)))
     conn.execute(

@@ -44,6 +44,7 @@ def approve(conn: Connection, run_id: str) -> str:
         approved_digest=run["plan_digest"],
         dry_run=False,
         approved_run=run_id,
+        full=run["kind"] == "full",
     )
 
 

@@ -133,6 +133,10 @@ def run_sync(
                 .values(updated_at=directories.c.updated_at)
             )
             directory = repo.get_directory(conn, directory_id)
+            if directory["state"] == "inactive":
+                message = "the directory was disabled while this run was reading; nothing was applied"
+                repo.finish_run(conn, run_id, "cancelled", {}, message, "directory_disabled")
+                return RunResult(run_id, "cancelled", {}, message, "directory_disabled", kind=kind)
             if delta is not None and directory["cursor"] != start_cursor:
                 message = "another run advanced this directory meanwhile; this one applied nothing"
                 repo.finish_run(conn, run_id, "superseded", {}, message, "superseded")
@@ -157,7 +161,7 @@ def run_sync(
                 log_plan(conn, target, changes, now)  # what it would do, for the admin to read
                 status, reason = ("pending_approval", "deletion_guard") if blocked else ("succeeded", None)
                 repo.finish_run(conn, run_id, status, counts, blocked, reason)
-                if blocked is not None:
+                if blocked is not None and not dry_run:
                     hold_for_approval(conn, directory, run_id, changes, blocked)
                 return RunResult(run_id, status, counts, blocked, reason, changes, kind=kind)
             progress.phase("applying")
@@ -216,7 +220,18 @@ def hold_for_approval(
     from roster.accounts.lifecycle import recipients
     from roster.notify.mail import queue
 
-    conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(plan_digest=changes.digest()))
+    digest = changes.digest()
+    already = conn.execute(
+        sa.select(sync_runs.c.id).where(
+            sync_runs.c.directory_id == directory["id"],
+            sync_runs.c.status == "pending_approval",
+            sync_runs.c.decision.is_(None),
+            sync_runs.c.id != run_id,
+        )
+    ).first()
+    conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(plan_digest=digest))
+    if already is not None:
+        return  # an earlier held run already asked; one e-mail per outstanding approval
     org = directory["organization_id"]
     gone = ", ".join(u.external_id for u in changes.users_removed[:20])
     queue(

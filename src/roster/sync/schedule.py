@@ -67,7 +67,16 @@ class Schedules:
                 .join(o, o.c.id == d.c.organization_id)
                 .where(d.c.state.in_(["linked", "invalid_credentials"]))
             ).all()
+            waiting = set(
+                conn.execute(
+                    sa.select(r.c.directory_id).where(
+                        r.c.status == "pending_approval", r.c.decision.is_(None)
+                    )
+                ).scalars()
+            )
             for directory_id, cursor, tz, at, every in rows:
+                if directory_id in waiting:
+                    continue  # a held run waits for an admin; more runs would only hold again
                 last_full = as_utc(
                     conn.execute(
                         sa.select(sa.func.max(r.c.started_at)).where(

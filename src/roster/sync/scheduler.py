@@ -37,15 +37,24 @@ class NearRealTime:
 
     def due(self) -> list[str]:
         now = self.clock()
+        from roster.store.schema import sync_runs
+
         with self.engine.connect() as conn:
             rows = repo.list_directories(conn)
+            waiting = set(
+                conn.execute(
+                    sa.select(sync_runs.c.directory_id).where(
+                        sync_runs.c.status == "pending_approval", sync_runs.c.decision.is_(None)
+                    )
+                ).scalars()
+            )
         due = []
         for row in rows:
             interval = row["config"].get("near_real_time_seconds")
             if not interval or row["state"] in ("linking", "deleting", "invalid_credentials"):
                 continue  # the first run is an explicit one; a refused bind waits for a fix
-            if not row["cursor"]:
-                continue  # no incremental runs possible: full runs every few seconds would be a load
+            if not row["cursor"] or row["id"] in waiting:
+                continue  # no incremental runs possible, or a held run waits for an admin
             last = self._last.get(row["id"])
             if last is None or now - last >= interval:
                 due.append(row["id"])
