@@ -133,6 +133,7 @@ def sync_directory(
     full: bool = False,
     progress: Phase | None = None,
     approved_digest: str | None = None,
+    lease_owner: str | None = None,
 ) -> RunResult:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
@@ -153,6 +154,7 @@ def sync_directory(
         full=full,
         full_every=timedelta(hours=rt.settings.full_resync_hours),
         approved_digest=approved_digest,
+        lease_owner=lease_owner,
         guard=guard,
         progress=progress,
     )

@@ -139,3 +139,37 @@ def test_workers_share_the_queue_survive_kill_and_never_double_sync(
             assert earlier["finished_at"] is not None and earlier["finished_at"] <= later["started_at"]
     owners = {r.get("owner") for r in all_jobs}
     assert len(owners) >= 2  # the work was shared
+
+
+def test_a_worker_that_lost_its_lease_applies_nothing(sqlite_rt: Runtime, big_slapd: Slapd) -> None:
+    from roster.store.schema import directories
+    from roster.sync.pipeline import Phase
+    from roster.sync.worker import Worker
+
+    rt = sqlite_rt
+    d = ldap_directory(
+        rt, new_org(rt), big_slapd.url, big_slapd.admin_dn, big_slapd.admin_password, ["DC=example, DC=com"]
+    )
+    with rt.engine.begin() as conn:
+        jobs.enqueue_sync(conn, d, trigger="test")
+    worker = Worker(rt, name="slow-worker")
+    import roster.sync.worker as worker_module
+
+    real = worker_module.sync_directory
+
+    def stolen_midway(*args: object, **kwargs: object) -> object:
+        def steal(_n: int) -> None:  # while reading, another worker takes the directory over
+            with rt.engine.begin() as conn:
+                conn.execute(sa.update(directories).where(directories.c.id == d).values(lease_owner="other"))
+
+        return real(*args, progress=Phase(read=steal), **kwargs)  # type: ignore[arg-type]
+
+    worker_module.sync_directory = stolen_midway  # type: ignore[assignment]
+    try:
+        worker.run_once()
+    finally:
+        worker_module.sync_directory = real
+    with rt.engine.connect() as conn:
+        (run,) = conn.execute(sa.select(sync_runs).where(sync_runs.c.directory_id == d)).mappings().all()
+        count = conn.execute(sa.select(sa.func.count()).select_from(directory_users)).scalar()
+    assert (run["status"], run["error_reason"], count) == ("cancelled", "lease_lost", 0)

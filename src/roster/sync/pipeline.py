@@ -74,6 +74,7 @@ def run_sync(
     progress: Phase | None = None,
     full_every: timedelta | None = None,
     approved_digest: str | None = None,
+    lease_owner: str | None = None,
 ) -> RunResult:
     """Sync one directory: incrementally when it has a cursor and the connector can, else in full.
 
@@ -133,6 +134,10 @@ def run_sync(
                 .values(updated_at=directories.c.updated_at)
             )
             directory = repo.get_directory(conn, directory_id)
+            if lease_owner is not None and directory["lease_owner"] != lease_owner:
+                message = "this worker lost the directory's lease while reading; nothing was applied"
+                repo.finish_run(conn, run_id, "cancelled", {}, message, "lease_lost")
+                return RunResult(run_id, "cancelled", {}, message, "lease_lost", kind=kind)
             if directory["state"] == "inactive":
                 message = "the directory was disabled while this run was reading; nothing was applied"
                 repo.finish_run(conn, run_id, "cancelled", {}, message, "directory_disabled")

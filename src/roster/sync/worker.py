@@ -49,6 +49,7 @@ class Worker:
                 force=bool(args.get("force")),
                 full=bool(args.get("full")),
                 approved_digest=args.get("approved_digest"),
+                lease_owner=self.name,  # applies only while this worker still holds the directory
             )
             status, run_id, error = (
                 ("done" if result.status != "failed" else "failed"),
