@@ -18,7 +18,8 @@ def status(as_json: bool) -> None:
     """Per directory: state, last check, last run, next scheduled run, pending approvals, webhook backlog."""
     import sqlalchemy as sa
 
-    from roster.store.schema import events, organizations, sync_runs, webhook_endpoints
+    from roster.events.webhooks import backlog as pending_count
+    from roster.store.schema import organizations, sync_runs, webhook_endpoints
     from roster.sync.schedule import next_slot
 
     rt = runtime()
@@ -56,14 +57,7 @@ def status(as_json: bool) -> None:
                     webhook_endpoints.c.organization_id == d["organization_id"]
                 )
             ).mappings():
-                q = (
-                    sa.select(sa.func.count())
-                    .select_from(events)
-                    .where(events.c.organization_id == ep["organization_id"])
-                )
-                if ep["cursor"]:
-                    q = q.where(events.c.id > ep["cursor"])
-                backlog += conn.execute(q).scalar() or 0
+                backlog += pending_count(conn, ep)
             rows.append(
                 {
                     "directory": d["id"],

@@ -13,7 +13,7 @@ from roster.accounts.passwords import hash_password
 from roster.domain.linking import effective_groups, effective_members
 from roster.ids import new_id
 from roster.store.db import utcnow
-from roster.store.repo import NotFound, get_organization
+from roster.store.repo import _one, get_organization
 from roster.store.schema import accounts, app_group_members, app_groups, directories, grants, resources
 
 MANAGED_FIELDS = ("email", "name", "phone", "password")
@@ -34,22 +34,12 @@ class Conflict(Exception):
     pass
 
 
-def _row(conn: Connection, table: sa.Table, row_id: str, what: str, org: str | None = None) -> dict[str, Any]:
-    q = sa.select(table).where(table.c.id == row_id)
-    if org is not None:
-        q = q.where(table.c.organization_id == org)
-    row = conn.execute(q).mappings().first()
-    if row is None:
-        raise NotFound(f"{what} {row_id!r} not found")
-    return dict(row)
-
-
 def get_account(conn: Connection, account_id: str, org: str | None = None) -> dict[str, Any]:
-    return _row(conn, accounts, account_id, "account", org)
+    return _one(conn, accounts, account_id, "account", org)
 
 
 def get_group(conn: Connection, group_id: str, org: str | None = None) -> dict[str, Any]:
-    return _row(conn, app_groups, group_id, "group", org)
+    return _one(conn, app_groups, group_id, "group", org)
 
 
 def create_account(

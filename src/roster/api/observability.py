@@ -12,9 +12,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from roster.events.webhooks import backlog as pending_count
 from roster.runtime import Runtime
 from roster.store.db import as_utc
-from roster.store.schema import directories, events, jobs, sync_runs, webhook_endpoints
+from roster.store.schema import directories, jobs, sync_runs, webhook_endpoints
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,16 +76,7 @@ class StoreCollector(Collector):
                 "roster_webhook_failing", "1 when the endpoint is failing", labels=["endpoint"]
             )
             for ep in conn.execute(sa.select(webhook_endpoints)).mappings():
-                q = (
-                    sa.select(sa.func.count())
-                    .select_from(events)
-                    .where(events.c.organization_id == ep["organization_id"])
-                )
-                if ep["cursor"]:
-                    q = q.where(events.c.id > ep["cursor"])
-                if ep["events"]:
-                    q = q.where(events.c.event.in_(list(ep["events"])))
-                backlog.add_metric([ep["id"]], conn.execute(q).scalar() or 0)
+                backlog.add_metric([ep["id"]], pending_count(conn, ep))
                 failing.add_metric([ep["id"]], 1.0 if ep["failing"] else 0.0)
             yield backlog
             yield failing

@@ -73,6 +73,22 @@ def check_url(url: str, allow_private: bool) -> str:
     return url
 
 
+def pending(endpoint: Any) -> list[sa.ColumnElement[bool]]:
+    """Conditions selecting the events an endpoint still has to receive (its backlog)."""
+    where = [events.c.organization_id == endpoint["organization_id"]]
+    if endpoint["cursor"]:
+        where.append(events.c.id > endpoint["cursor"])
+    if endpoint["events"]:
+        where.append(events.c.event.in_(list(endpoint["events"])))
+    return where
+
+
+def backlog(conn: sa.Connection, endpoint: Any) -> int:
+    return int(
+        conn.execute(sa.select(sa.func.count()).select_from(events).where(*pending(endpoint))).scalar() or 0
+    )
+
+
 def signature(secret: str, body: bytes, at_ms: int) -> str:
     digest = hmac.new(secret.encode(), f"{at_ms}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={at_ms}, v1={digest}"
@@ -195,11 +211,7 @@ class Deliverer:
         return delivered
 
     def _next_events(self, conn: sa.Connection, endpoint: Any) -> list[Any]:
-        q = sa.select(events).where(events.c.organization_id == endpoint["organization_id"])
-        if endpoint["cursor"]:
-            q = q.where(events.c.id > endpoint["cursor"])
-        if endpoint["events"]:
-            q = q.where(events.c.event.in_(list(endpoint["events"])))
+        q = sa.select(events).where(*pending(endpoint))
         return list(conn.execute(q.order_by(events.c.id).limit(BATCH)).mappings())
 
     def post(self, endpoint: Any, event: Any) -> tuple[int | None, str | None, float, float | None]:

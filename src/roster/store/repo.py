@@ -48,8 +48,12 @@ class Principal:
         return self.organization_id is None or self.organization_id == organization_id
 
 
-def _one(conn: Connection, table: sa.Table, row_id: str, what: str) -> dict[str, Any]:
-    row = conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().first()
+def _one(conn: Connection, table: sa.Table, row_id: str, what: str, org: str | None = None) -> dict[str, Any]:
+    """One row by id (and organization, when given), or NotFound."""
+    q = sa.select(table).where(table.c.id == row_id)
+    if org is not None:
+        q = q.where(table.c.organization_id == org)
+    row = conn.execute(q).mappings().first()
     if row is None:
         raise NotFound(f"{what} {row_id!r} not found")
     return dict(row)
