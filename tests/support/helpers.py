@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from roster.directories import DirectorySpec, create_directory
+from roster.events.objects import resolve
 from roster.runtime import Runtime
 from roster.store import repo
 from roster.store.schema import directory_groups, directory_users, events, group_user_memberships
@@ -49,7 +50,8 @@ def event_list(rt: Runtime, kind: str | None = None, after: str | None = None) -
             q = q.where(events.c.event == kind)
         if after:
             q = q.where(events.c.id > after)
-        return [{"id": r.id, "event": r.event, "data": json.loads(r.data)} for r in conn.execute(q)]
+        rows = resolve(conn, conn.execute(q).mappings())
+        return [{"id": r["id"], "event": r["event"], "data": json.loads(r["data"])} for r in rows]
 
 
 def last_event_id(rt: Runtime) -> str | None:

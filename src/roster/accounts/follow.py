@@ -25,7 +25,7 @@ from roster.domain.linking import (
     plan_memberships,
 )
 from roster.ids import new_ids
-from roster.store.bulk import insert_many
+from roster.store.bulk import insert_many, insert_rows
 from roster.store.schema import (
     accounts,
     app_group_members,
@@ -144,13 +144,13 @@ def _follow_accounts(conn: Connection, org: str, directory_id: str, now: datetim
                 "directory_id": directory_id,
                 "directory_user_id": user.id,
                 "provisioned": True,
-                "data": {},
+                "data": "{}",  # JSON text: written through the driver
                 "created_at": now,
                 "updated_at": now,
             }
             for aid, user in zip(new_ids("account", len(plan.provisions)), plan.provisions, strict=True)
         ]
-        conn.execute(sa.insert(a), rows)
+        insert_many(conn, a, rows)
         for row in rows:
             log.add("account_provisioned", "account", str(row["id"]), {"email": row["email"]})
     for aid, changes in plan.updates:
@@ -207,7 +207,7 @@ def _follow_groups(conn: Connection, org: str, directory_id: str, now: datetime,
             }
             for gid, grp in zip(new_ids("group", len(plan.creates)), plan.creates, strict=True)
         ]
-        conn.execute(sa.insert(ag), group_rows)
+        insert_many(conn, ag, group_rows)
         for row in group_rows:
             log.add("app_group_created", "app_group", str(row["id"]), {"name": row["name"]})
     for gid, changes in plan.updates:
@@ -267,12 +267,11 @@ def _follow_memberships(conn: Connection, org: str, directory_id: str, log: _Log
             [{"g": gid, "x": mid} for gid, mid in plan.removed],
         )
     if plan.added:
-        conn.execute(
-            sa.insert(m),
-            [
-                {"group_id": gid, "member_id": mid, "member_type": kind, "organization_id": org}
-                for gid, mid, kind in plan.added
-            ],
+        insert_rows(
+            conn,
+            m,
+            ("group_id", "member_id", "member_type", "organization_id"),
+            [(gid, mid, kind, org) for gid, mid, kind in plan.added],
         )
     if plan.added:
         log.counts["app_member_added"] = len(plan.added)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from roster.events.objects import resolve
 from roster.events.webhooks import Deliverer, check_url, record
 from roster.ids import new_id
 from roster.runtime import Runtime
@@ -171,15 +172,15 @@ def redeliver_event(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, A
     """Send one event again now (a manual attempt, logged), whatever the cursor says."""
     with rt.engine.connect() as conn:
         endpoint = get(conn, endpoint_id)
-        event = (
+        found = resolve(
+            conn,
             conn.execute(
                 sa.select(events).where(
                     events.c.id == event_id, events.c.organization_id == endpoint["organization_id"]
                 )
-            )
-            .mappings()
-            .first()
+            ).mappings(),
         )
+        event = found[0] if found else None
     if event is None:
         raise NotFound(f"event {event_id!r} not found")
     status, error, latency, _ = Deliverer(rt).post(endpoint, event)

@@ -14,8 +14,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from roster.events.objects import object_ref, store_objects
 from roster.ids import new_ids
-from roster.store.bulk import insert_many
+from roster.store.bulk import db_value, insert_rows
 from roster.store.schema import events
 
 _LOCK_KEY = 0x526F73746572  # "Roster"
@@ -40,13 +41,23 @@ class Outbox:
             directory_id,
             now,
         )
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str, str | None, str | None]] = []
+        self._objects: dict[str, str] = {}  # object versions the pending events name
         self._last: str | None = None
         self._locked = False
         self.written = 0
 
     def add(self, kind: str, data: str) -> None:
-        self._pending.append((kind, data))
+        self._pending.append((kind, data, None, None))
+        if len(self._pending) >= CHUNK:
+            self.flush()
+
+    def add_membership(self, kind: str, user: str, group: str) -> None:
+        """A membership event naming the JSON of its user and group (stored once each)."""
+        user_ref, group_ref = object_ref(user), object_ref(group)
+        self._objects.setdefault(user_ref, user)
+        self._objects.setdefault(group_ref, group)
+        self._pending.append((kind, "", user_ref, group_ref))
         if len(self._pending) >= CHUNK:
             self.flush()
 
@@ -58,17 +69,18 @@ class Outbox:
             self._locked = True
         ids = new_ids("event", len(self._pending), after=self._last)
         self._last = ids[-1]
-        rows = [
-            {
-                "id": eid,
-                "organization_id": self.organization_id,
-                "directory_id": self.directory_id,
-                "event": kind,
-                "data": data,
-                "created_at": self.now,
-            }
-            for eid, (kind, data) in zip(ids, self._pending, strict=True)
-        ]
-        insert_many(self.conn, events, rows)
-        self.written += len(rows)
+        store_objects(self.conn, self._objects, self.now)
+        stamp = db_value(self.conn, self.now)
+        org, directory = self.organization_id, self.directory_id
+        insert_rows(
+            self.conn,
+            events,
+            ("id", "organization_id", "directory_id", "event", "data", "created_at", "user_ref", "group_ref"),
+            [
+                (eid, org, directory, kind, data, stamp, user_ref, group_ref)
+                for eid, (kind, data, user_ref, group_ref) in zip(ids, self._pending, strict=True)
+            ],
+        )
+        self.written += len(self._pending)
         self._pending = []
+        self._objects = {}

@@ -37,6 +37,7 @@ import httpx
 import sqlalchemy as sa
 
 from roster.crypto import SecretBox
+from roster.events.objects import prune_objects, resolve
 from roster.ids import new_id, new_ids
 from roster.runtime import Runtime
 from roster.store.db import as_utc, iso, utcnow
@@ -212,7 +213,7 @@ class Deliverer:
 
     def _next_events(self, conn: sa.Connection, endpoint: Any) -> list[Any]:
         q = sa.select(events).where(*pending(endpoint))
-        return list(conn.execute(q.order_by(events.c.id).limit(BATCH)).mappings())
+        return resolve(conn, conn.execute(q.order_by(events.c.id).limit(BATCH)).mappings())
 
     def post(self, endpoint: Any, event: Any) -> tuple[int | None, str | None, float, float | None]:
         """One POST: (status, error, latency ms, retry-after seconds)."""
@@ -388,4 +389,6 @@ def prune_events(rt: Runtime, now: datetime | None = None) -> int:
     with rt.engine.begin() as conn:
         old = sa.select(events.c.id).where(events.c.created_at < cutoff)
         conn.execute(sa.delete(webhook_deliveries).where(webhook_deliveries.c.event_id.in_(old)))
-        return int(conn.execute(sa.delete(events).where(events.c.created_at < cutoff)).rowcount or 0)
+        pruned = int(conn.execute(sa.delete(events).where(events.c.created_at < cutoff)).rowcount or 0)
+        prune_objects(conn, cutoff)
+        return pruned

@@ -359,8 +359,8 @@ def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime
         (ChangeKind.MEMBER_ADDED, changes.members_added),
         (ChangeKind.MEMBER_REMOVED, changes.members_removed),
     ):
-        for group_ext, member_ext in pairs:
-            w.note(kind, "membership", None, member_ext, {"group_idp_id": group_ext})
+        for group_ext, members in _by_group(list(pairs)):
+            w.note(kind, "membership", None, group_ext, {"group_idp_id": group_ext, "members": members})
     _note_skipped(w, changes)
     w.flush_log()
 
@@ -455,23 +455,26 @@ def _apply_memberships(
                 for gid, cid in added_groups
             ],
         )
-    head = '{"directory_id":' + json.dumps(directory_id) + ',"user":'
-    for kind, change, pairs in (
-        ("dsync.group.user_added", ChangeKind.MEMBER_ADDED, added_users),
-        ("dsync.group.user_removed", ChangeKind.MEMBER_REMOVED, removed_users),
-    ):
+    for kind, pairs in (("dsync.group.user_added", added_users), ("dsync.group.user_removed", removed_users)):
         for gid, uid in pairs:
-            w.event(kind, head + w.user_json(uid) + ',"group":' + w.group_json(gid) + "}")
-            w.note(change, "membership", gid, w.users[uid]["idp_id"], {"group": gid, "user": uid})
-    for change, pairs in (
-        (ChangeKind.MEMBER_ADDED, added_groups),
-        (ChangeKind.MEMBER_REMOVED, removed_groups),
+            w.outbox.add_membership(kind, w.user_json(uid), w.group_json(gid))
+    for change, pairs, key in (
+        (ChangeKind.MEMBER_ADDED, added_users, "users"),
+        (ChangeKind.MEMBER_REMOVED, removed_users, "users"),
+        (ChangeKind.MEMBER_ADDED, added_groups, "child_groups"),
+        (ChangeKind.MEMBER_REMOVED, removed_groups, "child_groups"),
     ):
-        for gid, cid in pairs:
-            w.note(
-                change,
-                "membership",
-                gid,
-                w.groups[cid]["idp_id"],
-                {"group": gid, "child_group": cid},
-            )
+        for gid, members in _by_group(pairs):
+            w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
+
+
+def _by_group(pairs: list[tuple[str, str]], most: int = 1000) -> list[tuple[str, list[str]]]:
+    """Membership changes as one log entry per group (and per ``most`` members)."""
+    grouped: dict[str, list[str]] = {}
+    for gid, member in pairs:
+        grouped.setdefault(gid, []).append(member)
+    return [
+        (gid, members[start : start + most])
+        for gid, members in sorted(grouped.items())
+        for start in range(0, len(members), most)
+    ]

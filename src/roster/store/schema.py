@@ -203,10 +203,21 @@ events = sa.Table(
     sa.Column("organization_id", sa.String(48), nullable=False),
     sa.Column("directory_id", sa.String(48), nullable=False, index=True),
     sa.Column("event", sa.String(64), nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # membership events: "" (see user_ref, group_ref)
     _ts("created_at"),
+    # Membership events name stored object versions instead of embedding them (events/objects.py)
+    sa.Column("user_ref", sa.String(32), nullable=True),
+    sa.Column("group_ref", sa.String(32), nullable=True),
     sa.Index("ix_events_organization_id_id", "organization_id", "id"),
     sa.Index("ix_events_event_id", "event", "id"),
+)
+
+event_objects = sa.Table(
+    "event_objects",
+    metadata,
+    _id(length=32),  # a hash of ``data``: each version of a user or group is stored once
+    sa.Column("data", sa.Text, nullable=False),
+    _ts("last_used"),  # the newest event naming it; pruned with the events
 )
 
 

@@ -1,0 +1,33 @@
+"""event objects: membership events refer to stored object versions instead of embedding them
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_objects",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("last_used", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_objects")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("user_ref", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("group_ref", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("group_ref")
+        batch_op.drop_column("user_ref")
+    op.drop_table("event_objects")
