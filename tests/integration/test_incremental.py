@@ -15,7 +15,14 @@ from roster.directories import sync_directory
 from roster.runtime import Runtime
 from roster.store.schema import directories
 from tests.support.ad_tree import AdTree
-from tests.support.helpers import event_list, last_event_id, ldap_directory, new_org, users_by_uid
+from tests.support.helpers import (
+    event_list,
+    full_follow_would_change,
+    last_event_id,
+    ldap_directory,
+    new_org,
+    users_by_uid,
+)
 from tests.support.ldap_tree import Tree
 from tests.support.random_ops import Ops
 
@@ -119,6 +126,7 @@ def test_openldap_random_edits_incremental_equals_full(
         result = sync_directory(rt, d, force=True)
         assert result.ok and result.kind == "incremental", (result, ops.log)
     assert {"delete_user", "rename_user", "move_out", "add_member", "remove_member"} <= set(ops.log)
+    assert full_follow_would_change(rt, d) == {}, ops.log  # the scoped account passes left nothing
     full = sync_directory(rt, d, full=True, force=True)
     assert full.ok and full.changes is not None
     assert full.changes.is_empty, (full.counts, ops.log)
@@ -253,6 +261,7 @@ def test_active_directory_random_edits_incremental_equals_full(
             ops.step()
         result = sync_directory(rt, d, force=True)
         assert result.ok and result.kind == "incremental", (result, ops.log)
+    assert full_follow_would_change(rt, d) == {}, ops.log  # the scoped account passes left nothing
     full = sync_directory(rt, d, full=True, force=True)
     assert full.ok and full.changes is not None
     assert full.changes.is_empty, (full.counts, ops.log)

@@ -57,3 +57,17 @@ def event_list(rt: Runtime, kind: str | None = None, after: str | None = None) -
 def last_event_id(rt: Runtime) -> str | None:
     with rt.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+
+
+def full_follow_would_change(rt: Runtime, directory_id: str) -> dict[str, int]:
+    """What a whole-organization account and group pass would still change (rolled back): empty
+    when the passes that ran (possibly limited to what each run touched) left nothing behind."""
+    from roster.accounts.follow import follow_directory
+    from roster.store.db import utcnow
+
+    with rt.engine.connect() as conn:
+        transaction = conn.begin()
+        directory = repo.get_directory(conn, directory_id)
+        counts = follow_directory(conn, directory["organization_id"], directory_id, "check", utcnow())
+        transaction.rollback()
+    return counts

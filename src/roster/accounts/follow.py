@@ -8,6 +8,8 @@ for every account and group it touches.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from roster.domain.linking import (
     plan_memberships,
 )
 from roster.ids import new_ids
+from roster.store.apply import Touched
 from roster.store.bulk import insert_many, insert_rows
 from roster.store.schema import (
     accounts,
@@ -74,38 +77,63 @@ def _chunks(ids: list[str]) -> list[list[str]]:
 
 
 def follow_directory(
-    conn: Connection, organization_id: str, directory_id: str, run_id: str, now: datetime
+    conn: Connection,
+    organization_id: str,
+    directory_id: str,
+    run_id: str,
+    now: datetime,
+    touched: Touched | None = None,
 ) -> dict[str, int]:
+    """Make accounts and groups follow the directory: all of them, or (``touched``) only what a
+    run changed, which gives the same result when the accounts did not change meanwhile."""
     log = _Log(conn, run_id, directory_id, now)
-    _follow_accounts(conn, organization_id, directory_id, now, log)
-    _follow_groups(conn, organization_id, directory_id, now, log)
+    linked = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
+    _follow_groups(conn, organization_id, directory_id, now, log, touched, linked)
     log.flush()
     return log.counts
 
 
-def _follow_accounts(conn: Connection, org: str, directory_id: str, now: datetime, log: _Log) -> None:
+def _in_chunks(conn: Connection, query: Any, column: Any, ids: Iterable[str]) -> list[Any]:
+    """Rows of ``query`` whose ``column`` is one of ``ids`` (chunked ``IN``)."""
+    rows: list[Any] = []
+    for chunk in _chunks(sorted(set(ids))):
+        rows.extend(conn.execute(query.where(column.in_(chunk))).all())
+    return rows
+
+
+def _follow_accounts(
+    conn: Connection, org: str, directory_id: str, now: datetime, log: _Log, touched: Touched | None
+) -> set[str]:
+    """Returns the directory users that got an account (linked or provisioned)."""
     u, a = directory_users, accounts
+    user_q = sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
+        u.c.directory_id == directory_id, u.c.email.is_not(None)
+    )
+    account_q = sa.select(
+        a.c.id,
+        a.c.email,
+        a.c.name,
+        a.c.phone,
+        a.c.directory_user_id,
+        a.c.disabled,
+        a.c.disabled_reason,
+    ).where(a.c.organization_id == org)
+    if touched is None:
+        user_rows = conn.execute(user_q).all()
+        account_rows = conn.execute(account_q).all()
+    else:  # the touched users, and every account they could link to or collide with
+        user_rows = _in_chunks(conn, user_q, u.c.id, touched.users)
+        by_id = {r.id: r for r in _in_chunks(conn, account_q, a.c.directory_user_id, touched.users)}
+        emails = [r.email.lower() for r in user_rows]
+        by_id.update((r.id, r) for r in _in_chunks(conn, account_q, a.c.email_lower, emails))
+        account_rows = list(by_id.values())
     users = [
         DirUserView(r.id, r.email, r.name, r.phone, r.state == "active" and bool(r.present))
-        for r in conn.execute(
-            sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
-                u.c.directory_id == directory_id, u.c.email.is_not(None)
-            )
-        )
+        for r in user_rows
     ]
     current = [
         AccountView(r.id, r.email, r.name, r.phone, r.directory_user_id, bool(r.disabled), r.disabled_reason)
-        for r in conn.execute(
-            sa.select(
-                a.c.id,
-                a.c.email,
-                a.c.name,
-                a.c.phone,
-                a.c.directory_user_id,
-                a.c.disabled,
-                a.c.disabled_reason,
-            ).where(a.c.organization_id == org)
-        )
+        for r in account_rows
     ]
     plan = plan_accounts(users, current)
     if plan.links:
@@ -163,35 +191,48 @@ def _follow_accounts(conn: Connection, org: str, directory_id: str, now: datetim
         log.add(kind, "account", aid, {k: v for k, v in changes.items() if k != "email_lower"})
     for uid, reason in plan.skipped:
         log.add("account_skipped", "directory_user", uid, {"reason": reason})
+    return {uid for _, uid in plan.links} | {user.id for user in plan.provisions}
 
 
-def _follow_groups(conn: Connection, org: str, directory_id: str, now: datetime, log: _Log) -> None:
+def _follow_groups(
+    conn: Connection,
+    org: str,
+    directory_id: str,
+    now: datetime,
+    log: _Log,
+    touched: Touched | None,
+    linked: set[str],
+) -> None:
     g, ag, m = directory_groups, app_groups, app_group_members
     policy = conn.execute(
         sa.select(organizations.c.group_removal_policy).where(organizations.c.id == org)
     ).scalar()
-    dir_groups = [
-        DirGroupView(r.id, r.idp_id, r.name, r.description)
-        for r in conn.execute(
-            sa.select(g.c.id, g.c.idp_id, g.c.name, g.c.description).where(g.c.directory_id == directory_id)
-        )
-    ]
+    group_q = sa.select(g.c.id, g.c.idp_id, g.c.name, g.c.description).where(g.c.directory_id == directory_id)
+    app_q = sa.select(
+        ag.c.id,
+        ag.c.directory_group_id,
+        ag.c.directory_idp_id,
+        ag.c.name,
+        ag.c.description,
+        ag.c.state,
+    ).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+    if touched is None:
+        group_rows = conn.execute(group_q).all()
+        app_rows = conn.execute(app_q).all()
+    else:  # the touched groups and their application groups (a group kept inactive may come back)
+        group_rows = _in_chunks(conn, group_q, g.c.id, touched.groups)
+        by_id = {r.id: r for r in _in_chunks(conn, app_q, ag.c.directory_group_id, touched.groups)}
+        idps = [r.idp_id for r in group_rows]
+        by_id.update((r.id, r) for r in _in_chunks(conn, app_q, ag.c.directory_idp_id, idps))
+        app_rows = list(by_id.values())
+    dir_groups = [DirGroupView(r.id, r.idp_id, r.name, r.description) for r in group_rows]
     apps = [
         AppGroupView(r.id, r.directory_group_id, r.directory_idp_id, r.name, r.description, r.state)
-        for r in conn.execute(
-            sa.select(
-                ag.c.id,
-                ag.c.directory_group_id,
-                ag.c.directory_idp_id,
-                ag.c.name,
-                ag.c.description,
-                ag.c.state,
-            ).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-        )
+        for r in app_rows
     ]
     plan = plan_groups(dir_groups, apps, policy or "remove")
     if plan.creates:
-        group_rows: list[dict[str, Any]] = [
+        new_rows: list[dict[str, Any]] = [
             {
                 "id": gid,
                 "organization_id": org,
@@ -207,8 +248,8 @@ def _follow_groups(conn: Connection, org: str, directory_id: str, now: datetime,
             }
             for gid, grp in zip(new_ids("group", len(plan.creates)), plan.creates, strict=True)
         ]
-        insert_many(conn, ag, group_rows)
-        for row in group_rows:
+        insert_many(conn, ag, new_rows)
+        for row in new_rows:
             log.add("app_group_created", "app_group", str(row["id"]), {"name": row["name"]})
     for gid, changes in plan.updates:
         conn.execute(sa.update(ag).where(ag.c.id == gid).values(**changes, updated_at=now))
@@ -228,19 +269,38 @@ def _follow_groups(conn: Connection, org: str, directory_id: str, now: datetime,
         )
     for gid in plan.deactivates:
         log.add("app_group_deactivated", "app_group", gid, {"policy": "keep_inactive"})
-    _follow_memberships(conn, org, directory_id, log)
+    if touched is None:
+        _follow_memberships(conn, org, directory_id, log)
+    else:
+        remapped = {grp.id for grp in plan.creates} | {
+            str(changes["directory_group_id"])
+            for _, changes in plan.updates
+            if "directory_group_id" in changes
+        }
+        _follow_memberships(
+            conn,
+            org,
+            directory_id,
+            log,
+            _Slice(touched.member_users | touched.users | linked, touched.member_groups, frozenset(remapped)),
+        )
 
 
-def _follow_memberships(conn: Connection, org: str, directory_id: str, log: _Log) -> None:
+@dataclass(frozen=True)
+class _Slice:
+    """The memberships to look at again, each slice complete on both sides: every membership of
+    ``users``, every parent of ``child_groups``, every member and parent of ``groups``."""
+
+    users: frozenset[str]
+    child_groups: frozenset[str]
+    groups: frozenset[str]
+
+
+def _follow_memberships(
+    conn: Connection, org: str, directory_id: str, log: _Log, part: _Slice | None = None
+) -> None:
     a, ag, m = accounts, app_groups, app_group_members
     gum, ggm = group_user_memberships, group_group_memberships
-    account_of = dict(
-        conn.execute(
-            sa.select(a.c.directory_user_id, a.c.id).where(
-                a.c.directory_id == directory_id, a.c.directory_user_id.is_not(None)
-            )
-        ).all()
-    )
     app_group_of = dict(
         conn.execute(
             sa.select(ag.c.directory_group_id, ag.c.id).where(
@@ -248,15 +308,46 @@ def _follow_memberships(conn: Connection, org: str, directory_id: str, log: _Log
             )
         ).all()
     )
-    own_groups = sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-    current = conn.execute(sa.select(m.c.group_id, m.c.member_id).where(m.c.group_id.in_(own_groups))).all()
+    account_q = sa.select(a.c.directory_user_id, a.c.id).where(
+        a.c.directory_id == directory_id, a.c.directory_user_id.is_not(None)
+    )
+    user_q = sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
+    group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
+    member_q = sa.select(m.c.group_id, m.c.member_id)
+    user_pairs: list[Any]
+    group_pairs: list[Any]
+    current: list[Any]
+    if part is None:
+        account_of = dict(conn.execute(account_q).all())
+        user_pairs = list(conn.execute(user_q).all())
+        group_pairs = list(conn.execute(group_q).all())
+        own_groups = sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+        current = list(conn.execute(member_q.where(m.c.group_id.in_(own_groups))).all())
+    else:
+        user_pairs = _in_chunks(conn, user_q, gum.c.user_id, part.users)
+        user_pairs += _in_chunks(conn, user_q, gum.c.group_id, part.groups)
+        group_pairs = _in_chunks(conn, group_q, ggm.c.child_group_id, part.child_groups | part.groups)
+        group_pairs += _in_chunks(conn, group_q, ggm.c.parent_group_id, part.groups)
+        account_of = dict(
+            _in_chunks(conn, account_q, a.c.directory_user_id, {u for _, u in user_pairs} | part.users)
+        )
+        own = set(
+            conn.execute(
+                sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+            ).scalars()
+        )
+        app_parts = {app_group_of[g] for g in part.groups | part.child_groups if g in app_group_of}
+        members = {account_of[u] for u in part.users if u in account_of} | app_parts
+        rows = _in_chunks(conn, member_q, m.c.member_id, members)
+        rows += _in_chunks(
+            conn, member_q, m.c.group_id, {app_group_of[g] for g in part.groups if g in app_group_of}
+        )
+        current = list({(gid, mid) for gid, mid in rows if gid in own})
+        user_pairs = list(set(map(tuple, user_pairs)))
+        group_pairs = list(set(map(tuple, group_pairs)))
     plan = plan_memberships(
-        conn.execute(
-            sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
-        ).all(),
-        conn.execute(
-            sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
-        ).all(),
+        [(r[0], r[1]) for r in user_pairs],
+        [(r[0], r[1]) for r in group_pairs],
         account_of,
         app_group_of,
         [(r[0], r[1]) for r in current],

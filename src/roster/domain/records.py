@@ -93,7 +93,11 @@ class CachedState:
     users: Mapping[str, CachedUser] = field(default_factory=dict)
     groups: Mapping[str, CachedGroup] = field(default_factory=dict)
     memberships: frozenset[tuple[str, str]] = frozenset()
+    # Set when ``users`` holds only some users (an incremental run): how many are active in all
+    active_total: int | None = None
 
     @property
     def active_users(self) -> int:
+        if self.active_total is not None:
+            return self.active_total
         return sum(1 for u in self.users.values() if u.active and u.present)

@@ -43,6 +43,7 @@ class Outbox:
         )
         self._pending: list[tuple[str, str, str | None, str | None]] = []
         self._objects: dict[str, str] = {}  # object versions the pending events name
+        self._refs: dict[str, str] = {}  # object JSON -> its ref
         self._last: str | None = None
         self._locked = False
         self.written = 0
@@ -54,12 +55,17 @@ class Outbox:
 
     def add_membership(self, kind: str, user: str, group: str) -> None:
         """A membership event naming the JSON of its user and group (stored once each)."""
-        user_ref, group_ref = object_ref(user), object_ref(group)
-        self._objects.setdefault(user_ref, user)
-        self._objects.setdefault(group_ref, group)
+        user_ref, group_ref = self._ref(user), self._ref(group)
         self._pending.append((kind, "", user_ref, group_ref))
         if len(self._pending) >= CHUNK:
             self.flush()
+
+    def _ref(self, text: str) -> str:
+        ref = self._refs.get(text)  # the same str object again: its hash is cached
+        if ref is None:
+            ref = self._refs[text] = object_ref(text)
+        self._objects[ref] = text
+        return ref
 
     def flush(self) -> None:
         if not self._pending:

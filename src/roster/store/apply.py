@@ -28,8 +28,8 @@ from roster.events.payloads import (
     user_payload,
 )
 from roster.ids import new_ids
-from roster.store.bulk import insert_many
-from roster.store.rows import load_rows
+from roster.store.bulk import insert_many, insert_rows
+from roster.store.rows import load_rows, resolve_external_ids
 from roster.store.schema import (
     directory_groups,
     directory_users,
@@ -39,6 +39,16 @@ from roster.store.schema import (
 )
 
 LOG_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Touched:
+    """Roster ids of what a run changed: what the account and group pass must look at again."""
+
+    users: frozenset[str] = frozenset()  # created, updated or gone
+    groups: frozenset[str] = frozenset()  # created, updated or deleted
+    member_users: frozenset[str] = frozenset()  # users whose group memberships changed
+    member_groups: frozenset[str] = frozenset()  # groups whose parent groups changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +170,7 @@ def apply_changes(
     now: datetime,
     *,
     activation: str | None = None,
-) -> None:
+) -> Touched:
     """Apply ``changes``; ``activation`` (a ``dsync.activated`` payload) becomes the first event."""
     w = _Writer(conn, target, now)
     if activation is not None:
@@ -168,6 +178,14 @@ def apply_changes(
     base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
     user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
     group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
+    if cached.active_total is not None:  # a partial cache: look up the other members named
+        named = {m for pairs in (changes.members_added, changes.members_removed) for _, m in pairs}
+        created = {r.external_id for r in changes.users_created}
+        user_ids.update(
+            resolve_external_ids(
+                conn, target.directory_id, named - user_ids.keys() - group_ids.keys() - created
+            )
+        )
     u, g = directory_users, directory_groups
 
     # Groups created and updated
@@ -249,7 +267,7 @@ def apply_changes(
         )
 
     # Memberships
-    _apply_memberships(w, changes, user_ids, group_ids)
+    member_users, member_groups = _apply_memberships(w, changes, user_ids, group_ids)
 
     # Users gone from the directory: kept, made inactive
     if changes.users_removed:
@@ -304,6 +322,16 @@ def apply_changes(
 
     _note_skipped(w, changes)
     w.flush()
+    return Touched(
+        users=frozenset(user_ids[r.external_id] for r in changes.users_created)
+        | {c.previous.roster_id for c in changes.users_updated}
+        | {c.roster_id for c in changes.users_removed},
+        groups=frozenset(group_ids[r.external_id] for r in changes.groups_created)
+        | {c.previous.roster_id for c in changes.groups_updated}
+        | {c.roster_id for c in changes.groups_deleted},
+        member_users=member_users,
+        member_groups=member_groups,
+    )
 
 
 def _note_skipped(w: _Writer, changes: ChangeSet) -> None:
@@ -405,7 +433,8 @@ def _write_updates(
 
 def _apply_memberships(
     w: _Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
-) -> None:
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Write membership changes; return the users and the child groups whose memberships changed."""
     conn, directory_id = w.conn, w.target.directory_id
     gum, ggm = group_user_memberships, group_group_memberships
 
@@ -441,19 +470,18 @@ def _apply_memberships(
             [{"p": gid, "c": cid} for gid, cid in removed_groups],
         )
     if added_users:
-        insert_many(
+        insert_rows(
             conn,
             gum,
-            [{"group_id": gid, "user_id": uid, "directory_id": directory_id} for gid, uid in added_users],
+            ("group_id", "user_id", "directory_id"),
+            [(gid, uid, directory_id) for gid, uid in added_users],
         )
     if added_groups:
-        insert_many(
+        insert_rows(
             conn,
             ggm,
-            [
-                {"parent_group_id": gid, "child_group_id": cid, "directory_id": directory_id}
-                for gid, cid in added_groups
-            ],
+            ("parent_group_id", "child_group_id", "directory_id"),
+            [(gid, cid, directory_id) for gid, cid in added_groups],
         )
     for kind, pairs in (("dsync.group.user_added", added_users), ("dsync.group.user_removed", removed_users)):
         for gid, uid in pairs:
@@ -466,6 +494,10 @@ def _apply_memberships(
     ):
         for gid, members in _by_group(pairs):
             w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
+    return (
+        frozenset(uid for _, uid in added_users + removed_users),
+        frozenset(cid for _, cid in added_groups + removed_groups),
+    )
 
 
 def _by_group(pairs: list[tuple[str, str]], most: int = 1000) -> list[tuple[str, list[str]]]:

@@ -80,3 +80,61 @@ def load_cached_state(conn: Connection, directory_id: str) -> CachedState:
     ):
         pairs.add((group_ext[parent], group_ext[child]))
     return CachedState(users=users, groups=groups, memberships=frozenset(pairs))
+
+
+def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[str]) -> CachedState:
+    """What an incremental run needs of the cache: every group (ids and hashes), the users
+    ``touched`` names, the memberships that involve a touched object, and the number of
+    active users (for the deletion guard). Its cost follows the change, not the directory."""
+    u, g, gum, ggm = directory_users, directory_groups, group_user_memberships, group_group_memberships
+    wanted = list(dict.fromkeys(touched))
+    groups: dict[str, CachedGroup] = {}
+    group_ext: dict[str, str] = {}
+    for rid, ext, digest in conn.execute(
+        sa.select(g.c.id, g.c.idp_id, g.c.content_hash).where(g.c.directory_id == directory_id)
+    ):
+        groups[ext] = CachedGroup(rid, ext, digest)
+        group_ext[rid] = ext
+    users: dict[str, CachedUser] = {}
+    for start in range(0, len(wanted), CHUNK):
+        for rid, ext, digest, state, present in conn.execute(
+            sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
+                u.c.directory_id == directory_id, u.c.idp_id.in_(wanted[start : start + CHUNK])
+            )
+        ):
+            users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
+    user_rids = [c.roster_id for c in users.values()]
+    group_rids = [groups[e].roster_id for e in wanted if e in groups]
+    pairs: set[tuple[str, str]] = set()
+    member = sa.select(gum.c.group_id, u.c.idp_id).join(u, u.c.id == gum.c.user_id)
+    for column, rids in ((gum.c.user_id, user_rids), (gum.c.group_id, group_rids)):
+        for start in range(0, len(rids), CHUNK):
+            for gid, ext in conn.execute(member.where(column.in_(rids[start : start + CHUNK]))):
+                pairs.add((group_ext[gid], ext))
+    for start in range(0, len(group_rids), CHUNK):
+        chunk = group_rids[start : start + CHUNK]
+        for parent, child in conn.execute(
+            sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(
+                sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk))
+            )
+        ):
+            pairs.add((group_ext[parent], group_ext[child]))
+    active = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(u)
+        .where(u.c.directory_id == directory_id, u.c.state == "active", u.c.present.is_(True))
+    ).scalar_one()
+    return CachedState(users=users, groups=groups, memberships=frozenset(pairs), active_total=int(active))
+
+
+def resolve_external_ids(conn: Connection, directory_id: str, exts: Iterable[str]) -> dict[str, str]:
+    """External id -> Roster id of this directory's users named in ``exts``."""
+    u = directory_users
+    wanted = list(dict.fromkeys(exts))
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        q = sa.select(u.c.idp_id, u.c.id).where(
+            u.c.directory_id == directory_id, u.c.idp_id.in_(wanted[start : start + CHUNK])
+        )
+        out.update((ext, rid) for ext, rid in conn.execute(q))
+    return out

@@ -180,6 +180,8 @@ sync_runs = sa.Table(
     sa.Column("plan_digest", sa.String(64), nullable=True),
     sa.Column("decision", sa.String(16), nullable=True),  # approved | rejected
     _ts("decided_at", nullable=True),
+    # the newest account change of the organization when the run finished (None: not looked)
+    _ts("accounts_seen_at", nullable=True),
 )
 
 sync_log = sa.Table(

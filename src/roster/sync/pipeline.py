@@ -28,7 +28,7 @@ from roster.events.payloads import directory_payload
 from roster.store import repo
 from roster.store.apply import Target, apply_changes, log_plan
 from roster.store.db import as_utc, utcnow
-from roster.store.rows import load_cached_state, load_dn_index, load_known_ids
+from roster.store.rows import load_cached_state, load_cached_subset, load_dn_index, load_known_ids
 from roster.store.schema import accounts, directories, sync_runs
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,10 @@ def run_sync(
                 message = "another run advanced this directory meanwhile; this one applied nothing"
                 repo.finish_run(conn, run_id, "superseded", {}, message, "superseded")
                 return RunResult(run_id, "superseded", {}, message, "superseded", kind=kind)
-            cached = load_cached_state(conn, directory_id)
+            if delta is not None:
+                cached = load_cached_subset(conn, directory_id, delta.touched)
+            else:
+                cached = load_cached_state(conn, directory_id)
             if delta is not None:
                 changes = reconcile_delta(delta, cached, load_dn_index(conn, directory_id))
                 new_cursor: str | None = delta.cursor
@@ -176,11 +179,22 @@ def run_sync(
             activation = (
                 _activated(conn, {**directory, **values}) if directory["state"] == "linking" else None
             )
-            apply_changes(conn, target, changes, cached, now, activation=activation)
+            touched = apply_changes(conn, target, changes, cached, now, activation=activation)
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
             progress.phase("accounts")
-            if _accounts_may_change(conn, directory, run_id, changes, activation is not None):
-                counts.update(follow_directory(conn, directory["organization_id"], directory_id, run_id, now))
+            accounts_changed = _accounts_changed(conn, directory)
+            if accounts_changed or activation is not None or not changes.is_empty:
+                # Only what this run changed, unless the accounts changed meanwhile (or it is a
+                # full run: those also repair anything an earlier pass left behind).
+                scope = touched if delta is not None and not accounts_changed else None
+                counts.update(
+                    follow_directory(conn, directory["organization_id"], directory_id, run_id, now, scope)
+                )
+            conn.execute(
+                sa.update(sync_runs)
+                .where(sync_runs.c.id == run_id)
+                .values(accounts_seen_at=_accounts_changed_at(conn, directory["organization_id"]))
+            )
             if activation is not None:
                 directory_enabled(conn, directory["organization_id"], directory)
             repo.finish_run(conn, run_id, "succeeded", counts)
@@ -192,30 +206,32 @@ def run_sync(
     return RunResult(run_id, "succeeded", counts, changes=changes, kind=kind)
 
 
-def _accounts_may_change(
-    conn: sa.Connection, directory: dict[str, Any], run_id: str, changes: ChangeSet, activating: bool
-) -> bool:
-    """The account and group pass can be skipped when neither the directory nor the accounts changed
-    since the last successful run (an unchanged re-sync then writes nothing at all)."""
-    if activating or not changes.is_empty:
-        return True
+def _accounts_changed_at(conn: sa.Connection, organization_id: str) -> Any:
+    return conn.execute(
+        sa.select(sa.func.max(accounts.c.updated_at)).where(accounts.c.organization_id == organization_id)
+    ).scalar()
+
+
+def _accounts_changed(conn: sa.Connection, directory: dict[str, Any]) -> bool:
+    """Whether the organization's accounts changed since the directory's last successful run. If not,
+    an unchanged re-sync skips the account and group pass (it writes nothing at all), and an
+    incremental run looks only at what it changed."""
     r = sync_runs
     last = conn.execute(
-        sa.select(sa.func.max(r.c.started_at)).where(
+        sa.select(r.c.accounts_seen_at)
+        .where(
             r.c.directory_id == directory["id"],
             r.c.status == "succeeded",
             r.c.kind != "dry_run",
-            r.c.id != run_id,
+            r.c.accounts_seen_at.is_not(None),
         )
+        .order_by(r.c.id.desc())
+        .limit(1)
     ).scalar()
     if last is None:
         return True
-    touched = conn.execute(
-        sa.select(sa.func.max(accounts.c.updated_at)).where(
-            accounts.c.organization_id == directory["organization_id"]
-        )
-    ).scalar()
-    return touched is not None and as_utc(touched) >= as_utc(last)  # type: ignore[operator]
+    touched = _accounts_changed_at(conn, directory["organization_id"])
+    return touched is not None and as_utc(touched) > as_utc(last)  # type: ignore[operator]
 
 
 def hold_for_approval(

@@ -1,4 +1,5 @@
-"""event objects: membership events refer to stored object versions instead of embedding them
+"""event objects: membership events refer to stored object versions instead of embedding them;
+sync runs remember the newest account change they saw
 
 Revision ID: 0009
 Revises: 0008
@@ -24,9 +25,13 @@ def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("user_ref", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("group_ref", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("accounts_seen_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.drop_column("accounts_seen_at")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_column("group_ref")
         batch_op.drop_column("user_ref")
