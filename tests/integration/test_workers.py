@@ -85,12 +85,19 @@ def test_workers_share_the_queue_survive_kill_and_never_double_sync(
         deadline = time.monotonic() + 60
         while victim_name is None and time.monotonic() < deadline:
             with rt.engine.connect() as conn:
-                owners = conn.execute(
-                    sa.select(jobs_table.c.owner).where(jobs_table.c.status == "running")
-                ).scalars()
-                for owner in owners:
+                running = conn.execute(
+                    sa.select(jobs_table.c.owner, jobs_table.c.directory_id).where(
+                        jobs_table.c.status == "running"
+                    )
+                ).all()
+                started = set(
+                    conn.execute(
+                        sa.select(sync_runs.c.directory_id).where(sync_runs.c.status == "running")
+                    ).scalars()
+                )
+                for owner, directory_id in running:
                     pid = int(str(owner).split(":")[1])
-                    if pid == workers[0].pid:
+                    if pid == workers[0].pid and directory_id in started:  # its run has begun
                         victim_name = owner
             time.sleep(0.02)
         assert victim_name is not None, "the first worker never took a job"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from roster.domain.changes import ChangeSet
 from roster.domain.mapping import AttributeMapping, decode_attributes, map_group, map_user
 from roster.domain.policy import DeletionGuard
-from roster.domain.reconcile import reconcile
+from roster.domain.reconcile import member_digests, reconcile, stale_groups
 from roster.domain.records import (
     CachedGroup,
     CachedState,
@@ -40,13 +41,21 @@ def apply_in_memory(cached: CachedState, changes: ChangeSet) -> CachedState:
     for g in changes.groups_created:
         groups[g.external_id] = CachedGroup(f"g{next(_ids)}", g.external_id, g.content_hash)
     for gu in changes.groups_updated:
-        groups[gu.record.external_id] = CachedGroup(
-            gu.previous.roster_id, gu.record.external_id, gu.record.content_hash
-        )
+        groups[gu.record.external_id] = replace(gu.previous, content_hash=gu.record.content_hash)
     for gd in changes.groups_deleted:
         del groups[gd.external_id]
+    changed = {g for g, _ in changes.members_added + changes.members_removed} | set(changes.member_hashes)
+    for ext in changed & set(groups):  # as the store keeps member digests
+        groups[ext] = replace(groups[ext], members_hash=changes.member_hashes.get(ext))
     memberships = (set(cached.memberships) - set(changes.members_removed)) | set(changes.members_added)
     return CachedState(users, groups, frozenset(memberships))
+
+
+def load_partially(cached: CachedState, digests: dict[str, str]) -> CachedState:
+    """As the store loads the cache for a full run: only the memberships of groups whose digest differs."""
+    stale = stale_groups(digests, cached)
+    pairs = frozenset(p for p in cached.memberships if p[0] in stale)
+    return replace(cached, memberships=pairs, membership_groups=stale)
 
 
 def mk_user(ext: str, mail: str | None = None, active: bool = True, title: str = "x") -> DirectoryUser:
@@ -189,3 +198,28 @@ def test_guard_allows_small_changes() -> None:
     small = cache_with(20)
     five_gone = [mk_user(f"u{i}") for i in range(15)]  # 25% but fewer than 10
     assert DeletionGuard().check(reconcile(snap(five_gone, []), small), small) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(users_st, groups_st), min_size=1, max_size=5))
+def test_loading_only_groups_whose_member_digest_differs_changes_nothing(
+    history: list[tuple[dict, dict]],  # type: ignore[type-arg]
+) -> None:
+    cached = CachedState()
+    for users, groups in history:
+        s = snap(*build(users, groups))
+        digests = member_digests(s.groups, s.memberships)
+        everything = reconcile(s, cached)
+        partial = load_partially(cached, digests)
+        assert partial.membership_groups is not None
+        assert reconcile(s, partial, digests) == everything
+        cached = apply_in_memory(cached, everything)
+        # once applied, every group's digest is known and matches: nothing needs loading
+        assert not stale_groups(digests, cached)
+
+
+def test_member_digest_ignores_order() -> None:
+    a = member_digests(["g", "h"], [("g", "u1"), ("g", "u2"), ("h", "u3")])
+    b = member_digests(["h", "g"], [("h", "u3"), ("g", "u2"), ("g", "u1")])
+    assert a == b and a["g"] != a["h"]
+    assert member_digests(["e"], [])["e"] != a["g"]

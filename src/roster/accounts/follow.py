@@ -122,8 +122,11 @@ def _follow_accounts(
         user_rows = conn.execute(user_q).all()
         account_rows = conn.execute(account_q).all()
     else:  # the touched users, and every account they could link to or collide with
-        user_rows = _in_chunks(conn, user_q, u.c.id, touched.users)
-        by_id = {r.id: r for r in _in_chunks(conn, account_q, a.c.directory_user_id, touched.users)}
+        # (looked up by their unique ids alone, so that the database uses those indexes)
+        by_user = sa.select(*user_q.selected_columns).where(u.c.email.is_not(None))
+        user_rows = _in_chunks(conn, by_user, u.c.id, touched.users)
+        by_link = sa.select(*account_q.selected_columns)
+        by_id = {r.id: r for r in _in_chunks(conn, by_link, a.c.directory_user_id, touched.users)}
         emails = [r.email.lower() for r in user_rows]
         by_id.update((r.id, r) for r in _in_chunks(conn, account_q, a.c.email_lower, emails))
         account_rows = list(by_id.values())
@@ -220,7 +223,7 @@ def _follow_groups(
         group_rows = conn.execute(group_q).all()
         app_rows = conn.execute(app_q).all()
     else:  # the touched groups and their application groups (a group kept inactive may come back)
-        group_rows = _in_chunks(conn, group_q, g.c.id, touched.groups)
+        group_rows = _in_chunks(conn, sa.select(*group_q.selected_columns), g.c.id, touched.groups)
         by_id = {r.id: r for r in _in_chunks(conn, app_q, ag.c.directory_group_id, touched.groups)}
         idps = [r.idp_id for r in group_rows]
         by_id.update((r.id, r) for r in _in_chunks(conn, app_q, ag.c.directory_idp_id, idps))
@@ -324,6 +327,11 @@ def _follow_memberships(
         own_groups = sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
         current = list(conn.execute(member_q.where(m.c.group_id.in_(own_groups))).all())
     else:
+        # By the ids alone (they belong to this directory): a directory_id condition could make
+        # the database walk the whole directory's rows through that index instead.
+        account_q = sa.select(a.c.directory_user_id, a.c.id)
+        user_q = sa.select(gum.c.group_id, gum.c.user_id)
+        group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id)
         user_pairs = _in_chunks(conn, user_q, gum.c.user_id, part.users)
         user_pairs += _in_chunks(conn, user_q, gum.c.group_id, part.groups)
         group_pairs = _in_chunks(conn, group_q, ggm.c.child_group_id, part.child_groups | part.groups)

@@ -106,12 +106,13 @@ class Slapd:
             "index objectClass eq",
             "index entryUUID eq",
             "index entryCSN eq",
+            "index member,uniqueMember eq",  # incremental runs look up the groups listing an entry
         ]
         if self.syncprov:
             lines.insert(lines.index("moduleload back_mdb") + 1, "moduleload syncprov")
             lines += ["overlay syncprov", "syncprov-checkpoint 100 10"]
             if self.sessionlog:
-                lines.append("syncprov-sessionlog 1000")
+                lines.append("syncprov-sessionlog 10000")
         self.conf.write_text("\n".join(lines) + "\n")
 
     def load(self, ldif: Path) -> None:

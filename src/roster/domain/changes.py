@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -51,6 +52,9 @@ class ChangeSet:
     skipped: tuple[Skipped, ...] = field(default=())
     ignored_members: int = 0
     foreign_members: int = 0
+    # group external id -> digest of its member set after this change set, for the groups whose
+    # stored digest must change (full runs); an incremental run's changed groups get None
+    member_hashes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -112,10 +112,11 @@ def decode_attributes(
     """
     out: dict[str, list[str]] = {}
     for name, values in attrs.items():
-        lname = name.lower().split(";", 1)[0]
+        full = name.lower()
+        lname = full.split(";", 1)[0] if ";" in full else full
         if lname in SECRET_ATTRIBUTES or lname in exclude:
             continue
-        if name.lower() in binary:
+        if full in binary:
             out[name + ";base64"] = [base64.b64encode(v).decode() for v in values]
             continue
         try:
@@ -173,7 +174,7 @@ def map_user(
         given = " ".join(p for p in (fields["first_name"], fields["last_name"]) if p)
         name = given or _first(lower, ("cn",))
     raw = canonical_json(decoded)
-    custom_json = json.dumps(custom or {}, sort_keys=True, separators=(",", ":"))
+    custom_json = json.dumps(custom, sort_keys=True, separators=(",", ":")) if custom else "{}"
     digest = content_hash(
         email,
         name,

@@ -5,14 +5,16 @@ Rules:
   comes back after leaving the directory, is updated (same Roster id);
 - a user missing from the snapshot is removed: kept, made inactive, never deleted;
 - a group missing from the snapshot is deleted;
-- memberships are a set difference.
+- memberships are a set difference, taken only for the groups whose member digest differs
+  from the stored one (an unchanged group's members need not even be loaded).
 Every list in the result is sorted by external id, so the result does not
 depend on the order in which the directory returned its entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 
 from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Snapshot
@@ -47,7 +49,33 @@ def diff_groups(
     return created, updated
 
 
-def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
+EMPTY_MEMBERS = hashlib.blake2b(b"", digest_size=16).hexdigest()
+
+
+def member_digests(groups: Iterable[str], memberships: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A digest of each group's member set (external ids), independent of reading order."""
+    members: dict[str, list[str]] = {g: [] for g in groups}
+    for group, member in memberships:
+        members[group].append(member)
+    return {
+        g: hashlib.blake2b("\n".join(sorted(m)).encode(), digest_size=16).hexdigest() if m else EMPTY_MEMBERS
+        for g, m in members.items()
+    }
+
+
+def stale_groups(digests: Mapping[str, str], cached: CachedState) -> frozenset[str]:
+    """Cached groups whose stored members may differ from the snapshot's (or that are gone)."""
+    return frozenset(
+        ext
+        for ext, group in cached.groups.items()
+        if group.members_hash is None or digests.get(ext) != group.members_hash
+    )
+
+
+def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str] | None = None) -> ChangeSet:
+    """``digests``: ``member_digests`` of the snapshot, when the caller already has them."""
+    if digests is None:
+        digests = member_digests(snapshot.groups, snapshot.memberships)
     users_created, users_updated = diff_users(snapshot.users, cached)
     users_removed = [
         cached.users[ext]
@@ -56,6 +84,16 @@ def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
     ]
     groups_created, groups_updated = diff_groups(snapshot.groups, cached)
     groups_deleted = [cached.groups[ext] for ext in sorted(cached.groups) if ext not in snapshot.groups]
+    loaded = cached.membership_groups
+    if loaded is None:
+        wanted = snapshot.memberships
+    else:  # only these groups' memberships were loaded; every other group's digest matched
+        wanted = frozenset(p for p in snapshot.memberships if p[0] in loaded or p[0] not in cached.groups)
+    hashes = {
+        ext: digest
+        for ext, digest in digests.items()
+        if ext not in cached.groups or cached.groups[ext].members_hash != digest
+    }
 
     return ChangeSet(
         users_created=tuple(users_created),
@@ -64,9 +102,10 @@ def reconcile(snapshot: Snapshot, cached: CachedState) -> ChangeSet:
         groups_created=tuple(groups_created),
         groups_updated=tuple(groups_updated),
         groups_deleted=tuple(groups_deleted),
-        members_added=tuple(sorted(snapshot.memberships - cached.memberships)),
-        members_removed=tuple(sorted(cached.memberships - snapshot.memberships)),
+        members_added=tuple(sorted(wanted - cached.memberships)),
+        members_removed=tuple(sorted(cached.memberships - wanted)),
         skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn))),
         ignored_members=snapshot.ignored_members,
         foreign_members=snapshot.foreign_members,
+        member_hashes=hashes,
     )

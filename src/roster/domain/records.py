@@ -84,6 +84,7 @@ class CachedGroup:
     roster_id: str
     external_id: str
     content_hash: str
+    members_hash: str | None = None  # digest of its stored member set (None: not known)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class CachedState:
     memberships: frozenset[tuple[str, str]] = frozenset()
     # Set when ``users`` holds only some users (an incremental run): how many are active in all
     active_total: int | None = None
+    # Set when ``memberships`` holds only the memberships of these groups (the others are known
+    # to be unchanged: their member digests match)
+    membership_groups: frozenset[str] | None = None
 
     @property
     def active_users(self) -> int:

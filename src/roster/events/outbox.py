@@ -64,7 +64,7 @@ class Outbox:
         ref = self._refs.get(text)  # the same str object again: its hash is cached
         if ref is None:
             ref = self._refs[text] = object_ref(text)
-        self._objects[ref] = text
+            self._objects[ref] = text  # stored (or its last_used moved up) once per outbox
         return ref
 
     def flush(self) -> None:

@@ -201,6 +201,7 @@ def apply_changes(
                 "id": rid,
                 **base,
                 **_group_columns(record),
+                "members_hash": changes.member_hashes.get(record.external_id),
                 "created_at": now,
                 "updated_at": now,
             }
@@ -268,6 +269,7 @@ def apply_changes(
 
     # Memberships
     member_users, member_groups = _apply_memberships(w, changes, user_ids, group_ids)
+    _write_member_hashes(conn, changes, group_ids)
 
     # Users gone from the directory: kept, made inactive
     if changes.users_removed:
@@ -498,6 +500,21 @@ def _apply_memberships(
         frozenset(uid for _, uid in added_users + removed_users),
         frozenset(cid for _, cid in added_groups + removed_groups),
     )
+
+
+def _write_member_hashes(conn: Connection, changes: ChangeSet, group_ids: dict[str, str]) -> None:
+    """Keep each group's member digest true: the new digest where the run knows it (full runs),
+    else None (an incremental run changed some members: the next full run loads them)."""
+    created = {g.external_id for g in changes.groups_created}
+    changed = {g for pairs in (changes.members_added, changes.members_removed) for g, _ in pairs}
+    gone = {g.external_id for g in changes.groups_deleted}
+    todo = sorted((set(changes.member_hashes) | changed) - created - gone)
+    if todo:
+        g = directory_groups
+        conn.execute(
+            sa.update(g).where(g.c.id == sa.bindparam("b_id")),
+            [{"b_id": group_ids[ext], "members_hash": changes.member_hashes.get(ext)} for ext in todo],
+        )
 
 
 def _by_group(pairs: list[tuple[str, str]], most: int = 1000) -> list[tuple[str, list[str]]]:

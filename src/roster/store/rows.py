@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.domain.mapping import normalize_dn
+from roster.domain.reconcile import stale_groups
 from roster.domain.records import CachedGroup, CachedState, CachedUser
 from roster.store.schema import (
     directory_groups,
@@ -35,7 +36,7 @@ def load_known_ids(conn: Connection, directory_id: str) -> frozenset[str]:
     u, g = directory_users, directory_groups
     users = conn.execute(sa.select(u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True)))
     groups = conn.execute(sa.select(g.c.idp_id).where(g.c.directory_id == directory_id))
-    return frozenset(users.scalars()) | frozenset(groups.scalars())
+    return frozenset(users.scalars().all()) | frozenset(groups.scalars().all())
 
 
 def load_dn_index(conn: Connection, directory_id: str) -> dict[str, str]:
@@ -44,14 +45,18 @@ def load_dn_index(conn: Connection, directory_id: str) -> dict[str, str]:
     index: dict[str, str] = {}
     for dn, ext in conn.execute(
         sa.select(u.c.dn, u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True))
-    ):
+    ).all():
         index[normalize_dn(dn)] = ext
-    for dn, ext in conn.execute(sa.select(g.c.dn, g.c.idp_id).where(g.c.directory_id == directory_id)):
+    for dn, ext in conn.execute(sa.select(g.c.dn, g.c.idp_id).where(g.c.directory_id == directory_id)).all():
         index[normalize_dn(dn)] = ext
     return index
 
 
-def load_cached_state(conn: Connection, directory_id: str) -> CachedState:
+def load_cached_state(
+    conn: Connection, directory_id: str, digests: Mapping[str, str] | None = None
+) -> CachedState:
+    """The cache of one directory. With ``digests`` (the member digests of a fresh read), only
+    the memberships of groups whose stored digest differs are loaded."""
     u, g = directory_users, directory_groups
     users: dict[str, CachedUser] = {}
     user_ext: dict[str, str] = {}
@@ -59,27 +64,42 @@ def load_cached_state(conn: Connection, directory_id: str) -> CachedState:
         sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
             u.c.directory_id == directory_id
         )
-    ):
+    ).all():
         users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
         user_ext[rid] = ext
     groups: dict[str, CachedGroup] = {}
     group_ext: dict[str, str] = {}
-    for rid, ext, digest in conn.execute(
-        sa.select(g.c.id, g.c.idp_id, g.c.content_hash).where(g.c.directory_id == directory_id)
-    ):
-        groups[ext] = CachedGroup(rid, ext, digest)
+    for rid, ext, digest, members in conn.execute(
+        sa.select(g.c.id, g.c.idp_id, g.c.content_hash, g.c.members_hash).where(
+            g.c.directory_id == directory_id
+        )
+    ).all():
+        groups[ext] = CachedGroup(rid, ext, digest, members)
         group_ext[rid] = ext
+    partial: frozenset[str] | None = None
+    if digests is not None:
+        partial = stale_groups(digests, CachedState(groups=groups))
+        if len(partial) > len(groups) // 2:
+            partial = None  # most groups changed: one pass over all memberships is cheaper
     pairs: set[tuple[str, str]] = set()
     gum, ggm = group_user_memberships, group_group_memberships
-    for gid, uid in conn.execute(
-        sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
-    ):
+    user_q = sa.select(gum.c.group_id, gum.c.user_id)
+    group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id)
+    if partial is None:
+        user_rows = conn.execute(user_q.where(gum.c.directory_id == directory_id)).all()
+        group_rows = conn.execute(group_q.where(ggm.c.directory_id == directory_id)).all()
+    else:
+        rids = sorted(groups[ext].roster_id for ext in partial)
+        user_rows, group_rows = [], []
+        for start in range(0, len(rids), CHUNK):
+            chunk = rids[start : start + CHUNK]
+            user_rows += conn.execute(user_q.where(gum.c.group_id.in_(chunk))).all()
+            group_rows += conn.execute(group_q.where(ggm.c.parent_group_id.in_(chunk))).all()
+    for gid, uid in user_rows:
         pairs.add((group_ext[gid], user_ext[uid]))
-    for parent, child in conn.execute(
-        sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
-    ):
+    for parent, child in group_rows:
         pairs.add((group_ext[parent], group_ext[child]))
-    return CachedState(users=users, groups=groups, memberships=frozenset(pairs))
+    return CachedState(users=users, groups=groups, memberships=frozenset(pairs), membership_groups=partial)
 
 
 def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[str]) -> CachedState:
@@ -90,10 +110,12 @@ def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[st
     wanted = list(dict.fromkeys(touched))
     groups: dict[str, CachedGroup] = {}
     group_ext: dict[str, str] = {}
-    for rid, ext, digest in conn.execute(
-        sa.select(g.c.id, g.c.idp_id, g.c.content_hash).where(g.c.directory_id == directory_id)
-    ):
-        groups[ext] = CachedGroup(rid, ext, digest)
+    for rid, ext, digest, members in conn.execute(
+        sa.select(g.c.id, g.c.idp_id, g.c.content_hash, g.c.members_hash).where(
+            g.c.directory_id == directory_id
+        )
+    ).all():
+        groups[ext] = CachedGroup(rid, ext, digest, members)
         group_ext[rid] = ext
     users: dict[str, CachedUser] = {}
     for start in range(0, len(wanted), CHUNK):

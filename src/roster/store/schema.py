@@ -141,6 +141,7 @@ directory_groups = sa.Table(
     sa.Column("description", sa.Text, nullable=True),
     sa.Column("raw_attributes", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(32), nullable=False),
+    sa.Column("members_hash", sa.String(32), nullable=True),  # digest of its member set (None: unknown)
     _ts("created_at"),
     _ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),
@@ -250,6 +251,7 @@ accounts = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     sa.UniqueConstraint("organization_id", "email_lower"),
+    sa.Index("ix_accounts_organization_id_updated_at", "organization_id", "updated_at"),  # newest change
 )
 
 app_groups = sa.Table(

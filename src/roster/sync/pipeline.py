@@ -22,7 +22,7 @@ from roster.connectors.base import Connector, ConnectorError, FailureReason, Pro
 from roster.domain.changes import ChangeSet
 from roster.domain.delta import Delta, reconcile_delta
 from roster.domain.policy import DeletionGuard
-from roster.domain.reconcile import reconcile
+from roster.domain.reconcile import member_digests, reconcile
 from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
@@ -146,16 +146,19 @@ def run_sync(
                 message = "another run advanced this directory meanwhile; this one applied nothing"
                 repo.finish_run(conn, run_id, "superseded", {}, message, "superseded")
                 return RunResult(run_id, "superseded", {}, message, "superseded", kind=kind)
+            digests = None
             if delta is not None:
                 cached = load_cached_subset(conn, directory_id, delta.touched)
             else:
-                cached = load_cached_state(conn, directory_id)
+                assert snapshot is not None
+                digests = member_digests(snapshot.groups, snapshot.memberships)
+                cached = load_cached_state(conn, directory_id, digests)
             if delta is not None:
                 changes = reconcile_delta(delta, cached, load_dn_index(conn, directory_id))
                 new_cursor: str | None = delta.cursor
             else:
                 assert snapshot is not None
-                changes = reconcile(snapshot, cached)
+                changes = reconcile(snapshot, cached, digests)
                 new_cursor = snapshot.cursor
             counts = {str(k): v for k, v in changes.counts().items()}
             if incremental and delta is None:

@@ -1,5 +1,5 @@
 """event objects: membership events refer to stored object versions instead of embedding them;
-sync runs remember the newest account change they saw
+sync runs remember the newest account change they saw; groups keep a digest of their members
 
 Revision ID: 0009
 Revises: 0008
@@ -27,9 +27,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("group_ref", sa.String(length=32), nullable=True))
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("accounts_seen_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("directory_groups", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("members_hash", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.create_index("ix_accounts_organization_id_updated_at", ["organization_id", "updated_at"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("directory_groups", schema=None) as batch_op:
+        batch_op.drop_column("members_hash")
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index("ix_accounts_organization_id_updated_at")
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
         batch_op.drop_column("accounts_seen_at")
     with op.batch_alter_table("events", schema=None) as batch_op:
