@@ -38,7 +38,7 @@ class StaticConnector:
     def __init__(self, snapshot: Snapshot | None = None, error: ConnectorError | None = None) -> None:
         self._snapshot, self._error = snapshot, error
 
-    def snapshot(self, progress: Progress | None = None) -> Snapshot:
+    def snapshot(self, progress: Progress | None = None, previous: object = None) -> Snapshot:
         if self._error is not None:
             raise self._error
         assert self._snapshot is not None

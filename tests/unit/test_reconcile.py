@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roster.domain.changes import ChangeSet
 from roster.domain.mapping import AttributeMapping, decode_attributes, map_group, map_user
 from roster.domain.policy import DeletionGuard
-from roster.domain.reconcile import member_digests, reconcile, stale_groups
+from roster.domain.reconcile import StaleCache, member_digests, reconcile, stale_groups
 from roster.domain.records import (
     CachedGroup,
     CachedState,
@@ -223,3 +224,15 @@ def test_member_digest_ignores_order() -> None:
     b = member_digests(["h", "g"], [("h", "u3"), ("g", "u2"), ("g", "u1")])
     assert a == b and a["g"] != a["h"]
     assert member_digests(["e"], [])["e"] != a["g"]
+
+
+def test_a_read_that_trusts_fingerprints_the_cache_no_longer_holds_is_refused() -> None:
+    cached = apply_in_memory(CachedState(), reconcile(snap([mk_user("a")], []), CachedState()))
+    user = replace(cached.users["a"], source_hash="f1")
+    cached = replace(cached, users={"a": user})
+    as_cached = replace(snap([], []), unchanged={"a": "f1"})
+    assert reconcile(as_cached, cached).is_empty
+    with pytest.raises(StaleCache):
+        reconcile(replace(as_cached, unchanged={"a": "f2"}), cached)
+    with pytest.raises(StaleCache):
+        reconcile(replace(as_cached, unchanged={"b": "f1"}), cached)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -49,8 +49,13 @@ class ConnectionReport:
 
 
 class Connector(Protocol):
-    def snapshot(self, progress: Progress | None = None) -> Snapshot:
-        """Read the whole directory. Raises ConnectorError; never returns a partial read."""
+    def snapshot(
+        self, progress: Progress | None = None, previous: Mapping[str, str] | None = None
+    ) -> Snapshot:
+        """Read the whole directory. Raises ConnectorError; never returns a partial read.
+
+        ``previous``: external id -> entry fingerprint of the cached users; a user whose entry
+        has the same fingerprint may be reported in ``Snapshot.unchanged`` instead of decoded."""
         ...
 
     def test(self) -> ConnectionReport:

@@ -55,6 +55,9 @@ class ChangeSet:
     # group external id -> digest of its member set after this change set, for the groups whose
     # stored digest must change (full runs); an incremental run's changed groups get None
     member_hashes: Mapping[str, str] = field(default_factory=dict)
+    # users whose content is unchanged but whose entry fingerprint is new: Roster id -> fingerprint
+    # (stored silently, so that the next read can skip decoding them)
+    source_hashes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def notes(self) -> tuple[str, ...]:

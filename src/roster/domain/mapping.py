@@ -99,6 +99,11 @@ SECRET_ATTRIBUTES = frozenset(
 )
 
 
+# Part of every entry fingerprint: bump it when map_user gives a different record for the same
+# entry, so that the next read decodes every user again instead of trusting the cache.
+MAPPING_VERSION = 1
+
+
 def decode_attributes(
     attrs: Mapping[str, Iterable[bytes]],
     binary: frozenset[str] = frozenset(),
@@ -160,6 +165,7 @@ def map_user(
     decoded: Mapping[str, list[str]],
     mapping: AttributeMapping,
     custom: Mapping[str, object] | None = None,
+    source_hash: str | None = None,
 ) -> DirectoryUser | Skipped:
     lower = {k.lower(): v for k, v in decoded.items()}
     fields = {name: _first(lower, attrs) for name, attrs in mapping.user.items()}
@@ -202,6 +208,7 @@ def map_user(
         raw_json=raw,
         content_hash=digest,
         custom_json=custom_json,
+        source_hash=source_hash,
     )
 
 

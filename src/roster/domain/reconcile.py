@@ -4,6 +4,7 @@ Rules:
 - a user new to the cache is created; one whose content hash differs, or who
   comes back after leaving the directory, is updated (same Roster id);
 - a user missing from the snapshot is removed: kept, made inactive, never deleted;
+- a user the read did not decode (``snapshot.unchanged``: same fingerprint) is as cached;
 - a group missing from the snapshot is deleted;
 - memberships are a set difference, taken only for the groups whose member digest differs
   from the stored one (an unchanged group's members need not even be loaded).
@@ -72,15 +73,23 @@ def stale_groups(digests: Mapping[str, str], cached: CachedState) -> frozenset[s
     )
 
 
+class StaleCache(RuntimeError):
+    """The read skipped users by fingerprints that the cache no longer holds."""
+
+
 def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str] | None = None) -> ChangeSet:
     """``digests``: ``member_digests`` of the snapshot, when the caller already has them."""
+    for ext, fingerprint in snapshot.unchanged.items():
+        seen = cached.users.get(ext)
+        if seen is None or not seen.present or seen.source_hash != fingerprint:
+            raise StaleCache(f"the cache changed while the directory was read (user {ext}); run again")
     if digests is None:
         digests = member_digests(snapshot.groups, snapshot.memberships)
     users_created, users_updated = diff_users(snapshot.users, cached)
     users_removed = [
         cached.users[ext]
         for ext in sorted(cached.users)
-        if cached.users[ext].present and ext not in snapshot.users
+        if cached.users[ext].present and ext not in snapshot.users and ext not in snapshot.unchanged
     ]
     groups_created, groups_updated = diff_groups(snapshot.groups, cached)
     groups_deleted = [cached.groups[ext] for ext in sorted(cached.groups) if ext not in snapshot.groups]
@@ -108,4 +117,20 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
         ignored_members=snapshot.ignored_members,
         foreign_members=snapshot.foreign_members,
         member_hashes=hashes,
+        source_hashes=_new_fingerprints(snapshot, cached),
     )
+
+
+def _new_fingerprints(snapshot: Snapshot, cached: CachedState) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for ext, record in snapshot.users.items():
+        seen = cached.users.get(ext)
+        if (
+            seen is not None
+            and record.source_hash is not None
+            and seen.present
+            and seen.content_hash == record.content_hash
+            and seen.source_hash != record.source_hash
+        ):
+            out[seen.roster_id] = record.source_hash
+    return out

@@ -29,6 +29,8 @@ class DirectoryUser:
     raw_json: str
     content_hash: str
     custom_json: str = "{}"  # vendor state worth showing (AD: locked, password_expired, flags...)
+    # a fingerprint of the entry as read (see Snapshot.unchanged); None: not computed
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,9 @@ class Snapshot:
     ignored_members: int = 0  # member values naming nothing inside the search paths
     foreign_members: int = 0  # foreign security principals (members from other domains)
     cursor: str | None = None  # where an incremental run can continue from (taken before the read)
+    # Users whose entry's fingerprint equals the cached one (external id -> fingerprint): the read
+    # skipped decoding them, and the cache already holds exactly what they would map to.
+    unchanged: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class CachedUser:
     content_hash: str
     active: bool
     present: bool
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,12 @@ class SnapshotBuilder:
         self._dn_index: dict[str, str] = {}
         self._group_keys: dict[str, str] = {}  # e.g. a group's SID -> its external id
         self._primary: list[tuple[str, str]] = []  # (user external id, group key)
+        self.unchanged: dict[str, str] = {}  # external id -> fingerprint of an entry not decoded
+
+    def add_unchanged_user(self, external_id: str, dn: str, fingerprint: str) -> None:
+        """A user whose entry is exactly as cached: known by id and DN, not decoded again."""
+        self.unchanged[external_id] = fingerprint
+        self._dn_index[normalize_dn(dn)] = external_id
 
     def add_user(self, user: DirectoryUser) -> None:
         self.users[user.external_id] = user
@@ -44,7 +50,7 @@ class SnapshotBuilder:
         return list(self._primary)
 
     def __len__(self) -> int:
-        return len(self.users) + len(self.groups) + len(self.skipped)
+        return len(self.users) + len(self.groups) + len(self.skipped) + len(self.unchanged)
 
     def build(self, is_foreign: Callable[[str], bool] = lambda _dn: False) -> Snapshot:
         """Resolve member DNs; count members outside the search paths and foreign principals."""
@@ -64,7 +70,7 @@ class SnapshotBuilder:
                     ignored += 1
         for user_ext, key in self._primary:
             group_ext = self._group_keys.get(key)
-            if group_ext is not None and user_ext in self.users:
+            if group_ext is not None and (user_ext in self.users or user_ext in self.unchanged):
                 memberships.add((group_ext, user_ext))
         return Snapshot(
             users=self.users,
@@ -73,4 +79,5 @@ class SnapshotBuilder:
             skipped=tuple(self.skipped.values()),
             ignored_members=ignored,
             foreign_members=foreign,
+            unchanged={e: h for e, h in self.unchanged.items() if e not in self.users},
         )

@@ -79,6 +79,7 @@ def _user_columns(record: DirectoryUser) -> dict[str, Any]:
         "raw_attributes": record.raw_json,
         "custom_attributes": record.custom_json,
         "content_hash": record.content_hash,
+        "source_hash": record.source_hash,
     }
 
 
@@ -322,6 +323,11 @@ def apply_changes(
                 {"name": w.groups[rid]["name"]},
             )
 
+    if changes.source_hashes:  # no visible change: no event, no log entry
+        conn.execute(
+            sa.update(u).where(u.c.id == sa.bindparam("b_id")),
+            [{"b_id": rid, "source_hash": fp} for rid, fp in sorted(changes.source_hashes.items())],
+        )
     _note_skipped(w, changes)
     w.flush()
     return Touched(

@@ -60,12 +60,12 @@ def load_cached_state(
     u, g = directory_users, directory_groups
     users: dict[str, CachedUser] = {}
     user_ext: dict[str, str] = {}
-    for rid, ext, digest, state, present in conn.execute(
-        sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
+    for rid, ext, digest, state, present, source in conn.execute(
+        sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present, u.c.source_hash).where(
             u.c.directory_id == directory_id
         )
     ).all():
-        users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
+        users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present), source)
         user_ext[rid] = ext
     groups: dict[str, CachedGroup] = {}
     group_ext: dict[str, str] = {}
@@ -160,3 +160,12 @@ def resolve_external_ids(conn: Connection, directory_id: str, exts: Iterable[str
         )
         out.update((ext, rid) for ext, rid in conn.execute(q))
     return out
+
+
+def load_source_hashes(conn: Connection, directory_id: str) -> dict[str, str]:
+    """External id -> entry fingerprint of the cached users still in the directory."""
+    u = directory_users
+    q = sa.select(u.c.idp_id, u.c.source_hash).where(
+        u.c.directory_id == directory_id, u.c.present.is_(True), u.c.source_hash.is_not(None)
+    )
+    return {ext: source for ext, source in conn.execute(q).all()}

@@ -119,6 +119,7 @@ directory_users = sa.Table(
     sa.Column("raw_attributes", sa.Text, nullable=False),
     sa.Column("custom_attributes", sa.Text, nullable=False, server_default="{}"),
     sa.Column("content_hash", sa.String(32), nullable=False),
+    sa.Column("source_hash", sa.String(32), nullable=True),  # fingerprint of the entry as last read
     _ts("created_at"),
     _ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),

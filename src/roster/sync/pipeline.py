@@ -22,13 +22,19 @@ from roster.connectors.base import Connector, ConnectorError, FailureReason, Pro
 from roster.domain.changes import ChangeSet
 from roster.domain.delta import Delta, reconcile_delta
 from roster.domain.policy import DeletionGuard
-from roster.domain.reconcile import member_digests, reconcile
+from roster.domain.reconcile import StaleCache, member_digests, reconcile
 from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
 from roster.store.apply import Target, apply_changes, log_plan
 from roster.store.db import as_utc, utcnow
-from roster.store.rows import load_cached_state, load_cached_subset, load_dn_index, load_known_ids
+from roster.store.rows import (
+    load_cached_state,
+    load_cached_subset,
+    load_dn_index,
+    load_known_ids,
+    load_source_hashes,
+)
 from roster.store.schema import accounts, directories, sync_runs
 
 log = logging.getLogger(__name__)
@@ -116,7 +122,9 @@ def run_sync(
             assert start_cursor is not None
             delta = connector.changes(start_cursor, known, progress.read)  # type: ignore[attr-defined]
         if delta is None:
-            snapshot = connector.snapshot(progress.read)
+            with engine.connect() as conn:  # users whose entry is as last read need no decoding
+                previous = load_source_hashes(conn, directory_id)
+            snapshot = connector.snapshot(progress.read, previous)
     except ConnectorError as exc:
         return fail(str(exc), str(exc.reason))
     except Exception as exc:  # a bug must not leave a run "running" forever
@@ -201,6 +209,8 @@ def run_sync(
             if activation is not None:
                 directory_enabled(conn, directory["organization_id"], directory)
             repo.finish_run(conn, run_id, "succeeded", counts)
+    except StaleCache as exc:  # another writer changed the cache while this run was reading
+        return fail(f"{exc} (nothing was applied)", "cache_changed")
     except Exception as exc:
         log.exception("sync run %s crashed while applying", run_id)
         return fail(f"internal error while applying (nothing was applied): {exc!r}", "internal")

@@ -9,8 +9,10 @@ explicitly, which makes servers that do not truncate (Samba) behave the same.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from roster.connectors.base import (
@@ -25,7 +27,14 @@ from roster.connectors.ldap.config import LdapConfig
 from roster.connectors.ldap.detectors import start_cursor
 from roster.connectors.ldap.flavours import Context, Flavour, get_flavour
 from roster.domain.delta import Delta
-from roster.domain.mapping import decode_attributes, map_group, map_user, normalize_dn
+from roster.domain.mapping import (
+    MAPPING_VERSION,
+    SECRET_ATTRIBUTES,
+    decode_attributes,
+    map_group,
+    map_user,
+    normalize_dn,
+)
 from roster.domain.records import Skipped, Snapshot
 from roster.domain.snapshot import SnapshotBuilder
 
@@ -46,6 +55,8 @@ class LdapConnector:
         self.config = config
         self.flavour: Flavour = get_flavour(config.flavour)
         self._exclude = self.flavour.volatile_attributes
+        self._keep: dict[str, bool] = {}  # attribute name as the server spells it -> fingerprinted
+        self._mapping_key = repr((MAPPING_VERSION, config.flavour, config.mapping))
 
     def _attributes(self) -> tuple[str, ...]:
         attrs = self.flavour.attributes
@@ -54,7 +65,9 @@ class LdapConnector:
             attrs += tuple(f"{a};range=0-{size - 1}" for a in self.flavour.member_attributes)
         return attrs
 
-    def snapshot(self, progress: Progress | None = None) -> Snapshot:
+    def snapshot(
+        self, progress: Progress | None = None, previous: Mapping[str, str] | None = None
+    ) -> Snapshot:
         cfg, flavour = self.config, self.flavour
         builder = SnapshotBuilder()
         now = time.time()
@@ -62,6 +75,7 @@ class LdapConnector:
         member_attrs = {a.lower(): a for a in flavour.member_attributes}
         attributes = self._attributes()
         partial: list[_PartialGroup] = []
+        memo: dict[bytes, str] = {}
         gc_was_enabled = gc.isenabled()
         gc.disable()  # decoding allocates many small objects that are never cyclic
         try:
@@ -82,9 +96,9 @@ class LdapConnector:
                         if ext is None:
                             builder.add_skipped(Skipped(dn, dn, "entry has no stable identifier"))
                         elif kind == "user":
-                            self._add_user(builder, ext, dn, attrs, now, today, context)
+                            self._add_user(builder, ext, dn, attrs, now, today, context, previous)
                         else:
-                            group = _collect_members(ext, dn, attrs, member_attrs)
+                            group = _collect_members(ext, dn, attrs, member_attrs, memo)
                             if group.more:
                                 partial.append(group)
                             else:
@@ -120,18 +134,39 @@ class LdapConnector:
         now: float,
         today: int,
         context: Context,
+        previous: Mapping[str, str] | None = None,
     ) -> None:
         flavour = self.flavour
-        decoded = decode_attributes(attrs, flavour.binary_attributes, self._exclude)
         status = flavour.user_status(attrs, now, context)
-        record = map_user(ext, dn, flavour.is_active(attrs, today), decoded, self.config.mapping, status)
-        if isinstance(record, Skipped):
-            builder.add_skipped(record)
-            return
-        builder.add_user(record)
+        active = flavour.is_active(attrs, today)
+        fingerprint = self._fingerprint(dn, attrs, active, status)
+        if previous is not None and previous.get(ext) == fingerprint:
+            builder.add_unchanged_user(ext, dn, fingerprint)  # as cached: no need to decode it
+        else:
+            decoded = decode_attributes(attrs, flavour.binary_attributes, self._exclude)
+            record = map_user(ext, dn, active, decoded, self.config.mapping, status, fingerprint)
+            if isinstance(record, Skipped):
+                builder.add_skipped(record)
+                return
+            builder.add_user(record)
         primary = flavour.primary_group(attrs)
         if primary is not None:
             builder.add_primary_group(ext, primary)
+
+    def _fingerprint(self, dn: str, attrs: RawAttrs, active: bool, status: Mapping[str, object]) -> str:
+        """Everything a user's record is made of, as read: the entry's attributes except the
+        secret and volatile ones, the computed state, the mapping and the mapping code's version."""
+        keep = self._keep
+        items = []
+        for name, values in attrs.items():
+            wanted = keep.get(name)
+            if wanted is None:
+                base = name.lower().split(";", 1)[0]
+                wanted = keep[name] = base not in SECRET_ATTRIBUTES and base not in self._exclude
+            if wanted:
+                items.append((name, values))
+        text = repr((self._mapping_key, dn, active, status, items))
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def _add_group(self, builder: SnapshotBuilder, group: _PartialGroup) -> None:
         decoded = decode_attributes(group.attrs, self.flavour.binary_attributes, self._exclude)
@@ -159,14 +194,25 @@ class LdapConnector:
         return ConnectionReport(ok, cfg.url, detail, checks)
 
 
-def _collect_members(ext: str, dn: str, attrs: RawAttrs, member_attrs: dict[str, str]) -> _PartialGroup:
+def _collect_members(
+    ext: str, dn: str, attrs: RawAttrs, member_attrs: dict[str, str], memo: dict[bytes, str] | None = None
+) -> _PartialGroup:
+    """``memo``: member values already normalized during this read (a user is in many groups; the
+    memo also makes every group share one string per member)."""
     members: list[str] = []
     more: list[tuple[str, int]] = []
     for key, values in attrs.items():
         name, _, option = key.lower().partition(";range=")
         if name not in member_attrs:
             continue
-        members.extend(_member_dn(v) for v in values)
+        if memo is None:
+            members.extend(_member_dn(v) for v in values)
+        else:
+            for v in values:
+                found = memo.get(v)
+                if found is None:
+                    found = memo[v] = _member_dn(v)
+                members.append(found)
         if option:
             high = option.split("-", 1)[1]
             if high != "*":

@@ -1,5 +1,6 @@
 """event objects: membership events refer to stored object versions instead of embedding them;
-sync runs remember the newest account change they saw; groups keep a digest of their members
+sync runs remember the newest account change they saw; groups keep a digest of their members;
+users keep a fingerprint of their entry as read
 
 Revision ID: 0009
 Revises: 0008
@@ -27,6 +28,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("group_ref", sa.String(length=32), nullable=True))
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("accounts_seen_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("directory_users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("source_hash", sa.String(length=32), nullable=True))
     with op.batch_alter_table("directory_groups", schema=None) as batch_op:
         batch_op.add_column(sa.Column("members_hash", sa.String(length=32), nullable=True))
     with op.batch_alter_table("accounts", schema=None) as batch_op:
@@ -34,6 +37,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("directory_users", schema=None) as batch_op:
+        batch_op.drop_column("source_hash")
     with op.batch_alter_table("directory_groups", schema=None) as batch_op:
         batch_op.drop_column("members_hash")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
