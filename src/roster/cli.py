@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -352,12 +353,13 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: boo
     # a sync by hand takes the directory like a worker does: never two at once (long lease: no heartbeat here)
     with rt.engine.begin() as conn:
         jobs.hold_directory(conn, directory_id, owner, timedelta(hours=6))
+    started = time.perf_counter()
     try:
         result = _run_sync(rt, directory_id, dry_run, force, full, as_json)
     finally:
         with rt.engine.begin() as conn:
             jobs.release_directory(conn, directory_id, owner)
-    _report(result, dry_run, as_json)
+    _report(result, dry_run, as_json, time.perf_counter() - started)
 
 
 def _run_sync(
@@ -391,7 +393,7 @@ def _run_sync(
     return result
 
 
-def _report(result: RunResult, dry_run: bool, as_json: bool) -> None:
+def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> None:
     data: dict[str, Any] = {
         "run_id": result.run_id,
         "kind": result.kind,
@@ -400,6 +402,7 @@ def _report(result: RunResult, dry_run: bool, as_json: bool) -> None:
         "counts": result.counts,
         "error": result.error,
         "reason": result.error_reason,
+        "seconds": round(seconds, 3),  # the run itself, without this process's start-up
     }
     if dry_run and result.changes is not None:
         ch = result.changes
@@ -412,7 +415,10 @@ def _report(result: RunResult, dry_run: bool, as_json: bool) -> None:
     def text() -> None:
         verb = "would change" if dry_run else "changed"
         summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items() if v)
-        click.echo(f"run {result.run_id} ({result.kind}): {result.status}; {verb}: {summary or 'nothing'}")
+        click.echo(
+            f"run {result.run_id} ({result.kind}): {result.status} in {seconds:.1f} s; "
+            f"{verb}: {summary or 'nothing'}"
+        )
         if dry_run:
             for u in data.get("new_users", [])[:50]:
                 click.echo(f"  new account: {u['email']} ({u['name']})")

@@ -8,6 +8,7 @@ peak RSS is measured alone.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -87,7 +88,10 @@ def run(
     repeat: int = 3,
     database_url: str | None = None,
     incremental_changes: int = 1000,
+    postgres_url: str | None = None,
 ) -> dict[str, Any]:
+    """One directory size: the ldapsearch baseline, then each store (SQLite, and PostgreSQL when
+    ``postgres_url`` is given) measured on the same slapd."""
     folder = Path(tempfile.mkdtemp(prefix="roster-bench-sync-"))
     spec = Spec(users=users, groups=groups, memberships=memberships, seed=7)
     server = Slapd(folder / "slapd")
@@ -99,7 +103,6 @@ def run(
     server.load(ldif)
     load_seconds = time.perf_counter() - load_started
     server.start()
-    roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
     results: dict[str, Any] = {
         "users": users,
         "groups": groups,
@@ -126,94 +129,179 @@ def run(
             "entryUUID",
         ]
         baseline = statistics.median(_timed(search)[0] for _ in range(repeat))
-        results["ldapsearch_seconds"] = round(baseline, 2)
-        full, rss, resync = [], [], []
-        for attempt in range(repeat):
-            env = _env(folder, database_url, attempt)
-            _cli(roster, env, ["init"])
-            org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
-            (folder / "pw").write_text(server.admin_password)
-            d = json.loads(
-                _cli(
-                    roster,
-                    env,
-                    [
-                        "directory",
-                        "create",
-                        "--org",
-                        org,
-                        "--type",
-                        "ldap",
-                        "--name",
-                        "bench",
-                        "--url",
-                        server.url,
-                        "--bind-dn",
-                        server.admin_dn,
-                        "--bind-password-file",
-                        str(folder / "pw"),
-                        "--search-path",
-                        "DC=example, DC=com",
-                        "--json",
-                    ],
-                )
-            )["id"]
-            seconds, peak, out = _timed(
-                [roster, "sync", d, "--json", "--force"], env=env, stdout=subprocess.PIPE
-            )
-            full.append(seconds)
-            rss.append(peak)
-            seconds, _, out = _timed([roster, "sync", d, "--full", "--json"], env=env, stdout=subprocess.PIPE)
-            counts = json.loads(out)["counts"]
-            written = sum(
-                v for k, v in counts.items() if k not in ("skipped", "ignored_members", "foreign_members")
-            )
-            resync.append(seconds)
-            results["unchanged_resync_writes"] = written
-        results["full_sync_seconds"] = round(statistics.median(full), 2)
-        results["full_sync_peak_rss_mb"] = max(rss)
-        results["unchanged_resync_seconds"] = round(statistics.median(resync), 2)
-        changes = folder / "changes.ldif"
-        changes.write_text(_changes(spec, incremental_changes, seed=11))
-        subprocess.run(
-            [
-                "ldapmodify",
-                "-x",
-                "-H",
-                server.url,
-                "-D",
-                server.admin_dn,
-                "-w",
-                server.admin_password,
-                "-c",
-                "-f",
-                str(changes),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
+        results["ldapsearch_seconds"] = round(baseline, 3)
+        stores: dict[str, str | None] = {"sqlite": None}  # a fresh file for every attempt
+        postgres = postgres_url or (
+            database_url if database_url and database_url.startswith("postgres") else None
         )
-        seconds, peak, out = _timed([roster, "sync", d, "--json", "--force"], env=env, stdout=subprocess.PIPE)
-        results["incremental_seconds"] = round(seconds, 2)
-        results["incremental_kind"] = json.loads(out)["kind"]
-        results["incremental_peak_rss_mb"] = peak
-        results["ratios_to_ldapsearch"] = {
-            "full_sync": round(results["full_sync_seconds"] / baseline, 1),
-            "unchanged_resync": round(results["unchanged_resync_seconds"] / baseline, 1),
-        }
-        results["database"] = (database_url or "sqlite").split(":", 1)[0]
+        if postgres:
+            stores["postgresql"] = postgres  # a fresh schema for every attempt
+        seed = 11
+        for name, url in stores.items():
+            results[name], seed = _measure_store(
+                folder, server, spec, url, repeat, incremental_changes, baseline, seed
+            )
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return results
 
 
-def _env(folder: Path, database_url: str | None, attempt: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ROSTER_DATABASE_URL": database_url or f"sqlite:///{folder / f'bench{attempt}.db'}",
-        "ROSTER_SECRET_KEY": Fernet.generate_key().decode(),
+def _measure_store(
+    folder: Path,
+    server: Slapd,
+    spec: Spec,
+    url: str | None,
+    repeat: int,
+    incremental_changes: int,
+    baseline: float,
+    seed: int,
+) -> tuple[dict[str, Any], int]:
+    """Full first sync into an empty store, unchanged re-syncs, and incremental runs after changes;
+    each ``repeat`` times. Returns the results and the next change seed (every round of changes differs)."""
+    roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
+    full: list[tuple[float, float, int]] = []
+    resync: list[tuple[float, float, int]] = []
+    written = 0
+    env: dict[str, str] = {}
+    d = ""
+    for attempt in range(repeat):
+        env = _env(folder, url, attempt)
+        _cli(roster, env, ["init"])
+        org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
+        (folder / "pw").write_text(server.admin_password)
+        d = json.loads(
+            _cli(
+                roster,
+                env,
+                [
+                    "directory",
+                    "create",
+                    "--org",
+                    org,
+                    "--type",
+                    "ldap",
+                    "--name",
+                    "bench",
+                    "--url",
+                    server.url,
+                    "--bind-dn",
+                    server.admin_dn,
+                    "--bind-password-file",
+                    str(folder / "pw"),
+                    "--search-path",
+                    "DC=example, DC=com",
+                    "--json",
+                ],
+            )
+        )["id"]
+        full.append(_sync(roster, env, [d, "--force"]))
+        run = _sync(roster, env, [d, "--full"])
+        resync.append(run)
+        written = max(written, run[2])
+    results: dict[str, Any] = {
+        "full_sync_seconds": _median(full, 0),
+        "full_sync_run_seconds": _median(full, 1),
+        "full_sync_peak_rss_mb": max(peak for _, _, peak in full),
+        "unchanged_resync_seconds": _median(resync, 0),
+        "unchanged_resync_run_seconds": _median(resync, 1),
+        "unchanged_resync_peak_rss_mb": max(peak for _, _, peak in resync),
+        "unchanged_resync_writes": written,
     }
+    # Incremental runs on the last store: a different round of changes before each.
+    incremental: list[tuple[float, float, int]] = []
+    kinds = set()
+    for _ in range(repeat):
+        _apply_changes(folder, server, spec, incremental_changes, seed)
+        seed += 1
+        seconds, run_seconds, peak, kind = _sync_kind(roster, env, [d, "--force"])
+        incremental.append((seconds, run_seconds, peak))
+        kinds.add(kind)
+    results["incremental_seconds"] = _median(incremental, 0)
+    results["incremental_run_seconds"] = _median(incremental, 1)
+    results["incremental_peak_rss_mb"] = max(peak for _, _, peak in incremental)
+    results["incremental_kind"] = "/".join(sorted(kinds))
+    if url is not None:
+        _drop_postgres_schemas(url, [f"roster_bench_{attempt}" for attempt in range(repeat)])
+    results["ratios_to_ldapsearch"] = {
+        "full_sync": round(results["full_sync_seconds"] / baseline, 1),
+        "full_sync_run": round(results["full_sync_run_seconds"] / baseline, 1),
+        "unchanged_resync": round(results["unchanged_resync_seconds"] / baseline, 1),
+        "unchanged_resync_run": round(results["unchanged_resync_run_seconds"] / baseline, 1),
+    }
+    return results, seed
+
+
+def _median(runs: list[tuple[float, float, int]], index: int) -> float:
+    return round(statistics.median(r[index] for r in runs), 2)
+
+
+def _sync(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int]:
+    """(process seconds, run seconds, peak RSS MB) of one ``roster sync``."""
+    seconds, run_seconds, peak, _ = _sync_kind(roster, env, args)
+    return seconds, run_seconds, peak
+
+
+def _sync_kind(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int, str]:
+    seconds, peak, out = _timed([roster, "sync", *args, "--json"], env=env, stdout=subprocess.PIPE)
+    report = json.loads(out)
+    if report["status"] != "succeeded":
+        raise RuntimeError(f"roster sync {report['status']}: {report['error']}")
+    return seconds, float(report["seconds"]), peak, str(report["kind"])
+
+
+def _apply_changes(folder: Path, server: Slapd, spec: Spec, count: int, seed: int) -> None:
+    changes = folder / "changes.ldif"
+    changes.write_text(_changes(spec, count, seed=seed))
+    subprocess.run(
+        [
+            "ldapmodify",
+            "-x",
+            "-H",
+            server.url,
+            "-D",
+            server.admin_dn,
+            "-w",
+            server.admin_password,
+            "-c",
+            "-f",
+            str(changes),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,  # -c: a change naming an entry an earlier round deleted is skipped
+    )
+
+
+def _env(folder: Path, database_url: str | None, attempt: int) -> dict[str, str]:
+    if database_url is None:
+        url = f"sqlite:///{folder / f'bench{attempt}.db'}"
+    else:
+        url = _fresh_postgres_schema(database_url, f"roster_bench_{attempt}")
+    return {**os.environ, "ROSTER_DATABASE_URL": url, "ROSTER_SECRET_KEY": Fernet.generate_key().decode()}
+
+
+def _fresh_postgres_schema(url: str, schema: str) -> str:
+    """An empty schema on the PostgreSQL server at ``url`` (dropped first if a run left it)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_postgres_schemas(url: str, schemas: list[str]) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 def _cli(roster: str, env: dict[str, str], args: list[str]) -> str:
@@ -221,3 +309,29 @@ def _cli(roster: str, env: dict[str, str], args: list[str]) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"roster {' '.join(args[:2])} failed: {result.stderr[-2000:]}")
     return result.stdout
+
+
+def growth(measured: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Between consecutive sizes: how time and peak memory grew relative to the size (1.0: linear;
+    the targets are time at most linear and memory below it)."""
+    out: dict[str, Any] = {}
+    sizes = sorted(measured)
+    for small, large in itertools.pairwise(sizes):
+        factor = large / small
+        for store in ("sqlite", "postgresql"):
+            a, b = measured[small].get(store), measured[large].get(store)
+            if not a or not b:
+                continue
+            out[f"{store}_{small}_to_{large}"] = {
+                "size_factor": round(factor, 1),
+                "full_sync_time_per_size": round(
+                    b["full_sync_run_seconds"] / a["full_sync_run_seconds"] / factor, 2
+                ),
+                "full_sync_memory_per_size": round(
+                    b["full_sync_peak_rss_mb"] / a["full_sync_peak_rss_mb"] / factor, 2
+                ),
+                "resync_time_per_size": round(
+                    b["unchanged_resync_run_seconds"] / a["unchanged_resync_run_seconds"] / factor, 2
+                ),
+            }
+    return out
