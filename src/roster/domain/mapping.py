@@ -239,3 +239,8 @@ def map_group(
 # Member lists are kept as memberships, not as raw attributes of the group: a
 # group of 50,000 members must not be rewritten because one member changed.
 _MEMBER_ATTRIBUTES = frozenset({"member", "uniquemember", "memberuid"})
+
+
+def members_digest(members: Iterable[str]) -> str:
+    """A digest of a group's member set (external ids), independent of reading order."""
+    return hashlib.blake2b("\n".join(sorted(members)).encode(), digest_size=16).hexdigest()

@@ -14,10 +14,10 @@ depend on the order in which the directory returned its entries.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 
 from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
+from roster.domain.mapping import members_digest
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Snapshot
 
 
@@ -50,18 +50,18 @@ def diff_groups(
     return created, updated
 
 
-EMPTY_MEMBERS = hashlib.blake2b(b"", digest_size=16).hexdigest()
-
-
 def member_digests(groups: Iterable[str], memberships: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A digest of each group's member set (external ids), independent of reading order."""
+    """``members_digest`` of each group (for snapshots that do not carry them)."""
     members: dict[str, list[str]] = {g: [] for g in groups}
     for group, member in memberships:
         members[group].append(member)
-    return {
-        g: hashlib.blake2b("\n".join(sorted(m)).encode(), digest_size=16).hexdigest() if m else EMPTY_MEMBERS
-        for g, m in members.items()
-    }
+    return {g: members_digest(m) for g, m in members.items()}
+
+
+def snapshot_digests(snapshot: Snapshot) -> Mapping[str, str]:
+    if snapshot.member_digests or not snapshot.groups:
+        return snapshot.member_digests
+    return member_digests(snapshot.groups, snapshot.memberships)
 
 
 def stale_groups(digests: Mapping[str, str], cached: CachedState) -> frozenset[str]:
@@ -84,7 +84,7 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
         if seen is None or not seen.present or seen.source_hash != fingerprint:
             raise StaleCache(f"the cache changed while the directory was read (user {ext}); run again")
     if digests is None:
-        digests = member_digests(snapshot.groups, snapshot.memberships)
+        digests = snapshot_digests(snapshot)
     users_created, users_updated = diff_users(snapshot.users, cached)
     users_removed = [
         cached.users[ext]
@@ -97,7 +97,8 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
     if loaded is None:
         wanted = snapshot.memberships
     else:  # only these groups' memberships were loaded; every other group's digest matched
-        wanted = frozenset(p for p in snapshot.memberships if p[0] in loaded or p[0] not in cached.groups)
+        relevant = loaded | (snapshot.groups.keys() - cached.groups.keys())
+        wanted = frozenset(p for p in snapshot.memberships if p[0] in relevant) if relevant else frozenset()
     hashes = {
         ext: digest
         for ext, digest in digests.items()

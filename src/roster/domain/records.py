@@ -73,6 +73,8 @@ class Snapshot:
     # Users whose entry's fingerprint equals the cached one (external id -> fingerprint): the read
     # skipped decoding them, and the cache already holds exactly what they would map to.
     unchanged: Mapping[str, str] = field(default_factory=dict)
+    # group external id -> digest of its member set (``members_digest``); empty: not computed
+    member_digests: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roster.domain.mapping import normalize_dn
+from roster.domain.mapping import members_digest, normalize_dn
 from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot
 
 
@@ -56,14 +56,15 @@ class SnapshotBuilder:
         """Resolve member DNs; count members outside the search paths and foreign principals."""
         index = self._dn_index
         skipped_dns = {normalize_dn(s.dn) for s in self.skipped.values()}
-        memberships: set[tuple[str, str]] = set()
+        members: dict[str, set[str]] = {}
         ignored = foreign = 0
         for ext, group in self.groups.items():
+            found = members[ext] = set()
             for dn in group.member_dns:
                 member = index.get(dn)
                 if member is not None:
                     if member != ext:
-                        memberships.add((ext, member))
+                        found.add(member)
                 elif is_foreign(dn):
                     foreign += 1
                 elif dn not in skipped_dns:
@@ -71,11 +72,13 @@ class SnapshotBuilder:
         for user_ext, key in self._primary:
             group_ext = self._group_keys.get(key)
             if group_ext is not None and (user_ext in self.users or user_ext in self.unchanged):
-                memberships.add((group_ext, user_ext))
+                members[group_ext].add(user_ext)
+        memberships = frozenset((g, m) for g, found in members.items() for m in found)
         return Snapshot(
             users=self.users,
             groups=self.groups,
-            memberships=frozenset(memberships),
+            memberships=memberships,
+            member_digests={g: members_digest(found) for g, found in members.items()},
             skipped=tuple(self.skipped.values()),
             ignored_members=ignored,
             foreign_members=foreign,

@@ -22,7 +22,7 @@ from roster.connectors.base import Connector, ConnectorError, FailureReason, Pro
 from roster.domain.changes import ChangeSet
 from roster.domain.delta import Delta, reconcile_delta
 from roster.domain.policy import DeletionGuard
-from roster.domain.reconcile import StaleCache, member_digests, reconcile
+from roster.domain.reconcile import StaleCache, reconcile, snapshot_digests
 from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
@@ -159,7 +159,7 @@ def run_sync(
                 cached = load_cached_subset(conn, directory_id, delta.touched)
             else:
                 assert snapshot is not None
-                digests = member_digests(snapshot.groups, snapshot.memberships)
+                digests = snapshot_digests(snapshot)
                 cached = load_cached_state(conn, directory_id, digests)
             if delta is not None:
                 changes = reconcile_delta(delta, cached, load_dn_index(conn, directory_id))

@@ -55,7 +55,8 @@ class LdapConnector:
         self.config = config
         self.flavour: Flavour = get_flavour(config.flavour)
         self._exclude = self.flavour.volatile_attributes
-        self._keep: dict[str, bool] = {}  # attribute name as the server spells it -> fingerprinted
+        self._seen: set[str] = set()  # attribute names as the server spells them
+        self._dropped: set[str] = set()  # those left out of fingerprints (secret or volatile)
         self._mapping_key = repr((MAPPING_VERSION, config.flavour, config.mapping))
 
     def _attributes(self) -> tuple[str, ...]:
@@ -156,16 +157,16 @@ class LdapConnector:
     def _fingerprint(self, dn: str, attrs: RawAttrs, active: bool, status: Mapping[str, object]) -> str:
         """Everything a user's record is made of, as read: the entry's attributes except the
         secret and volatile ones, the computed state, the mapping and the mapping code's version."""
-        keep = self._keep
-        items = []
-        for name, values in attrs.items():
-            wanted = keep.get(name)
-            if wanted is None:
+        new = attrs.keys() - self._seen
+        if new:
+            self._seen |= new
+            for name in new:
                 base = name.lower().split(";", 1)[0]
-                wanted = keep[name] = base not in SECRET_ATTRIBUTES and base not in self._exclude
-            if wanted:
-                items.append((name, values))
-        text = repr((self._mapping_key, dn, active, status, items))
+                if base in SECRET_ATTRIBUTES or base in self._exclude:
+                    self._dropped.add(name)
+        if not self._dropped.isdisjoint(attrs):
+            attrs = {k: v for k, v in attrs.items() if k not in self._dropped}
+        text = repr((self._mapping_key, dn, active, status, attrs))
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def _add_group(self, builder: SnapshotBuilder, group: _PartialGroup) -> None:
