@@ -22,6 +22,7 @@ from roster.domain.linking import (
     AppGroupView,
     DirGroupView,
     DirUserView,
+    MembershipPlan,
     plan_accounts,
     plan_groups,
     plan_memberships,
@@ -314,45 +315,66 @@ def _follow_memberships(
     account_q = sa.select(a.c.directory_user_id, a.c.id).where(
         a.c.directory_id == directory_id, a.c.directory_user_id.is_not(None)
     )
-    user_q = sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.directory_id == directory_id)
-    group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(ggm.c.directory_id == directory_id)
     member_q = sa.select(m.c.group_id, m.c.member_id)
-    user_pairs: list[Any]
-    group_pairs: list[Any]
-    current: list[Any]
-    if part is None:
+    if part is None:  # every group of the directory, a chunk of groups at a time (bounded memory)
         account_of = dict(conn.execute(account_q).all())
-        user_pairs = list(conn.execute(user_q).all())
-        group_pairs = list(conn.execute(group_q).all())
-        own_groups = sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-        current = list(conn.execute(member_q.where(m.c.group_id.in_(own_groups))).all())
-    else:
-        # By the ids alone (they belong to this directory): a directory_id condition could make
-        # the database walk the whole directory's rows through that index instead.
-        account_q = sa.select(a.c.directory_user_id, a.c.id)
-        user_q = sa.select(gum.c.group_id, gum.c.user_id)
-        group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id)
-        user_pairs = _in_chunks(conn, user_q, gum.c.user_id, part.users)
-        user_pairs += _in_chunks(conn, user_q, gum.c.group_id, part.groups)
-        group_pairs = _in_chunks(conn, group_q, ggm.c.child_group_id, part.child_groups | part.groups)
-        group_pairs += _in_chunks(conn, group_q, ggm.c.parent_group_id, part.groups)
-        account_of = dict(
-            _in_chunks(conn, account_q, a.c.directory_user_id, {u for _, u in user_pairs} | part.users)
-        )
-        own = set(
-            conn.execute(
-                sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-            ).scalars()
-        )
-        app_parts = {app_group_of[g] for g in part.groups | part.child_groups if g in app_group_of}
-        members = {account_of[u] for u in part.users if u in account_of} | app_parts
-        rows = _in_chunks(conn, member_q, m.c.member_id, members)
-        rows += _in_chunks(
-            conn, member_q, m.c.group_id, {app_group_of[g] for g in part.groups if g in app_group_of}
-        )
-        current = list({(gid, mid) for gid, mid in rows if gid in own})
-        user_pairs = list(set(map(tuple, user_pairs)))
-        group_pairs = list(set(map(tuple, group_pairs)))
+        groups = conn.execute(
+            sa.select(ag.c.id, ag.c.directory_group_id)
+            .where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+            .order_by(ag.c.id)
+        ).all()
+        for start in range(0, len(groups), CHUNK):
+            chunk = groups[start : start + CHUNK]
+            sources = [g for _, g in chunk if g is not None]
+            _write_memberships(
+                conn,
+                org,
+                log,
+                plan_memberships(
+                    conn.execute(
+                        sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.group_id.in_(sources))
+                    ).all(),
+                    conn.execute(
+                        sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(
+                            ggm.c.parent_group_id.in_(sources)
+                        )
+                    ).all(),
+                    account_of,
+                    app_group_of,
+                    [
+                        (r[0], r[1])
+                        for r in conn.execute(member_q.where(m.c.group_id.in_([i for i, _ in chunk])))
+                    ],
+                ),
+            )
+        return
+    # One slice of memberships (see _Slice).
+    # By the ids alone (they belong to this directory): a directory_id condition could make
+    # the database walk the whole directory's rows through that index instead.
+    account_q = sa.select(a.c.directory_user_id, a.c.id)
+    user_q = sa.select(gum.c.group_id, gum.c.user_id)
+    group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id)
+    user_pairs: list[Any] = _in_chunks(conn, user_q, gum.c.user_id, part.users)
+    user_pairs += _in_chunks(conn, user_q, gum.c.group_id, part.groups)
+    group_pairs: list[Any] = _in_chunks(conn, group_q, ggm.c.child_group_id, part.child_groups | part.groups)
+    group_pairs += _in_chunks(conn, group_q, ggm.c.parent_group_id, part.groups)
+    account_of = dict(
+        _in_chunks(conn, account_q, a.c.directory_user_id, {u for _, u in user_pairs} | part.users)
+    )
+    own = set(
+        conn.execute(
+            sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
+        ).scalars()
+    )
+    app_parts = {app_group_of[g] for g in part.groups | part.child_groups if g in app_group_of}
+    members = {account_of[u] for u in part.users if u in account_of} | app_parts
+    rows = _in_chunks(conn, member_q, m.c.member_id, members)
+    rows += _in_chunks(
+        conn, member_q, m.c.group_id, {app_group_of[g] for g in part.groups if g in app_group_of}
+    )
+    current = list({(gid, mid) for gid, mid in rows if gid in own})
+    user_pairs = list(set(map(tuple, user_pairs)))
+    group_pairs = list(set(map(tuple, group_pairs)))
     plan = plan_memberships(
         [(r[0], r[1]) for r in user_pairs],
         [(r[0], r[1]) for r in group_pairs],
@@ -360,6 +382,11 @@ def _follow_memberships(
         app_group_of,
         [(r[0], r[1]) for r in current],
     )
+    _write_memberships(conn, org, log, plan)
+
+
+def _write_memberships(conn: Connection, org: str, log: _Log, plan: MembershipPlan) -> None:
+    m = app_group_members
     if plan.removed:
         conn.execute(
             sa.delete(m).where(m.c.group_id == sa.bindparam("g"), m.c.member_id == sa.bindparam("x")),
@@ -372,7 +399,6 @@ def _follow_memberships(
             ("group_id", "member_id", "member_type", "organization_id"),
             [(gid, mid, kind, org) for gid, mid, kind in plan.added],
         )
-    if plan.added:
-        log.counts["app_member_added"] = len(plan.added)
-    if plan.removed:
-        log.counts["app_member_removed"] = len(plan.removed)
+    for key, done in (("app_member_added", plan.added), ("app_member_removed", plan.removed)):
+        if done:
+            log.counts[key] = log.counts.get(key, 0) + len(done)

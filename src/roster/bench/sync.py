@@ -195,10 +195,11 @@ def _measure_store(
                 ],
             )
         )["id"]
-        full.append(_sync(roster, env, [d, "--force"]))
-        run = _sync(roster, env, [d, "--full"])
-        resync.append(run)
-        written = max(written, run[2])
+        seconds, run_seconds, peak, _ = _sync(roster, env, [d, "--force"])
+        full.append((seconds, run_seconds, peak))
+        seconds, run_seconds, peak, counts = _sync(roster, env, [d, "--full"])
+        resync.append((seconds, run_seconds, peak))
+        written = max(written, _writes(counts))
     results: dict[str, Any] = {
         "full_sync_seconds": _median(full, 0),
         "full_sync_run_seconds": _median(full, 1),
@@ -214,7 +215,7 @@ def _measure_store(
     for _ in range(repeat):
         _apply_changes(folder, server, spec, incremental_changes, seed)
         seed += 1
-        seconds, run_seconds, peak, kind = _sync_kind(roster, env, [d, "--force"])
+        seconds, run_seconds, peak, kind, _ = _sync_report(roster, env, [d, "--force"])
         incremental.append((seconds, run_seconds, peak))
         kinds.add(kind)
     results["incremental_seconds"] = _median(incremental, 0)
@@ -236,18 +237,25 @@ def _median(runs: list[tuple[float, float, int]], index: int) -> float:
     return round(statistics.median(r[index] for r in runs), 2)
 
 
-def _sync(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int]:
-    """(process seconds, run seconds, peak RSS MB) of one ``roster sync``."""
-    seconds, run_seconds, peak, _ = _sync_kind(roster, env, args)
-    return seconds, run_seconds, peak
+def _sync(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int, dict[str, int]]:
+    """(process seconds, run seconds, peak RSS MB, counts) of one ``roster sync``."""
+    seconds, run_seconds, peak, _, counts = _sync_report(roster, env, args)
+    return seconds, run_seconds, peak, counts
 
 
-def _sync_kind(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int, str]:
+def _writes(counts: dict[str, int]) -> int:
+    """Changes a run applied (what it read but left alone, such as skipped entries, is not a write)."""
+    return sum(v for k, v in counts.items() if k not in ("skipped", "ignored_members", "foreign_members"))
+
+
+def _sync_report(
+    roster: str, env: dict[str, str], args: list[str]
+) -> tuple[float, float, int, str, dict[str, int]]:
     seconds, peak, out = _timed([roster, "sync", *args, "--json"], env=env, stdout=subprocess.PIPE)
     report = json.loads(out)
     if report["status"] != "succeeded":
         raise RuntimeError(f"roster sync {report['status']}: {report['error']}")
-    return seconds, float(report["seconds"]), peak, str(report["kind"])
+    return seconds, float(report["seconds"]), peak, str(report["kind"]), dict(report["counts"])
 
 
 def _apply_changes(folder: Path, server: Slapd, spec: Spec, count: int, seed: int) -> None:
