@@ -32,6 +32,45 @@ def test_migrations_produce_exactly_the_declared_schema(rt: Runtime) -> None:
     assert diff == []
 
 
+def test_upgrading_a_filled_store_fills_in_normalized_dns(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from roster.store.db import alembic_config, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(engine), "0008")  # the schema before users kept normalized DNs
+    now = "2026-01-01 00:00:00.000000"
+    with engine.begin() as conn:
+        org = repo.create_organization(conn, "Old")["id"]
+        d = repo.create_directory(conn, org, "old", "ldap", {}, None)["id"]
+        common = {"d": d, "o": org, "now": now}
+        conn.execute(
+            sa.text(
+                "INSERT INTO directory_users (id, directory_id, organization_id, idp_id, dn, state, present,"
+                " raw_attributes, custom_attributes, content_hash, created_at, updated_at) VALUES"
+                " ('directory_user_1', :d, :o, 'u1', 'UID=Ada , OU=People,DC=Example', 'active', 1, '{}',"
+                " '{}', 'h', :now, :now)"
+            ),
+            common,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO directory_groups (id, directory_id, organization_id, idp_id, dn, name,"
+                " raw_attributes, content_hash, created_at, updated_at) VALUES"
+                " ('directory_group_1', :d, :o, 'g1', 'CN=Eng,DC=Example', 'Eng', '{}', 'h', :now, :now)"
+            ),
+            common,
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.text("SELECT dn_key FROM directory_users UNION ALL SELECT dn_key FROM directory_groups")
+        ).scalars()
+        assert sorted(keys) == ["cn=eng,dc=example", "uid=ada,ou=people,dc=example"]
+    engine.dispose()
+
+
 class StaticConnector:
     """An in-memory connector (pure test double): returns a fixed snapshot, or fails."""
 

@@ -64,7 +64,10 @@ class Connector(Protocol):
 
 
 class IncrementalConnector(Connector, Protocol):
-    def changes(self, cursor: str, known: frozenset[str], progress: Progress | None = None) -> Delta | None:
+    def changes(
+        self, cursor: str, known: Callable[[], frozenset[str]], progress: Progress | None = None
+    ) -> Delta | None:
         """What changed since ``cursor`` (from a Snapshot or an earlier Delta), or None when the
-        cursor cannot be used and a full run is needed. ``known`` are the ids in the cache."""
+        cursor cannot be used and a full run is needed. ``known()`` gives the ids in the cache
+        (loaded only when a detector reports what is present rather than what was deleted)."""
         ...

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.domain.changes import ChangeKind, ChangeSet
+from roster.domain.mapping import normalize_dn
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
 from roster.events.outbox import Outbox
 from roster.events.payloads import (
@@ -66,6 +67,7 @@ def _user_columns(record: DirectoryUser) -> dict[str, Any]:
     return {
         "idp_id": record.external_id,
         "dn": record.dn,
+        "dn_key": normalize_dn(record.dn),
         "email": record.email,
         "email_lower": record.email.lower() if record.email else None,
         "name": record.name,
@@ -87,6 +89,7 @@ def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
     return {
         "idp_id": record.external_id,
         "dn": record.dn,
+        "dn_key": normalize_dn(record.dn),
         "name": record.name,
         "description": record.description,
         "raw_attributes": record.raw_json,

@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from roster.domain.mapping import normalize_dn
 from roster.domain.reconcile import stale_groups
 from roster.domain.records import CachedGroup, CachedState, CachedUser
 from roster.store.schema import (
@@ -37,19 +36,6 @@ def load_known_ids(conn: Connection, directory_id: str) -> frozenset[str]:
     users = conn.execute(sa.select(u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True)))
     groups = conn.execute(sa.select(g.c.idp_id).where(g.c.directory_id == directory_id))
     return frozenset(users.scalars().all()) | frozenset(groups.scalars().all())
-
-
-def load_dn_index(conn: Connection, directory_id: str) -> dict[str, str]:
-    """Normalized DN -> external id of the cached users and groups still in the directory."""
-    u, g = directory_users, directory_groups
-    index: dict[str, str] = {}
-    for dn, ext in conn.execute(
-        sa.select(u.c.dn, u.c.idp_id).where(u.c.directory_id == directory_id, u.c.present.is_(True))
-    ).all():
-        index[normalize_dn(dn)] = ext
-    for dn, ext in conn.execute(sa.select(g.c.dn, g.c.idp_id).where(g.c.directory_id == directory_id)).all():
-        index[normalize_dn(dn)] = ext
-    return index
 
 
 def load_cached_state(
@@ -169,3 +155,19 @@ def load_source_hashes(conn: Connection, directory_id: str) -> dict[str, str]:
         u.c.directory_id == directory_id, u.c.present.is_(True), u.c.source_hash.is_not(None)
     )
     return {ext: source for ext, source in conn.execute(q).all()}
+
+
+def load_dn_subset(conn: Connection, directory_id: str, dns: Iterable[str]) -> dict[str, str]:
+    """Normalized DN -> external id of the cached users (still in the directory) and groups whose
+    DN is one of ``dns``: the members and parents an incremental run resolves."""
+    u, g = directory_users, directory_groups
+    wanted = sorted(set(dns))
+    index: dict[str, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        for table, extra in ((u, u.c.present.is_(True)), (g, sa.true())):
+            q = sa.select(table.c.dn_key, table.c.idp_id).where(
+                table.c.directory_id == directory_id, table.c.dn_key.in_(chunk), extra
+            )
+            index.update((key, ext) for key, ext in conn.execute(q).all())
+    return index

@@ -31,7 +31,7 @@ from roster.store.db import as_utc, utcnow
 from roster.store.rows import (
     load_cached_state,
     load_cached_subset,
-    load_dn_index,
+    load_dn_subset,
     load_known_ids,
     load_source_hashes,
 )
@@ -100,7 +100,6 @@ def run_sync(
             incremental = last_full is not None and utcnow() - last_full < full_every
         kind = "dry_run" if dry_run else ("incremental" if incremental else "full")
         run = repo.start_run(conn, directory, trigger, kind)
-        known = load_known_ids(conn, directory_id) if incremental else frozenset()
     run_id = run["id"]
 
     def fail(message: str, reason: str) -> RunResult:
@@ -120,6 +119,11 @@ def run_sync(
         progress.phase("reading")
         if incremental:
             assert start_cursor is not None
+
+            def known() -> frozenset[str]:
+                with engine.connect() as conn:
+                    return load_known_ids(conn, directory_id)
+
             delta = connector.changes(start_cursor, known, progress.read)  # type: ignore[attr-defined]
         if delta is None:
             with engine.connect() as conn:  # users whose entry is as last read need no decoding
@@ -162,7 +166,9 @@ def run_sync(
                 digests = snapshot_digests(snapshot)
                 cached = load_cached_state(conn, directory_id, digests)
             if delta is not None:
-                changes = reconcile_delta(delta, cached, load_dn_index(conn, directory_id))
+                named = {dn for group in delta.groups.values() for dn in group.member_dns}
+                named.update(dn for parents in delta.member_of.values() for dn in parents)
+                changes = reconcile_delta(delta, cached, load_dn_subset(conn, directory_id, named))
                 new_cursor: str | None = delta.cursor
             else:
                 assert snapshot is not None

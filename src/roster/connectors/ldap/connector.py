@@ -12,7 +12,7 @@ import gc
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from roster.connectors.base import (
@@ -120,7 +120,9 @@ class LdapConnector:
             if gc_was_enabled:
                 gc.enable()
 
-    def changes(self, cursor: str, known: frozenset[str], progress: Progress | None = None) -> Delta | None:
+    def changes(
+        self, cursor: str, known: Callable[[], frozenset[str]], progress: Progress | None = None
+    ) -> Delta | None:
         """What changed since ``cursor``; None when only a full run can tell."""
         from roster.connectors.ldap.incremental import read_changes
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from roster.connectors.base import Progress
@@ -45,7 +45,10 @@ def _inside(dn: str, roots: list[str]) -> bool:
 
 
 def read_changes(
-    connector: LdapConnector, cursor_text: str, known: frozenset[str], progress: Progress | None
+    connector: LdapConnector,
+    cursor_text: str,
+    known: Callable[[], frozenset[str]],
+    progress: Progress | None,
 ) -> Delta | None:
     from roster.connectors.ldap.connector import _collect_members, _member_dn
 
@@ -71,7 +74,7 @@ def read_changes(
             return None
         removed = set(detected.deleted)
         if detected.present is not None:
-            removed |= known - detected.present - detected.changed
+            removed |= known() - detected.present - detected.changed
         wanted = sorted(detected.changed - removed)
         context = flavour.read_context(client)
         today = int(now // 86400)
