@@ -30,6 +30,7 @@ from roster.domain.linking import (
 from roster.ids import new_ids
 from roster.store.apply import Touched
 from roster.store.bulk import insert_many, insert_rows
+from roster.store.rows import one_of
 from roster.store.schema import (
     accounts,
     app_group_members,
@@ -97,8 +98,8 @@ def follow_directory(
 def _in_chunks(conn: Connection, query: Any, column: Any, ids: Iterable[str]) -> list[Any]:
     """Rows of ``query`` whose ``column`` is one of ``ids`` (chunked ``IN``)."""
     rows: list[Any] = []
-    for chunk in _chunks(sorted(set(ids))):
-        rows.extend(conn.execute(query.where(column.in_(chunk))).all())
+    for condition in one_of(conn, column, ids):
+        rows.extend(conn.execute(query.where(condition)).all())
     return rows
 
 

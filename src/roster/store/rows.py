@@ -20,6 +20,20 @@ from roster.store.schema import (
 CHUNK = 900  # below SQLite's oldest bound-parameter limit
 
 
+def one_of(conn: Connection, column: Any, values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
+    """Conditions that together select the rows whose ``column`` is one of ``values``: one ``IN``
+    per 900 values on SQLite, a single array parameter on PostgreSQL (planned once, whatever
+    the number of values; thousands of small ``IN`` queries cost seconds there)."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return []
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return [column == sa.any_(sa.bindparam(None, wanted, type_=ARRAY(sa.String)))]
+    return [column.in_(wanted[start : start + CHUNK]) for start in range(0, len(wanted), CHUNK)]
+
+
 def load_rows(conn: Connection, table: sa.Table, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     wanted = list(dict.fromkeys(ids))
     out: dict[str, dict[str, Any]] = {}
@@ -104,10 +118,10 @@ def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[st
         groups[ext] = CachedGroup(rid, ext, digest, members)
         group_ext[rid] = ext
     users: dict[str, CachedUser] = {}
-    for start in range(0, len(wanted), CHUNK):
+    for condition in one_of(conn, u.c.idp_id, wanted):
         for rid, ext, digest, state, present in conn.execute(
             sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
-                u.c.directory_id == directory_id, u.c.idp_id.in_(wanted[start : start + CHUNK])
+                u.c.directory_id == directory_id, condition
             )
         ):
             users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
@@ -116,17 +130,15 @@ def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[st
     pairs: set[tuple[str, str]] = set()
     member = sa.select(gum.c.group_id, u.c.idp_id).join(u, u.c.id == gum.c.user_id)
     for column, rids in ((gum.c.user_id, user_rids), (gum.c.group_id, group_rids)):
-        for start in range(0, len(rids), CHUNK):
-            for gid, ext in conn.execute(member.where(column.in_(rids[start : start + CHUNK]))):
+        for condition in one_of(conn, column, rids):
+            for gid, ext in conn.execute(member.where(condition)):
                 pairs.add((group_ext[gid], ext))
-    for start in range(0, len(group_rids), CHUNK):
-        chunk = group_rids[start : start + CHUNK]
-        for parent, child in conn.execute(
-            sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(
-                sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk))
-            )
-        ):
-            pairs.add((group_ext[parent], group_ext[child]))
+    for column in (ggm.c.parent_group_id, ggm.c.child_group_id):
+        for condition in one_of(conn, column, group_rids):
+            for parent, child in conn.execute(
+                sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(condition)
+            ):
+                pairs.add((group_ext[parent], group_ext[child]))
     active = conn.execute(
         sa.select(sa.func.count())
         .select_from(u)
@@ -161,13 +173,11 @@ def load_dn_subset(conn: Connection, directory_id: str, dns: Iterable[str]) -> d
     """Normalized DN -> external id of the cached users (still in the directory) and groups whose
     DN is one of ``dns``: the members and parents an incremental run resolves."""
     u, g = directory_users, directory_groups
-    wanted = sorted(set(dns))
     index: dict[str, str] = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        for table, extra in ((u, u.c.present.is_(True)), (g, sa.true())):
+    for table, extra in ((u, u.c.present.is_(True)), (g, sa.true())):
+        for condition in one_of(conn, table.c.dn_key, dns):
             q = sa.select(table.c.dn_key, table.c.idp_id).where(
-                table.c.directory_id == directory_id, table.c.dn_key.in_(chunk), extra
+                table.c.directory_id == directory_id, condition, extra
             )
             index.update((key, ext) for key, ext in conn.execute(q).all())
     return index
