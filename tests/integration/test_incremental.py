@@ -13,6 +13,7 @@ from roster.demo.samba import SambaDC
 from roster.demo.slapd import Slapd
 from roster.directories import sync_directory
 from roster.runtime import Runtime
+from roster.store import repo
 from roster.store.schema import directories
 from tests.support.ad_tree import AdTree
 from tests.support.helpers import (
@@ -406,3 +407,40 @@ def test_active_directory_ou_rename_forces_a_full_run(
     result = sync_directory(sqlite_rt, d)
     assert result.ok and result.kind == "full" and result.counts["fell_back_to_full"] == 1
     assert users_by_uid(sqlite_rt, d)[ad_tree.account("ada")]["dn"].startswith("CN=ada,OU=Squad,")
+
+
+def test_scoped_account_passes_hand_over_emails_and_unnest_kept_groups(
+    rt: Runtime, slapd: Slapd, tree: Tree
+) -> None:
+    from roster.store.schema import accounts, organizations
+
+    w = LdapWriter(tree)
+    ada = w.add_user("ada")
+    inner = w.add_group("inner", [ada])
+    w.add_group("outer", [inner])
+    d = ldap_dir(rt, slapd, tree)
+    with rt.engine.begin() as conn:
+        org = repo.get_directory(conn, d)["organization_id"]
+        conn.execute(
+            sa.update(organizations)
+            .where(organizations.c.id == org)
+            .values(group_removal_policy="keep_inactive")
+        )
+    assert sync_directory(rt, d).ok
+    tree.add_user("bob", mail="ada@example.com")  # ada's e-mail: bob must wait for it
+    first = sync_directory(rt, d)
+    assert first.ok and first.kind == "incremental" and first.counts.get("account_provisioned") is None
+    bob = users_by_uid(rt, d)["bob"]["id"]
+
+    def has_account(user_id: str) -> bool:
+        with rt.engine.connect() as conn:
+            found = conn.execute(sa.select(accounts.c.id).where(accounts.c.directory_user_id == user_id))
+            return found.first() is not None
+
+    assert not has_account(bob)
+    w.set_attr(ada, "mail", "ada.new@example.com")  # ada's account gives the e-mail up ...
+    w.delete(inner)  # ... and a nested group goes, its application group kept inactive
+    handover = sync_directory(rt, d)
+    assert handover.ok and handover.kind == "incremental", handover
+    assert has_account(bob)  # ... so bob gets an account in the same run
+    assert full_follow_would_change(rt, d) == {}  # nothing left for a whole-organization pass

@@ -89,14 +89,25 @@ def follow_directory(
     """Make accounts and groups follow the directory: all of them, or (``touched``) only what a
     run changed, which gives the same result when the accounts did not change meanwhile."""
     log = _Log(conn, run_id, directory_id, now)
-    linked = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
+    linked, freed = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
+    for _ in range(5):  # e-mails an account gave up: the users refused them get another look
+        if not freed:
+            break
+        u = directory_users
+        waiting = _in_chunks(
+            conn, sa.select(u.c.id).where(u.c.directory_id == directory_id), u.c.email_lower, freed
+        )
+        more, freed = _follow_accounts(
+            conn, organization_id, directory_id, now, log, Touched(users=frozenset(r.id for r in waiting))
+        )
+        linked |= more
     _follow_groups(conn, organization_id, directory_id, now, log, touched, linked)
     log.flush()
     return log.counts
 
 
 def _in_chunks(conn: Connection, query: Any, column: Any, ids: Iterable[str]) -> list[Any]:
-    """Rows of ``query`` whose ``column`` is one of ``ids`` (chunked ``IN``)."""
+    """Rows of ``query`` whose ``column`` is one of ``ids`` (see ``one_of``)."""
     rows: list[Any] = []
     for condition in one_of(conn, column, ids):
         rows.extend(conn.execute(query.where(condition)).all())
@@ -105,8 +116,9 @@ def _in_chunks(conn: Connection, query: Any, column: Any, ids: Iterable[str]) ->
 
 def _follow_accounts(
     conn: Connection, org: str, directory_id: str, now: datetime, log: _Log, touched: Touched | None
-) -> set[str]:
-    """Returns the directory users that got an account (linked or provisioned)."""
+) -> tuple[set[str], set[str]]:
+    """Returns the directory users that got an account (linked or provisioned), and the e-mails
+    (lower-case) that accounts gave up for new ones."""
     u, a = directory_users, accounts
     user_q = sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
         u.c.directory_id == directory_id, u.c.email.is_not(None)
@@ -196,7 +208,9 @@ def _follow_accounts(
         log.add(kind, "account", aid, {k: v for k, v in changes.items() if k != "email_lower"})
     for uid, reason in plan.skipped:
         log.add("account_skipped", "directory_user", uid, {"reason": reason})
-    return {uid for _, uid in plan.links} | {user.id for user in plan.provisions}
+    before = {view.id: view.email.lower() for view in current}
+    freed = {before[aid] for aid, changes in plan.updates if "email_lower" in changes}
+    return {uid for _, uid in plan.links} | {user.id for user in plan.provisions}, freed
 
 
 def _follow_groups(
@@ -287,7 +301,12 @@ def _follow_groups(
             org,
             directory_id,
             log,
-            _Slice(touched.member_users | touched.users | linked, touched.member_groups, frozenset(remapped)),
+            _Slice(
+                touched.member_users | touched.users | linked,
+                touched.member_groups,
+                frozenset(remapped),
+                frozenset(plan.deactivates),
+            ),
         )
 
 
@@ -299,6 +318,8 @@ class _Slice:
     users: frozenset[str]
     child_groups: frozenset[str]
     groups: frozenset[str]
+    # application groups kept inactive by this pass: their rows as members of other groups go
+    deactivated: frozenset[str] = frozenset()
 
 
 def _follow_memberships(
@@ -368,7 +389,7 @@ def _follow_memberships(
         ).scalars()
     )
     app_parts = {app_group_of[g] for g in part.groups | part.child_groups if g in app_group_of}
-    members = {account_of[u] for u in part.users if u in account_of} | app_parts
+    members = {account_of[u] for u in part.users if u in account_of} | app_parts | part.deactivated
     rows = _in_chunks(conn, member_q, m.c.member_id, members)
     rows += _in_chunks(
         conn, member_q, m.c.group_id, {app_group_of[g] for g in part.groups if g in app_group_of}

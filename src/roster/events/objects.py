@@ -34,10 +34,12 @@ def store_objects(conn: Connection, objects: Mapping[str, str], now: datetime) -
     """Store versions (ref -> JSON text); a version stored before gets ``last_used`` moved up."""
     if not objects:
         return
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    newest = "max" if sqlite else "greatest"  # never backwards (runs on hosts whose clocks differ)
     sql = (
         f"INSERT INTO event_objects (id, data, last_used) VALUES ({mark}, {mark}, {mark}) "
-        "ON CONFLICT (id) DO UPDATE SET last_used = excluded.last_used"
+        f"ON CONFLICT (id) DO UPDATE SET last_used = {newest}(event_objects.last_used, excluded.last_used)"
     )
     stamp = db_value(conn, now)
     conn.exec_driver_sql(sql, [(ref, text, stamp) for ref, text in objects.items()])
@@ -62,6 +64,9 @@ def resolve(conn: Connection, rows: Iterable[Any]) -> list[dict[str, Any]]:
         found.update((ref, data) for ref, data in conn.execute(q))
     for r in out:
         if r.get("user_ref"):
+            missing = [ref for ref in (r["user_ref"], r["group_ref"]) if ref not in found]
+            if missing:
+                raise LookupError(f"event {r['id']}: its stored object {missing[0]} is missing")
             r["data"] = membership_data(r["directory_id"], found[r["user_ref"]], found[r["group_ref"]])
     return out
 

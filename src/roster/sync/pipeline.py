@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -158,20 +158,16 @@ def run_sync(
                 message = "another run advanced this directory meanwhile; this one applied nothing"
                 repo.finish_run(conn, run_id, "superseded", {}, message, "superseded")
                 return RunResult(run_id, "superseded", {}, message, "superseded", kind=kind)
-            digests = None
-            if delta is not None:
+            if delta is not None:  # only the cache rows and DNs this delta touches
                 cached = load_cached_subset(conn, directory_id, delta.touched)
-            else:
-                assert snapshot is not None
-                digests = snapshot_digests(snapshot)
-                cached = load_cached_state(conn, directory_id, digests)
-            if delta is not None:
                 named = {dn for group in delta.groups.values() for dn in group.member_dns}
                 named.update(dn for parents in delta.member_of.values() for dn in parents)
                 changes = reconcile_delta(delta, cached, load_dn_subset(conn, directory_id, named))
                 new_cursor: str | None = delta.cursor
-            else:
+            else:  # memberships only of the groups whose member digest changed
                 assert snapshot is not None
+                digests = snapshot_digests(snapshot)
+                cached = load_cached_state(conn, directory_id, digests)
                 changes = reconcile(snapshot, cached, digests)
                 new_cursor = snapshot.cursor
             counts = {str(k): v for k, v in changes.counts().items()}
@@ -199,19 +195,20 @@ def run_sync(
             touched = apply_changes(conn, target, changes, cached, now, activation=activation)
             conn.execute(sa.update(directories).where(directories.c.id == directory_id).values(**values))
             progress.phase("accounts")
-            accounts_changed = _accounts_changed(conn, directory)
+            # The newest account change before the pass: the pass handles everything up to it.
+            seen = as_utc(_accounts_changed_at(conn, directory["organization_id"]))
+            accounts_changed = _accounts_changed(conn, directory, seen)
             if accounts_changed or activation is not None or not changes.is_empty:
                 # Only what this run changed, unless the accounts changed meanwhile (or it is a
                 # full run: those also repair anything an earlier pass left behind).
                 scope = touched if delta is not None and not accounts_changed else None
-                counts.update(
-                    follow_directory(conn, directory["organization_id"], directory_id, run_id, now, scope)
+                followed = follow_directory(
+                    conn, directory["organization_id"], directory_id, run_id, now, scope
                 )
-            conn.execute(
-                sa.update(sync_runs)
-                .where(sync_runs.c.id == run_id)
-                .values(accounts_seen_at=_accounts_changed_at(conn, directory["organization_id"]))
-            )
+                counts.update(followed)
+                if any(followed.get(k) for k in _ACCOUNT_WRITES):  # its own writes are stamped ``now``
+                    seen = now if seen is None else max(seen, now)
+            conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(accounts_seen_at=seen))
             if activation is not None:
                 directory_enabled(conn, directory["organization_id"], directory)
             repo.finish_run(conn, run_id, "succeeded", counts)
@@ -231,7 +228,16 @@ def _accounts_changed_at(conn: sa.Connection, organization_id: str) -> Any:
     ).scalar()
 
 
-def _accounts_changed(conn: sa.Connection, directory: dict[str, Any]) -> bool:
+_ACCOUNT_WRITES = (
+    "account_linked",
+    "account_provisioned",
+    "account_updated",
+    "account_disabled",
+    "account_enabled",
+)
+
+
+def _accounts_changed(conn: sa.Connection, directory: dict[str, Any], newest: datetime | None) -> bool:
     """Whether the organization's accounts changed since the directory's last successful run. If not,
     an unchanged re-sync skips the account and group pass (it writes nothing at all), and an
     incremental run looks only at what it changed."""
@@ -249,8 +255,7 @@ def _accounts_changed(conn: sa.Connection, directory: dict[str, Any]) -> bool:
     ).scalar()
     if last is None:
         return True
-    touched = _accounts_changed_at(conn, directory["organization_id"])
-    return touched is not None and as_utc(touched) > as_utc(last)  # type: ignore[operator]
+    return newest is not None and newest > as_utc(last)  # type: ignore[operator]
 
 
 def hold_for_approval(

@@ -6,6 +6,7 @@ Revision ID: 0009
 Revises: 0008
 """
 
+import json
 import re
 
 import sqlalchemy as sa
@@ -61,7 +62,27 @@ def _fill_dn_keys(table: str) -> None:
         )
 
 
+def _embed_membership_objects() -> None:
+    """Before the references go: write each membership event's objects back into its data."""
+    conn = op.get_bind()
+    rows = conn.execute(
+        sa.text(
+            "SELECT e.id, e.directory_id, u.data, g.data FROM events e"
+            " JOIN event_objects u ON u.id = e.user_ref JOIN event_objects g ON g.id = e.group_ref"
+        )
+    ).all()
+    if rows:
+        conn.execute(
+            sa.text("UPDATE events SET data = :data WHERE id = :id"),
+            [
+                {"id": eid, "data": f'{{"directory_id":{json.dumps(d)},"user":{user},"group":{group}}}'}
+                for eid, d, user, group in rows
+            ],
+        )
+
+
 def downgrade() -> None:
+    _embed_membership_objects()
     for table in ("directory_users", "directory_groups"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_index(f"ix_{table}_directory_id_dn_key")
