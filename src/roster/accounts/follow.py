@@ -28,7 +28,6 @@ from roster.domain.linking import (
     plan_memberships,
 )
 from roster.ids import new_ids
-from roster.store.apply import Touched
 from roster.store.bulk import insert_many, insert_rows
 from roster.store.rows import one_of
 from roster.store.schema import (
@@ -44,6 +43,7 @@ from roster.store.schema import (
     organizations,
     sync_log,
 )
+from roster.store.writer import Touched
 
 CHUNK = 900
 

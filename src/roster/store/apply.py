@@ -7,9 +7,7 @@ ORM round trip per object.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +17,6 @@ from sqlalchemy.engine import Connection
 from roster.domain.changes import ChangeKind, ChangeSet
 from roster.domain.mapping import normalize_dn
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
-from roster.events.outbox import Outbox
 from roster.events.payloads import (
     GROUP_EVENT_FIELDS,
     USER_EVENT_FIELDS,
@@ -30,37 +27,14 @@ from roster.events.payloads import (
 )
 from roster.ids import new_ids
 from roster.store.bulk import insert_many, insert_rows
-from roster.store.rows import load_rows, resolve_external_ids
+from roster.store.rows import resolve_external_ids
 from roster.store.schema import (
     directory_groups,
     directory_users,
     group_group_memberships,
     group_user_memberships,
-    sync_log,
 )
-
-LOG_CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class Touched:
-    """Roster ids of what a run changed: what the account and group pass must look at again."""
-
-    users: frozenset[str] = frozenset()  # created, updated or gone
-    groups: frozenset[str] = frozenset()  # created, updated or deleted
-    member_users: frozenset[str] = frozenset()  # users whose group memberships changed
-    member_groups: frozenset[str] = frozenset()  # groups whose parent groups changed
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    directory_id: str
-    organization_id: str
-    run_id: str
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+from roster.store.writer import Target, Touched, Writer, by_group, dumps, note_skipped
 
 
 def _user_columns(record: DirectoryUser) -> dict[str, Any]:
@@ -97,75 +71,6 @@ def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
     }
 
 
-class _Writer:
-    def __init__(self, conn: Connection, target: Target, now: datetime) -> None:
-        self.conn, self.target, self.now = conn, target, now
-        self.outbox = Outbox(conn, target.organization_id, target.directory_id, now)
-        self.log: list[dict[str, Any]] = []
-        self.users: dict[str, dict[str, Any]] = {}  # roster id -> row
-        self.groups: dict[str, dict[str, Any]] = {}
-        self._user_json: dict[str, str] = {}
-        self._group_json: dict[str, str] = {}
-
-    def event(self, kind: str, data: str) -> None:
-        self.outbox.add(kind, data)
-
-    def note(
-        self,
-        change: ChangeKind,
-        object_type: str,
-        object_id: str | None,
-        ext: str | None,
-        detail: Any,
-    ) -> None:
-        self.log.append(
-            {
-                "change": str(change),
-                "object_type": object_type,
-                "object_id": object_id,
-                "external_id": ext,
-                "detail": _dumps(detail),
-            }
-        )
-        if len(self.log) >= LOG_CHUNK:
-            self.flush_log()
-
-    def user_json(self, rid: str) -> str:
-        text = self._user_json.get(rid)
-        if text is None:
-            text = self._user_json[rid] = _dumps(user_payload(self.users[rid], raw=False))
-        return text
-
-    def group_json(self, rid: str) -> str:
-        text = self._group_json.get(rid)
-        if text is None:
-            text = self._group_json[rid] = _dumps(group_payload(self.groups[rid], raw=False))
-        return text
-
-    def need_users(self, ids: set[str]) -> None:
-        missing = ids - self.users.keys()
-        if missing:
-            self.users.update(load_rows(self.conn, directory_users, missing))
-
-    def need_groups(self, ids: set[str]) -> None:
-        missing = ids - self.groups.keys()
-        if missing:
-            self.groups.update(load_rows(self.conn, directory_groups, missing))
-
-    def flush_log(self) -> None:
-        t = self.target
-        if self.log:
-            ids = new_ids("log", len(self.log))
-            for log_id, entry in zip(ids, self.log, strict=True):
-                entry.update(id=log_id, run_id=t.run_id, directory_id=t.directory_id, created_at=self.now)
-            insert_many(self.conn, sync_log, self.log)
-            self.log = []
-
-    def flush(self) -> None:
-        self.flush_log()
-        self.outbox.flush()
-
-
 def apply_changes(
     conn: Connection,
     target: Target,
@@ -176,7 +81,7 @@ def apply_changes(
     activation: str | None = None,
 ) -> Touched:
     """Apply ``changes``; ``activation`` (a ``dsync.activated`` payload) becomes the first event."""
-    w = _Writer(conn, target, now)
+    w = Writer(conn, target, now)
     if activation is not None:
         w.event("dsync.activated", activation)
     base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
@@ -220,7 +125,7 @@ def apply_changes(
             w,
             g,
             w.groups,
-            w._group_json,
+            w.group_texts,
             [
                 (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
                 for c in changes.groups_updated
@@ -259,7 +164,7 @@ def apply_changes(
             w,
             u,
             w.users,
-            w._user_json,
+            w.user_texts,
             [
                 (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
                 for c in changes.users_updated
@@ -287,7 +192,7 @@ def apply_changes(
                 "present": False,
                 "updated_at": now,
             }
-            w._user_json.pop(rid, None)
+            w.user_texts.pop(rid, None)
             params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": now})
             w.event("dsync.user.deleted", w.user_json(rid))
             w.note(
@@ -316,7 +221,7 @@ def apply_changes(
         for cached_group in changes.groups_deleted:
             rid = cached_group.roster_id
             w.groups[rid] = {**w.groups[rid], "updated_at": now}
-            w._group_json.pop(rid, None)
+            w.group_texts.pop(rid, None)
             w.event("dsync.group.deleted", w.group_json(rid))
             w.note(
                 ChangeKind.GROUP_DELETED,
@@ -331,7 +236,7 @@ def apply_changes(
             sa.update(u).where(u.c.id == sa.bindparam("b_id")),
             [{"b_id": rid, "source_hash": fp} for rid, fp in sorted(changes.source_hashes.items())],
         )
-    _note_skipped(w, changes)
+    note_skipped(w, changes)
     w.flush()
     return Touched(
         users=frozenset(user_ids[r.external_id] for r in changes.users_created)
@@ -345,67 +250,8 @@ def apply_changes(
     )
 
 
-def _note_skipped(w: _Writer, changes: ChangeSet) -> None:
-    for note in changes.notes:
-        w.note(ChangeKind.NOTE, "run", None, None, {"note": note})
-    for skipped in changes.skipped:
-        w.note(
-            ChangeKind.SKIPPED,
-            "user",
-            None,
-            skipped.external_id,
-            {"dn": skipped.dn, "reason": skipped.reason},
-        )
-
-
-def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime) -> None:
-    """Log what ``changes`` would do, applying nothing (dry runs and runs the guard stopped)."""
-    w = _Writer(conn, target, now)
-    for user in changes.users_created:
-        w.note(
-            ChangeKind.USER_CREATED, "user", None, user.external_id, {"email": user.email, "name": user.name}
-        )
-    for update in changes.users_updated:
-        r = update.record
-        w.note(
-            ChangeKind.USER_UPDATED,
-            "user",
-            update.previous.roster_id,
-            r.external_id,
-            {"email": r.email, "name": r.name, "deactivates": update.deactivates},
-        )
-    for gone in changes.users_removed:
-        w.note(
-            ChangeKind.USER_REMOVED,
-            "user",
-            gone.roster_id,
-            gone.external_id,
-            {"reason": "no longer in the directory"},
-        )
-    for group in changes.groups_created:
-        w.note(ChangeKind.GROUP_CREATED, "group", None, group.external_id, {"name": group.name})
-    for gupdate in changes.groups_updated:
-        w.note(
-            ChangeKind.GROUP_UPDATED,
-            "group",
-            gupdate.previous.roster_id,
-            gupdate.record.external_id,
-            {"name": gupdate.record.name},
-        )
-    for cgroup in changes.groups_deleted:
-        w.note(ChangeKind.GROUP_DELETED, "group", cgroup.roster_id, cgroup.external_id, {})
-    for kind, pairs in (
-        (ChangeKind.MEMBER_ADDED, changes.members_added),
-        (ChangeKind.MEMBER_REMOVED, changes.members_removed),
-    ):
-        for group_ext, members in _by_group(list(pairs)):
-            w.note(kind, "membership", None, group_ext, {"group_idp_id": group_ext, "members": members})
-    _note_skipped(w, changes)
-    w.flush_log()
-
-
 def _write_updates(
-    w: _Writer,
+    w: Writer,
     table: sa.Table,
     rows: dict[str, dict[str, Any]],
     cached_json: dict[str, str],
@@ -435,15 +281,15 @@ def _write_updates(
             prev["raw_attributes"] = raw_changes(old["raw_attributes"], cols["raw_attributes"])
         params.append({"b_id": rid, **cols, "updated_at": now})
         if returning:
-            w.event(event.replace(".updated", ".created"), _dumps(after))
+            w.event(event.replace(".updated", ".created"), dumps(after))
         else:
-            w.event(event, _dumps({**after, "previous_attributes": prev}))
+            w.event(event, dumps({**after, "previous_attributes": prev}))
         w.note(change, object_type, rid, ext, {"previous": prev, "returned": returning})
     w.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
 
 
 def _apply_memberships(
-    w: _Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
+    w: Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
 ) -> tuple[frozenset[str], frozenset[str]]:
     """Write membership changes; return the users and the child groups whose memberships changed."""
     conn, directory_id = w.conn, w.target.directory_id
@@ -503,7 +349,7 @@ def _apply_memberships(
         (ChangeKind.MEMBER_ADDED, added_groups, "child_groups"),
         (ChangeKind.MEMBER_REMOVED, removed_groups, "child_groups"),
     ):
-        for gid, members in _by_group(pairs):
+        for gid, members in by_group(pairs):
             w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
     return (
         frozenset(uid for _, uid in added_users + removed_users),
@@ -524,15 +370,3 @@ def _write_member_hashes(conn: Connection, changes: ChangeSet, group_ids: dict[s
             sa.update(g).where(g.c.id == sa.bindparam("b_id")),
             [{"b_id": group_ids[ext], "members_hash": changes.member_hashes.get(ext)} for ext in todo],
         )
-
-
-def _by_group(pairs: list[tuple[str, str]], most: int = 1000) -> list[tuple[str, list[str]]]:
-    """Membership changes as one log entry per group (and per ``most`` members)."""
-    grouped: dict[str, list[str]] = {}
-    for gid, member in pairs:
-        grouped.setdefault(gid, []).append(member)
-    return [
-        (gid, members[start : start + most])
-        for gid, members in sorted(grouped.items())
-        for start in range(0, len(members), most)
-    ]

@@ -26,7 +26,7 @@ from roster.domain.reconcile import StaleCache, reconcile, snapshot_digests
 from roster.domain.records import Snapshot
 from roster.events.payloads import directory_payload
 from roster.store import repo
-from roster.store.apply import Target, apply_changes, log_plan
+from roster.store.apply import apply_changes
 from roster.store.db import as_utc, utcnow
 from roster.store.rows import (
     load_cached_state,
@@ -36,6 +36,7 @@ from roster.store.rows import (
     load_source_hashes,
 )
 from roster.store.schema import accounts, directories, sync_runs
+from roster.store.writer import Target, log_plan
 
 log = logging.getLogger(__name__)
 
