@@ -29,7 +29,7 @@ from roster.domain.linking import (
 )
 from roster.ids import new_ids
 from roster.store.bulk import insert_many, insert_rows
-from roster.store.rows import one_of
+from roster.store.rows import CHUNK, one_of
 from roster.store.schema import (
     accounts,
     app_group_members,
@@ -44,8 +44,6 @@ from roster.store.schema import (
     sync_log,
 )
 from roster.store.writer import Touched
-
-CHUNK = 900
 
 
 class _Log:

@@ -34,12 +34,42 @@ def one_of(conn: Connection, column: Any, values: Iterable[str]) -> list[sa.Colu
     return [column.in_(wanted[start : start + CHUNK]) for start in range(0, len(wanted), CHUNK)]
 
 
+_USER_Q = sa.select(
+    directory_users.c.id,
+    directory_users.c.idp_id,
+    directory_users.c.content_hash,
+    directory_users.c.state,
+    directory_users.c.present,
+    directory_users.c.source_hash,
+)
+
+
+def _cached_users(conn: Connection, query: Any) -> dict[str, CachedUser]:
+    """External id -> CachedUser for the rows of ``query`` (``_USER_Q`` with conditions)."""
+    return {
+        ext: CachedUser(rid, ext, digest, state == "active", bool(present), source)
+        for rid, ext, digest, state, present, source in conn.execute(query).all()
+    }
+
+
+def _cached_groups(conn: Connection, directory_id: str) -> tuple[dict[str, CachedGroup], dict[str, str]]:
+    """Every group of the directory: external id -> CachedGroup, and Roster id -> external id."""
+    g = directory_groups
+    groups = {
+        ext: CachedGroup(rid, ext, digest, members)
+        for rid, ext, digest, members in conn.execute(
+            sa.select(g.c.id, g.c.idp_id, g.c.content_hash, g.c.members_hash).where(
+                g.c.directory_id == directory_id
+            )
+        ).all()
+    }
+    return groups, {c.roster_id: ext for ext, c in groups.items()}
+
+
 def load_rows(conn: Connection, table: sa.Table, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    wanted = list(dict.fromkeys(ids))
     out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk))).mappings():
+    for condition in one_of(conn, table.c.id, ids):
+        for row in conn.execute(sa.select(table).where(condition)).mappings():
             out[row["id"]] = dict(row)
     return out
 
@@ -57,25 +87,10 @@ def load_cached_state(
 ) -> CachedState:
     """The cache of one directory. With ``digests`` (the member digests of a fresh read), only
     the memberships of groups whose stored digest differs are loaded."""
-    u, g = directory_users, directory_groups
-    users: dict[str, CachedUser] = {}
-    user_ext: dict[str, str] = {}
-    for rid, ext, digest, state, present, source in conn.execute(
-        sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present, u.c.source_hash).where(
-            u.c.directory_id == directory_id
-        )
-    ).all():
-        users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present), source)
-        user_ext[rid] = ext
-    groups: dict[str, CachedGroup] = {}
-    group_ext: dict[str, str] = {}
-    for rid, ext, digest, members in conn.execute(
-        sa.select(g.c.id, g.c.idp_id, g.c.content_hash, g.c.members_hash).where(
-            g.c.directory_id == directory_id
-        )
-    ).all():
-        groups[ext] = CachedGroup(rid, ext, digest, members)
-        group_ext[rid] = ext
+    u = directory_users
+    users = _cached_users(conn, _USER_Q.where(u.c.directory_id == directory_id))
+    user_ext = {c.roster_id: ext for ext, c in users.items()}
+    groups, group_ext = _cached_groups(conn, directory_id)
     partial: frozenset[str] | None = None
     if digests is not None:
         partial = stale_groups(digests, CachedState(groups=groups))
@@ -89,12 +104,12 @@ def load_cached_state(
         user_rows = conn.execute(user_q.where(gum.c.directory_id == directory_id)).all()
         group_rows = conn.execute(group_q.where(ggm.c.directory_id == directory_id)).all()
     else:
-        rids = sorted(groups[ext].roster_id for ext in partial)
+        rids = [groups[ext].roster_id for ext in partial]
         user_rows, group_rows = [], []
-        for start in range(0, len(rids), CHUNK):
-            chunk = rids[start : start + CHUNK]
-            user_rows += conn.execute(user_q.where(gum.c.group_id.in_(chunk))).all()
-            group_rows += conn.execute(group_q.where(ggm.c.parent_group_id.in_(chunk))).all()
+        for condition in one_of(conn, gum.c.group_id, rids):
+            user_rows += conn.execute(user_q.where(condition)).all()
+        for condition in one_of(conn, ggm.c.parent_group_id, rids):
+            group_rows += conn.execute(group_q.where(condition)).all()
     for gid, uid in user_rows:
         pairs.add((group_ext[gid], user_ext[uid]))
     for parent, child in group_rows:
@@ -106,25 +121,12 @@ def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[st
     """What an incremental run needs of the cache: every group (ids and hashes), the users
     ``touched`` names, the memberships that involve a touched object, and the number of
     active users (for the deletion guard). Its cost follows the change, not the directory."""
-    u, g, gum, ggm = directory_users, directory_groups, group_user_memberships, group_group_memberships
+    u, gum, ggm = directory_users, group_user_memberships, group_group_memberships
     wanted = list(dict.fromkeys(touched))
-    groups: dict[str, CachedGroup] = {}
-    group_ext: dict[str, str] = {}
-    for rid, ext, digest, members in conn.execute(
-        sa.select(g.c.id, g.c.idp_id, g.c.content_hash, g.c.members_hash).where(
-            g.c.directory_id == directory_id
-        )
-    ).all():
-        groups[ext] = CachedGroup(rid, ext, digest, members)
-        group_ext[rid] = ext
+    groups, group_ext = _cached_groups(conn, directory_id)
     users: dict[str, CachedUser] = {}
     for condition in one_of(conn, u.c.idp_id, wanted):
-        for rid, ext, digest, state, present in conn.execute(
-            sa.select(u.c.id, u.c.idp_id, u.c.content_hash, u.c.state, u.c.present).where(
-                u.c.directory_id == directory_id, condition
-            )
-        ):
-            users[ext] = CachedUser(rid, ext, digest, state == "active", bool(present))
+        users.update(_cached_users(conn, _USER_Q.where(u.c.directory_id == directory_id, condition)))
     user_rids = [c.roster_id for c in users.values()]
     group_rids = [groups[e].roster_id for e in wanted if e in groups]
     pairs: set[tuple[str, str]] = set()
@@ -150,12 +152,9 @@ def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[st
 def resolve_external_ids(conn: Connection, directory_id: str, exts: Iterable[str]) -> dict[str, str]:
     """External id -> Roster id of this directory's users named in ``exts``."""
     u = directory_users
-    wanted = list(dict.fromkeys(exts))
     out: dict[str, str] = {}
-    for start in range(0, len(wanted), CHUNK):
-        q = sa.select(u.c.idp_id, u.c.id).where(
-            u.c.directory_id == directory_id, u.c.idp_id.in_(wanted[start : start + CHUNK])
-        )
+    for condition in one_of(conn, u.c.idp_id, exts):
+        q = sa.select(u.c.idp_id, u.c.id).where(u.c.directory_id == directory_id, condition)
         out.update((ext, rid) for ext, rid in conn.execute(q))
     return out
 
