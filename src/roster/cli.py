@@ -19,7 +19,7 @@ from roster.cli_ops import runs, status, worker
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.cli_webhooks import webhook
-from roster.connectors.ldap.config import ConfigError
+from roster.connectors.base import ConfigError
 from roster.crypto import generate_key_file
 from roster.directories import (
     DirectorySpec,
@@ -30,6 +30,7 @@ from roster.directories import (
 )
 from roster.runtime import Runtime, open_runtime
 from roster.settings import get_settings
+from roster.sources import source_types
 from roster.store import jobs, repo
 from roster.store.db import iso
 from roster.sync.pipeline import Phase, RunResult
@@ -139,7 +140,7 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 
 @directory.command("create")
 @click.option("--org", "org_id", required=True)
-@click.option("--type", "dtype", type=click.Choice(["ldap", "active_directory"]), required=True)
+@click.option("--type", "dtype", type=click.Choice(sorted(source_types())), required=True)
 @click.option("--name", required=True)
 @click.option("--url", required=True, help="ldap://host[:port] or ldaps://host[:port]")
 @click.option("--bind-dn", required=True)
@@ -219,27 +220,20 @@ def directory_create(
         password = get_settings().bind_password or ""
     if not password:
         raise ConfigError("bind_password: give --bind-password-file FILE or set ROSTER_BIND_PASSWORD")
-    rt = runtime()
-    row = create_directory(
-        rt,
-        DirectorySpec(
-            organization_id=org_id,
-            name=name,
-            type=dtype,
-            url=url,
-            bind_dn=bind_dn,
-            bind_password=password,
-            search_paths=search_paths,
-            ca_file=ca_file,
-            start_tls=start_tls,
-            insecure_skip_tls_verify=insecure_skip_tls_verify,
-            mapping={"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
-            member_range_size=member_range_size,
-            user_bind_template=user_bind_template,
-            change_detection=change_detection,
-            near_real_time_seconds=near_real_time_seconds,
-        ),
-    )
+    settings = {
+        "url": url,
+        "bind_dn": bind_dn,
+        "search_paths": search_paths,
+        "ca_file": ca_file,
+        "start_tls": start_tls,
+        "insecure_skip_tls_verify": insecure_skip_tls_verify,
+        "mapping": {"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
+        "member_range_size": member_range_size,
+        "user_bind_template": user_bind_template,
+        "change_detection": change_detection,
+        "near_real_time_seconds": near_real_time_seconds,
+    }
+    row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, password))
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from roster.accounts.lifecycle import LinkError
 from roster.accounts.service import Conflict, ManagedField
-from roster.connectors.ldap.config import ConfigError
+from roster.connectors.base import ConfigError
 from roster.crypto import SecretKeyMissing
 from roster.runtime import Runtime, open_runtime
 from roster.store.jobs import DirectoryBusy

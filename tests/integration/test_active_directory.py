@@ -213,20 +213,20 @@ def test_pass_through_bind_reasons(sqlite_rt: Runtime, samba_dc: SambaDC, ad_tre
         rt, samba_dc, [ad_tree.search_path], user_bind_template=f"EXAMPLE\\{{login}}.{ad_tree.name}"
     )
 
-    def check(login: str, password: str, directory: str = d) -> BindReason:
+    def check(login: str, password: str, directory: str = d) -> str:
         return verify_directory_password(rt, directory, login, password).reason
 
-    assert check("ok", PASSWORD) is BindReason.OK
-    assert check("ok", PASSWORD, netbios) is BindReason.OK
-    assert check("ok", "wrong") is BindReason.INVALID_CREDENTIALS
-    assert check("nobody", PASSWORD) is BindReason.INVALID_CREDENTIALS  # same as a wrong password
-    assert check("ok", "") is BindReason.INVALID_CREDENTIALS
-    assert check("off", PASSWORD) is BindReason.DISABLED
-    assert check("change", PASSWORD) is BindReason.MUST_CHANGE_PASSWORD
-    assert check("old", PASSWORD) is BindReason.ACCOUNT_EXPIRED
+    assert check("ok", PASSWORD) == BindReason.OK
+    assert check("ok", PASSWORD, netbios) == BindReason.OK
+    assert check("ok", "wrong") == BindReason.INVALID_CREDENTIALS
+    assert check("nobody", PASSWORD) == BindReason.INVALID_CREDENTIALS  # same as a wrong password
+    assert check("ok", "") == BindReason.INVALID_CREDENTIALS
+    assert check("off", PASSWORD) == BindReason.DISABLED
+    assert check("change", PASSWORD) == BindReason.MUST_CHANGE_PASSWORD
+    assert check("old", PASSWORD) == BindReason.ACCOUNT_EXPIRED
     for _ in range(3):  # the domain locks after 3 bad passwords (set by the fixture)
-        assert check("lock", "wrong") is BindReason.INVALID_CREDENTIALS
-    assert check("lock", PASSWORD) is BindReason.LOCKED  # locked at once, before any sync
+        assert check("lock", "wrong") == BindReason.INVALID_CREDENTIALS
+    assert check("lock", PASSWORD) == BindReason.LOCKED  # locked at once, before any sync
 
     assert sync_directory(rt, d).ok
     state = {name: json.loads(u["custom_attributes"]) for name, u in users(rt, d).items()}

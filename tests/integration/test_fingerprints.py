@@ -11,10 +11,10 @@ from roster.demo.slapd import Slapd
 from roster.directories import sync_directory
 from roster.domain.mapping import AttributeMapping
 from roster.runtime import Runtime
+from roster.sources import connector_for
 from roster.store import repo
 from roster.store.rows import load_source_hashes
 from roster.store.schema import directory_users
-from roster.sync.connectors import connector_for
 from tests.support.helpers import dump, last_event_id, ldap_directory, new_org, users_by_uid
 from tests.support.ldap_tree import Tree
 

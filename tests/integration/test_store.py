@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import roster.sync.pipeline as pipeline
+import roster.sync.ingest as ingest_module
 from roster.connectors.base import ConnectorError, FailureReason, Progress
 from roster.domain.mapping import AttributeMapping, decode_attributes, map_user
 from roster.domain.records import DirectoryUser, Snapshot
@@ -65,7 +65,7 @@ def test_upgrading_a_filled_store_fills_in_normalized_dns(tmp_path: Path) -> Non
     migrate(engine)
     with engine.connect() as conn:
         keys = conn.execute(
-            sa.text("SELECT dn_key FROM directory_users UNION ALL SELECT dn_key FROM directory_groups")
+            sa.text("SELECT ref_key FROM directory_users UNION ALL SELECT ref_key FROM directory_groups")
         ).scalars()
         assert sorted(keys) == ["cn=eng,dc=example", "uid=ada,ou=people,dc=example"]
     engine.dispose()
@@ -117,13 +117,13 @@ def test_a_crash_while_applying_leaves_the_previous_state(
     assert run_sync(rt.engine, d, StaticConnector(people(5))).ok
     before = dump(rt)
 
-    real = pipeline.apply_changes
+    real = ingest_module.apply_changes
 
     def explode(*args: object, **kwargs: object) -> None:
         real(*args, **kwargs)  # type: ignore[arg-type]  # every row written, then the crash
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(pipeline, "apply_changes", explode)
+    monkeypatch.setattr(ingest_module, "apply_changes", explode)
     result = run_sync(rt.engine, d, StaticConnector(people(8, title="new")))
     assert result.status == "failed" and "disk on fire" in (result.error or "")
     assert dump(rt) == before

@@ -22,9 +22,8 @@ def new_org(rt: Runtime, name: str = "Acme", domain: str | None = "example.com")
 def ldap_directory(
     rt: Runtime, org_id: str, url: str, bind_dn: str, password: str, paths: list[str], **kwargs: Any
 ) -> str:
-    spec = DirectorySpec(
-        org_id, "Test LDAP", kwargs.pop("type", "ldap"), url, bind_dn, password, tuple(paths), **kwargs
-    )
+    settings = {"url": url, "bind_dn": bind_dn, "search_paths": tuple(paths), **kwargs}
+    spec = DirectorySpec(org_id, "Test LDAP", settings.pop("type", "ldap"), settings, password)
     return str(create_directory(rt, spec)["id"])
 
 

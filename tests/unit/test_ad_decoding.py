@@ -17,7 +17,7 @@ from roster.connectors.ldap.active_directory import (
 )
 from roster.connectors.ldap.client import LdapClient
 from roster.connectors.ldap.config import LdapConfig
-from roster.connectors.ldap.connector import _collect_members
+from roster.connectors.ldap.entries import EntryDecoder
 from roster.domain.mapping import AttributeMapping, decode_attributes, map_user
 from roster.domain.records import DirectoryUser
 
@@ -111,7 +111,14 @@ class ReplayingClient(LdapClient):
 def test_range_retrieval_collects_every_member() -> None:
     spec = json.loads((FIXTURES / "ranged-member-ad-style.json").read_text())
     first = {spec["first_read_key"]: [f"CN=m{i},OU=Staff,DC=x".encode() for i in range(1500)]}
-    group = _collect_members("g", "CN=big,DC=x", {"objectClass": [b"group"], **first}, {"member": "member"})
+    config = LdapConfig(
+        url="ldap://dc.invalid",
+        bind_dn="",
+        bind_password="",
+        search_paths=("DC=x",),
+        flavour="active_directory",
+    )
+    group = EntryDecoder(config).collect_members("g", "CN=big,DC=x", {"objectClass": [b"group"], **first})
     assert group.more == [("member", 1500)]
     client = ReplayingClient()
     for attribute, start in group.more:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roster.domain.delta import Delta, reconcile_delta
-from roster.domain.mapping import normalize_dn
+from roster.domain.dn import normalize_dn
 from roster.domain.reconcile import reconcile
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
 from tests.unit.test_reconcile import apply_in_memory, build, groups_st, snap, users_st
@@ -30,7 +30,7 @@ def perfect_delta(
     changed = {e for e, r in new.items() if old.get(e) != r} | (extra & set(new))
     member_of: dict[str, list[str]] = {e: [] for e in changed}
     for group in after[1]:
-        for dn in group.member_dns:
+        for dn in group.member_refs:
             for e in changed:
                 if normalize_dn(new[e].dn) == dn:
                     member_of[e].append(normalize_dn(group.dn))

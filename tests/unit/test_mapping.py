@@ -2,13 +2,13 @@ import json
 
 import pytest
 
+from roster.domain.dn import normalize_dn
 from roster.domain.mapping import (
     AttributeMapping,
     MappingError,
     decode_attributes,
     map_group,
     map_user,
-    normalize_dn,
 )
 from roster.domain.records import DirectoryUser, Skipped
 
@@ -108,7 +108,7 @@ def test_group_mapping_and_members_not_in_raw() -> None:
     group = map_group("g1", "cn=eng,dc=x", decoded, ("uid=a,dc=x",), AttributeMapping())
     assert (group.name, group.description) == ("eng", "Engineers")
     assert "member" not in json.loads(group.raw_json)
-    assert group.member_dns == ("uid=a,dc=x",)
+    assert group.member_refs == ("uid=a,dc=x",)
 
 
 def test_dn_normalization() -> None:

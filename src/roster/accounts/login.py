@@ -18,18 +18,18 @@ from sqlalchemy.engine import Connection
 
 from roster.accounts.passwords import verify
 from roster.accounts.service import account_view, groups_of
-from roster.connectors.ldap.bind import BindReason, bind_name, verify_password
+from roster.connectors.ldap.bind import BindReason, bind_name
 from roster.runtime import Runtime
+from roster.sources import open_secret, source_type
 from roster.store.db import as_utc, utcnow
 from roster.store.repo import get_directory
 from roster.store.schema import accounts, directory_users, login_throttle
-from roster.sync.connectors import ldap_config
 
 WINDOW = timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
 ADDRESS_LIMIT = 20
 
-_BIND_REASONS = {
+_BIND_REASONS: dict[str, str] = {
     BindReason.OK: "ok",
     BindReason.INVALID_CREDENTIALS: "invalid_credentials",
     BindReason.LOCKED: "locked",
@@ -141,7 +141,10 @@ def _check(rt: Runtime, account: dict[str, Any] | None, password: str) -> str:
         name = bind_name(template, user.username) if template and user.username else user.dn
     except ValueError:
         name = user.dn
-    outcome = verify_password(ldap_config(directory, rt.box, rt.settings), name, password)
+    check = source_type(directory["type"]).verify_password
+    if check is None:
+        return "directory_unavailable"
+    outcome = check(directory, open_secret(directory, rt.box), rt.settings, name, password)
     reason = _BIND_REASONS.get(outcome.reason, "directory_unavailable")
     if reason == "ok" and account["disabled"]:
         return "disabled"  # disabled here (by an admin, or by the directory at the last sync)

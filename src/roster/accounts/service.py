@@ -13,7 +13,7 @@ from roster.accounts.passwords import hash_password
 from roster.domain.linking import effective_groups, effective_members
 from roster.ids import new_id
 from roster.store.db import utcnow
-from roster.store.repo import _one, get_organization
+from roster.store.repo import get_organization, get_row
 from roster.store.schema import accounts, app_group_members, app_groups, directories, grants, resources
 
 MANAGED_FIELDS = ("email", "name", "phone", "password")
@@ -35,11 +35,11 @@ class Conflict(Exception):
 
 
 def get_account(conn: Connection, account_id: str, org: str | None = None) -> dict[str, Any]:
-    return _one(conn, accounts, account_id, "account", org)
+    return get_row(conn, accounts, account_id, "account", org)
 
 
 def get_group(conn: Connection, group_id: str, org: str | None = None) -> dict[str, Any]:
-    return _one(conn, app_groups, group_id, "group", org)
+    return get_row(conn, app_groups, group_id, "group", org)
 
 
 def create_account(

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org, require_admin, scope_org
 from roster.api.errors import ApiError
 from roster.api.sync_runner import SyncBusy
-from roster.connectors.ldap.config import ConfigError
+from roster.connectors.base import ConfigError
 from roster.directories import DirectorySpec, check_spec, create_directory, test_directory
 from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload
+from roster.sources import source_type
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.repo import Principal
@@ -190,7 +191,6 @@ def _owned_directory(rt: Any, who: Principal, directory_id: str) -> dict[str, An
     return row
 
 
-CONNECTION_FIELDS = ("url", "bind_dn", "start_tls", "ca_file", "insecure_skip_tls_verify")
 OPERATOR_FIELDS = ("ca_file", "insecure_skip_tls_verify")
 
 
@@ -205,23 +205,9 @@ def _operator_only(who: Principal, values: dict[str, Any]) -> None:
 def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     check_org(who, body.organization_id, "organization", body.organization_id)
     _operator_only(who, body.model_dump())
-    spec = DirectorySpec(
-        organization_id=body.organization_id,
-        name=body.name,
-        type=body.type,
-        url=body.url,
-        bind_dn=body.bind_dn,
-        bind_password=body.bind_password,
-        search_paths=tuple(body.search_paths),
-        ca_file=body.ca_file,
-        start_tls=body.start_tls,
-        insecure_skip_tls_verify=body.insecure_skip_tls_verify,
-        mapping=body.mapping.model_dump() if body.mapping else None,
-        member_range_size=body.member_range_size,
-        user_bind_template=body.user_bind_template,
-        change_detection=body.change_detection,
-        near_real_time_seconds=body.near_real_time_seconds,
-    )
+    settings = body.model_dump(exclude={"organization_id", "name", "type", "bind_password"})
+    settings["mapping"] = body.mapping.model_dump() if body.mapping else None
+    spec = DirectorySpec(body.organization_id, body.name, body.type, settings, body.bind_password)
     return directory_view(create_directory(rt, spec))
 
 
@@ -249,7 +235,8 @@ def update_directory(
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
     password = changes.pop("bind_password", None)
-    moved = sorted(k for k in CONNECTION_FIELDS if k in changes and changes[k] != cfg.get(k))
+    source = source_type(row["type"])
+    moved = sorted(k for k in source.connection_fields if k in changes and changes[k] != cfg.get(k))
     if moved and not password:
         raise ApiError(
             422,
@@ -262,23 +249,7 @@ def update_directory(
     cfg.update({k: v for k, v in changes.items() if k != "mapping"})
     if "mapping" in changes:
         cfg["mapping"] = changes["mapping"] or {}
-    spec = DirectorySpec(
-        organization_id=row["organization_id"],
-        name=name,
-        type=row["type"],
-        url=cfg["url"],
-        bind_dn=cfg["bind_dn"],
-        bind_password=password or "x",
-        search_paths=tuple(cfg["search_paths"]),
-        ca_file=cfg.get("ca_file"),
-        start_tls=bool(cfg.get("start_tls")),
-        insecure_skip_tls_verify=bool(cfg.get("insecure_skip_tls_verify")),
-        mapping=cfg.get("mapping"),
-        member_range_size=cfg.get("member_range_size"),
-        user_bind_template=cfg.get("user_bind_template"),
-        change_detection=cfg.get("change_detection") or "auto",
-        near_real_time_seconds=cfg.get("near_real_time_seconds"),
-    )
+    spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password)
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}
     if new_cfg != row["config"]:

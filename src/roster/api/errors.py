@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster.accounts.service import Conflict, ManagedField
-from roster.connectors.ldap.config import ConfigError
+from roster.connectors.base import ConfigError
 from roster.store.repo import NotFound
 from roster.sync.approvals import NotPending
 

@@ -132,7 +132,7 @@ def list_users(
     with rt.engine.connect() as conn:
         where = _owner_filter(conn, who, u, directory, organization_id)
         if group is not None:
-            grow = repo._one(conn, directory_groups, group, "directory group")
+            grow = repo.get_row(conn, directory_groups, group, "directory group")
             check_org(who, grow["organization_id"], "directory group", group)
             gum = group_user_memberships
             where.append(u.c.id.in_(sa.select(gum.c.user_id).where(gum.c.group_id == group)))
@@ -162,7 +162,7 @@ def _owner_filter(
 @router.get("/directory_users/{user_id}")
 def get_user(user_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     with rt.engine.connect() as conn:
-        row = repo._one(conn, directory_users, user_id, "directory user")
+        row = repo.get_row(conn, directory_users, user_id, "directory user")
         check_org(who, row["organization_id"], "directory user", user_id)
         return user_payload(row, groups=_groups_of(conn, [user_id]).get(user_id, []))
 
@@ -183,7 +183,7 @@ def list_groups(
     with rt.engine.connect() as conn:
         where = _owner_filter(conn, who, g, directory, organization_id)
         if user is not None:
-            urow = repo._one(conn, directory_users, user, "directory user")
+            urow = repo.get_row(conn, directory_users, user, "directory user")
             check_org(who, urow["organization_id"], "directory user", user)
             gum = group_user_memberships
             where.append(g.c.id.in_(sa.select(gum.c.group_id).where(gum.c.user_id == user)))
@@ -195,7 +195,7 @@ def list_groups(
 @router.get("/directory_groups/{group_id}")
 def get_group(group_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     with rt.engine.connect() as conn:
-        row = repo._one(conn, directory_groups, group_id, "directory group")
+        row = repo.get_row(conn, directory_groups, group_id, "directory group")
         check_org(who, row["organization_id"], "directory group", group_id)
         return group_payload(row)
 

@@ -14,6 +14,10 @@ Progress = Callable[[int], None]
 """Called with the number of entries read so far."""
 
 
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message starts with the field's name."""
+
+
 class FailureReason(StrEnum):
     UNREACHABLE = "unreachable"
     INVALID_CREDENTIALS = "invalid_credentials"
@@ -49,6 +53,8 @@ class ConnectionReport:
 
 
 class Connector(Protocol):
+    """Reads one directory; never writes the store. Inputs and outputs are frozen values."""
+
     def snapshot(
         self, progress: Progress | None = None, previous: Mapping[str, str] | None = None
     ) -> Snapshot:
@@ -64,10 +70,9 @@ class Connector(Protocol):
 
 
 class IncrementalConnector(Connector, Protocol):
-    def changes(
-        self, cursor: str, known: Callable[[], frozenset[str]], progress: Progress | None = None
-    ) -> Delta | None:
+    def changes(self, cursor: str, progress: Progress | None = None) -> Delta | None:
         """What changed since ``cursor`` (from a Snapshot or an earlier Delta), or None when the
-        cursor cannot be used and a full run is needed. ``known()`` gives the ids in the cache
-        (loaded only when a detector reports what is present rather than what was deleted)."""
+        cursor cannot be used and a full run is needed. A source that can only list what is
+        still there (a syncrepl present phase) says so in ``Delta.present``; the ingest
+        compares that with the cache."""
         ...

@@ -150,17 +150,9 @@ def _first(lower: Mapping[str, list[str]], names: tuple[str, ...]) -> str | None
     return None
 
 
-def normalize_dn(dn: str) -> str:
-    """A comparison key for a DN: lower-case, no spaces around separators."""
-    dn = dn.lower()
-    if " " in dn:
-        dn = re.sub(r"\s*([,=+])\s*", r"\1", dn.strip())
-    return dn
-
-
 def map_user(
     external_id: str,
-    dn: str,
+    dn: str | None,
     active: bool,
     decoded: Mapping[str, list[str]],
     mapping: AttributeMapping,
@@ -214,13 +206,13 @@ def map_user(
 
 def map_group(
     external_id: str,
-    dn: str,
+    dn: str | None,
     decoded: Mapping[str, list[str]],
-    member_dns: tuple[str, ...],
+    member_refs: tuple[str, ...],
     mapping: AttributeMapping,
 ) -> DirectoryGroup:
     lower = {k.lower(): v for k, v in decoded.items()}
-    name = _first(lower, mapping.group["name"]) or _first(lower, ("cn",)) or dn
+    name = _first(lower, mapping.group["name"]) or _first(lower, ("cn",)) or dn or external_id
     description = _first(lower, mapping.group["description"])
     raw = canonical_json(
         {k: v for k, v in decoded.items() if k.lower().split(";", 1)[0] not in _MEMBER_ATTRIBUTES}
@@ -232,7 +224,7 @@ def map_group(
         description=description,
         raw_json=raw,
         content_hash=content_hash(name, description, dn, raw),
-        member_dns=member_dns,
+        member_refs=member_refs,
     )
 
 

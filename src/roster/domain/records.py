@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from roster.domain.dn import normalize_dn
+
 
 @dataclass(frozen=True, slots=True)
 class DirectoryUser:
     """One person as the directory describes them, normalized.
 
     ``external_id`` is the directory's own stable id (``entryUUID``,
-    ``objectGUID``...), never the DN. ``raw_json`` is every raw attribute as
+    ``objectGUID``, a Graph or SCIM ``id``...), never the DN. ``dn`` is set only
+    where the source has DNs (LDAP). ``raw_json`` is every raw attribute as
     canonical JSON (binary values base64 under ``"<attr>;base64"``), kept as one
     string so that the state held per object stays small.
     """
 
     external_id: str
-    dn: str
+    dn: str | None
     email: str | None
     name: str | None
     first_name: str | None
@@ -35,15 +38,19 @@ class DirectoryUser:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryGroup:
-    """One group, normalized. ``member_dns`` are normalized DNs of its members."""
+    """One group, normalized.
+
+    ``member_refs`` are the members' references (``ref_key``): normalized DNs for LDAP,
+    external ids for sources without DNs. ``None``: this record does not carry the
+    member list (a delta that changes members by operations, or not at all)."""
 
     external_id: str
-    dn: str
+    dn: str | None
     name: str
     description: str | None
     raw_json: str
     content_hash: str
-    member_dns: tuple[str, ...] = ()
+    member_refs: tuple[str, ...] | None = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +58,13 @@ class Skipped:
     """An entry that was read but not provisioned, with the reason."""
 
     external_id: str
-    dn: str
+    dn: str | None
     reason: str
+
+
+def ref_key(external_id: str, dn: str | None) -> str:
+    """How members name an object: its normalized DN where the source has DNs, else its id."""
+    return normalize_dn(dn) if dn else external_id
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""Assemble a Snapshot from streamed records, resolving member DNs to ids."""
+"""Assemble a Snapshot from streamed records, resolving member references (DNs or ids) to ids."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from roster.domain.mapping import members_digest, normalize_dn
-from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot
+from roster.domain.mapping import members_digest
+from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot, ref_key
 
 
 class SnapshotBuilder:
@@ -20,18 +20,18 @@ class SnapshotBuilder:
         self._primary: list[tuple[str, str]] = []  # (user external id, group key)
         self.unchanged: dict[str, str] = {}  # external id -> fingerprint of an entry not decoded
 
-    def add_unchanged_user(self, external_id: str, dn: str, fingerprint: str) -> None:
+    def add_unchanged_user(self, external_id: str, dn: str | None, fingerprint: str) -> None:
         """A user whose entry is exactly as cached: known by id and DN, not decoded again."""
         self.unchanged[external_id] = fingerprint
-        self._dn_index[normalize_dn(dn)] = external_id
+        self._dn_index[ref_key(external_id, dn)] = external_id
 
     def add_user(self, user: DirectoryUser) -> None:
         self.users[user.external_id] = user
-        self._dn_index[normalize_dn(user.dn)] = user.external_id
+        self._dn_index[ref_key(user.external_id, user.dn)] = user.external_id
 
     def add_group(self, group: DirectoryGroup) -> None:
         self.groups[group.external_id] = group
-        self._dn_index[normalize_dn(group.dn)] = group.external_id
+        self._dn_index[ref_key(group.external_id, group.dn)] = group.external_id
 
     def add_skipped(self, skipped: Skipped) -> None:
         self.skipped[skipped.external_id] = skipped
@@ -53,14 +53,15 @@ class SnapshotBuilder:
         return len(self.users) + len(self.groups) + len(self.skipped) + len(self.unchanged)
 
     def build(self, is_foreign: Callable[[str], bool] = lambda _dn: False) -> Snapshot:
-        """Resolve member DNs; count members outside the search paths and foreign principals."""
+        """Resolve member references; count members outside the search paths and foreign principals.
+        A snapshot's groups always carry their member lists (``member_refs`` None counts as empty)."""
         index = self._dn_index
-        skipped_dns = {normalize_dn(s.dn) for s in self.skipped.values()}
+        skipped_dns = {ref_key(s.external_id, s.dn) for s in self.skipped.values()}
         members: dict[str, set[str]] = {}
         ignored = foreign = 0
         for ext, group in self.groups.items():
             found = members[ext] = set()
-            for dn in group.member_dns:
+            for dn in group.member_refs or ():
                 member = index.get(dn)
                 if member is not None:
                     if member != ext:

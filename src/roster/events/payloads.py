@@ -73,7 +73,8 @@ def _custom(row: Mapping[str, Any]) -> dict[str, Any]:
     custom: dict[str, Any] = json.loads(row.get("custom_attributes") or "{}")
     if row.get("phone"):
         custom["phone_number"] = row["phone"]
-    custom["distinguished_name"] = row["dn"]
+    if row.get("dn"):  # only where the source has DNs
+        custom["distinguished_name"] = row["dn"]
     return custom
 
 

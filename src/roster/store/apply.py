@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.domain.changes import ChangeKind, ChangeSet
-from roster.domain.mapping import normalize_dn
-from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
+from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, ref_key
 from roster.events.payloads import (
     GROUP_EVENT_FIELDS,
     USER_EVENT_FIELDS,
@@ -41,7 +40,7 @@ def _user_columns(record: DirectoryUser) -> dict[str, Any]:
     return {
         "idp_id": record.external_id,
         "dn": record.dn,
-        "dn_key": normalize_dn(record.dn),
+        "ref_key": ref_key(record.external_id, record.dn),
         "email": record.email,
         "email_lower": record.email.lower() if record.email else None,
         "name": record.name,
@@ -63,7 +62,7 @@ def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
     return {
         "idp_id": record.external_id,
         "dn": record.dn,
-        "dn_key": normalize_dn(record.dn),
+        "ref_key": ref_key(record.external_id, record.dn),
         "name": record.name,
         "description": record.description,
         "raw_attributes": record.raw_json,
@@ -247,6 +246,8 @@ def apply_changes(
         | {c.roster_id for c in changes.groups_deleted},
         member_users=member_users,
         member_groups=member_groups,
+        user_ids=user_ids,
+        group_ids=group_ids,
     )
 
 

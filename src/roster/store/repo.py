@@ -48,7 +48,9 @@ class Principal:
         return self.organization_id is None or self.organization_id == organization_id
 
 
-def _one(conn: Connection, table: sa.Table, row_id: str, what: str, org: str | None = None) -> dict[str, Any]:
+def get_row(
+    conn: Connection, table: sa.Table, row_id: str, what: str, org: str | None = None
+) -> dict[str, Any]:
     """One row by id (and organization, when given), or NotFound."""
     q = sa.select(table).where(table.c.id == row_id)
     if org is not None:
@@ -77,7 +79,7 @@ def create_organization(conn: Connection, name: str, domain: str | None = None) 
 
 
 def get_organization(conn: Connection, org_id: str) -> dict[str, Any]:
-    return _one(conn, organizations, org_id, "organization")
+    return get_row(conn, organizations, org_id, "organization")
 
 
 def list_organizations(conn: Connection) -> list[dict[str, Any]]:
@@ -141,7 +143,7 @@ def create_directory(
 
 
 def get_directory(conn: Connection, directory_id: str) -> dict[str, Any]:
-    return _one(conn, directories, directory_id, "directory")
+    return get_row(conn, directories, directory_id, "directory")
 
 
 def update_directory(conn: Connection, directory_id: str, **values: Any) -> dict[str, Any]:
@@ -234,7 +236,10 @@ def finish_run(
     counts: Mapping[str, int],
     error: str | None = None,
     error_reason: str | None = None,
+    kind: str | None = None,
 ) -> None:
+    """``kind``: what the run turned out to be (an incremental run that fell back to a full read)."""
+    values = {"kind": kind} if kind is not None else {}
     conn.execute(
         sa.update(sync_runs)
         .where(sync_runs.c.id == run_id)
@@ -244,6 +249,7 @@ def finish_run(
             error=error,
             error_reason=error_reason,
             finished_at=utcnow(),
+            **values,
         )
     )
 
@@ -261,7 +267,7 @@ def last_full_run(conn: Connection, directory_id: str) -> datetime | None:
 
 
 def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
-    return _one(conn, sync_runs, run_id, "sync run")
+    return get_row(conn, sync_runs, run_id, "sync run")
 
 
 def list_runs(conn: Connection, directory_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -117,36 +117,83 @@ def load_cached_state(
     return CachedState(users=users, groups=groups, memberships=frozenset(pairs), membership_groups=partial)
 
 
-def load_cached_subset(conn: Connection, directory_id: str, touched: Iterable[str]) -> CachedState:
-    """What an incremental run needs of the cache: every group (ids and hashes), the users
-    ``touched`` names, the memberships that involve a touched object, and the number of
-    active users (for the deletion guard). Its cost follows the change, not the directory."""
-    u, gum, ggm = directory_users, group_user_memberships, group_group_memberships
-    wanted = list(dict.fromkeys(touched))
+def load_cached_subset(
+    conn: Connection,
+    directory_id: str,
+    objects: Iterable[str],
+    listed: Iterable[str] = (),
+    pairs: Iterable[tuple[str, str]] = (),
+) -> CachedState:
+    """What a delta needs of the cache: every group (ids and hashes), the users ``objects``
+    names, the memberships that involve a ``listed`` object (one whose memberships the delta
+    restates), those of ``pairs`` that exist, and the number of active users (for the
+    deletion guard). Its cost follows the change, not the directory: a one-member operation
+    on a 10,000-member group reads one membership row."""
+    u = directory_users
     groups, group_ext = _cached_groups(conn, directory_id)
     users: dict[str, CachedUser] = {}
-    for condition in one_of(conn, u.c.idp_id, wanted):
+    for condition in one_of(conn, u.c.idp_id, objects):
         users.update(_cached_users(conn, _USER_Q.where(u.c.directory_id == directory_id, condition)))
-    user_rids = [c.roster_id for c in users.values()]
-    group_rids = [groups[e].roster_id for e in wanted if e in groups]
-    pairs: set[tuple[str, str]] = set()
-    member = sa.select(gum.c.group_id, u.c.idp_id).join(u, u.c.id == gum.c.user_id)
-    for column, rids in ((gum.c.user_id, user_rids), (gum.c.group_id, group_rids)):
-        for condition in one_of(conn, column, rids):
-            for gid, ext in conn.execute(member.where(condition)):
-                pairs.add((group_ext[gid], ext))
-    for column in (ggm.c.parent_group_id, ggm.c.child_group_id):
-        for condition in one_of(conn, column, group_rids):
-            for parent, child in conn.execute(
-                sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(condition)
-            ):
-                pairs.add((group_ext[parent], group_ext[child]))
+    listed = set(listed)
+    user_rids = [c.roster_id for e, c in users.items() if e in listed]
+    group_rids = [groups[e].roster_id for e in listed if e in groups]
+    found = _pairs_involving(conn, user_rids, group_rids, group_ext)
+    found |= _existing_pairs(conn, pairs, users, groups, group_ext)
     active = conn.execute(
         sa.select(sa.func.count())
         .select_from(u)
         .where(u.c.directory_id == directory_id, u.c.state == "active", u.c.present.is_(True))
     ).scalar_one()
-    return CachedState(users=users, groups=groups, memberships=frozenset(pairs), active_total=int(active))
+    return CachedState(users=users, groups=groups, memberships=frozenset(found), active_total=int(active))
+
+
+_MEMBER_Q = sa.select(group_user_memberships.c.group_id, directory_users.c.idp_id).join(
+    directory_users, directory_users.c.id == group_user_memberships.c.user_id
+)
+_NESTED_Q = sa.select(group_group_memberships.c.parent_group_id, group_group_memberships.c.child_group_id)
+
+
+def _pairs_involving(
+    conn: Connection, user_rids: list[str], group_rids: list[str], group_ext: Mapping[str, str]
+) -> set[tuple[str, str]]:
+    """Every membership of these users, and every one these groups take part in (either side)."""
+    gum, ggm = group_user_memberships, group_group_memberships
+    pairs: set[tuple[str, str]] = set()
+    for column, rids in ((gum.c.user_id, user_rids), (gum.c.group_id, group_rids)):
+        for condition in one_of(conn, column, rids):
+            pairs.update((group_ext[gid], ext) for gid, ext in conn.execute(_MEMBER_Q.where(condition)))
+    for column in (ggm.c.parent_group_id, ggm.c.child_group_id):
+        for condition in one_of(conn, column, group_rids):
+            pairs.update((group_ext[p], group_ext[c]) for p, c in conn.execute(_NESTED_Q.where(condition)))
+    return pairs
+
+
+def _existing_pairs(
+    conn: Connection,
+    wanted: Iterable[tuple[str, str]],
+    users: Mapping[str, CachedUser],
+    groups: Mapping[str, CachedGroup],
+    group_ext: Mapping[str, str],
+) -> set[tuple[str, str]]:
+    """Which of the ``wanted`` (group, member) pairs are stored (members among ``users`` or groups)."""
+    wanted = {(g, m) for g, m in wanted if g in groups and (m in users or m in groups)}
+    if not wanted:
+        return set()
+    gum, ggm = group_user_memberships, group_group_memberships
+    parents = [groups[g].roster_id for g, _ in wanted]
+    user_rids = {users[m].roster_id for _, m in wanted if m in users}
+    group_rids = {groups[m].roster_id for _, m in wanted if m in groups}
+    user_ext = {c.roster_id: e for e, c in users.items()}
+    found: set[tuple[str, str]] = set()
+    for condition in one_of(conn, gum.c.group_id, parents):
+        q = sa.select(gum.c.group_id, gum.c.user_id).where(condition)
+        for members in one_of(conn, gum.c.user_id, user_rids):
+            found.update((group_ext[g], user_ext[m]) for g, m in conn.execute(q.where(members)))
+    for condition in one_of(conn, ggm.c.parent_group_id, parents):
+        for members in one_of(conn, ggm.c.child_group_id, group_rids):
+            q = _NESTED_Q.where(condition, members)
+            found.update((group_ext[p], group_ext[c]) for p, c in conn.execute(q))
+    return found & wanted
 
 
 def resolve_external_ids(conn: Connection, directory_id: str, exts: Iterable[str]) -> dict[str, str]:
@@ -168,14 +215,14 @@ def load_source_hashes(conn: Connection, directory_id: str) -> dict[str, str]:
     return {ext: source for ext, source in conn.execute(q).all()}
 
 
-def load_dn_subset(conn: Connection, directory_id: str, dns: Iterable[str]) -> dict[str, str]:
-    """Normalized DN -> external id of the cached users (still in the directory) and groups whose
-    DN is one of ``dns``: the members and parents an incremental run resolves."""
+def load_ref_subset(conn: Connection, directory_id: str, refs: Iterable[str]) -> dict[str, str]:
+    """Reference key (``records.ref_key``) -> external id of the cached users (still in the
+    directory) and groups named in ``refs``: the members and parents a delta resolves."""
     u, g = directory_users, directory_groups
     index: dict[str, str] = {}
     for table, extra in ((u, u.c.present.is_(True)), (g, sa.true())):
-        for condition in one_of(conn, table.c.dn_key, dns):
-            q = sa.select(table.c.dn_key, table.c.idp_id).where(
+        for condition in one_of(conn, table.c.ref_key, refs):
+            q = sa.select(table.c.ref_key, table.c.idp_id).where(
                 table.c.directory_id == directory_id, condition, extra
             )
             index.update((key, ext) for key, ext in conn.execute(q).all())

@@ -105,8 +105,8 @@ directory_users = sa.Table(
     ),
     sa.Column("organization_id", sa.String(48), nullable=False, index=True),
     sa.Column("idp_id", sa.String(255), nullable=False),
-    sa.Column("dn", sa.Text, nullable=False),
-    sa.Column("dn_key", sa.Text, nullable=True),  # the DN normalized (normalize_dn), to look members up
+    sa.Column("dn", sa.Text, nullable=True),  # only where the source has DNs (LDAP)
+    sa.Column("ref_key", sa.Text, nullable=True),  # how members name it: records.ref_key (DN key or id)
     sa.Column("email", sa.String(320), nullable=True),
     sa.Column("email_lower", sa.String(320), nullable=True, index=True),
     sa.Column("name", sa.String(400), nullable=True),
@@ -124,7 +124,7 @@ directory_users = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),
-    sa.Index("ix_directory_users_directory_id_dn_key", "directory_id", "dn_key"),
+    sa.Index("ix_directory_users_directory_id_ref_key", "directory_id", "ref_key"),
 )
 
 directory_groups = sa.Table(
@@ -139,8 +139,8 @@ directory_groups = sa.Table(
     ),
     sa.Column("organization_id", sa.String(48), nullable=False, index=True),
     sa.Column("idp_id", sa.String(255), nullable=False),
-    sa.Column("dn", sa.Text, nullable=False),
-    sa.Column("dn_key", sa.Text, nullable=True),  # the DN normalized (normalize_dn), to look members up
+    sa.Column("dn", sa.Text, nullable=True),  # only where the source has DNs (LDAP)
+    sa.Column("ref_key", sa.Text, nullable=True),  # how members name it: records.ref_key (DN key or id)
     sa.Column("name", sa.String(400), nullable=False),
     sa.Column("description", sa.Text, nullable=True),
     sa.Column("raw_attributes", sa.Text, nullable=False),
@@ -149,7 +149,7 @@ directory_groups = sa.Table(
     _ts("created_at"),
     _ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),
-    sa.Index("ix_directory_groups_directory_id_dn_key", "directory_id", "dn_key"),
+    sa.Index("ix_directory_groups_directory_id_ref_key", "directory_id", "ref_key"),
 )
 
 group_user_memberships = sa.Table(

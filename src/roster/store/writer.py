@@ -7,7 +7,8 @@ deletion guard holds), applying nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ class Touched:
     groups: frozenset[str] = frozenset()  # created, updated or deleted
     member_users: frozenset[str] = frozenset()  # users whose group memberships changed
     member_groups: frozenset[str] = frozenset()  # groups whose parent groups changed
+    # external id -> Roster id of the users and groups the run knew (cached or created)
+    user_ids: Mapping[str, str] = field(default_factory=dict)
+    group_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

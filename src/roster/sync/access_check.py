@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from roster.accounts.lifecycle import access_lost
 from roster.runtime import Runtime
+from roster.sources import connector_for
 from roster.store import repo
 from roster.store.db import utcnow
 from roster.store.schema import directories
-from roster.sync.connectors import connector_for
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from roster.connectors.base import ConfigError
 from roster.domain.ldap_path import SearchPath, search_roots
 from roster.domain.mapping import AttributeMapping
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message starts with the field's name."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def validate_url(url: str) -> str:
 
 def validate(config: LdapConfig) -> LdapConfig:
     """Check every field that can be checked without a network; raise ConfigError."""
-    from roster.connectors.ldap.flavours import get_flavour
+    from roster.connectors.ldap.vendors import get_flavour
     from roster.domain.ldap_path import SearchPathError
 
     validate_url(config.url)

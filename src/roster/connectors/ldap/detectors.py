@@ -34,7 +34,7 @@ from roster.connectors.ldap.active_directory import guid_to_str
 from roster.connectors.ldap.client import LdapClient, translate
 from roster.connectors.ldap.config import LdapConfig
 from roster.connectors.ldap.flavours import Flavour, first_value
-from roster.domain.mapping import normalize_dn
+from roster.domain.dn import normalize_dn
 
 SHOW_DELETED = "1.2.840.113556.1.4.417"
 E_SYNC_REFRESH_REQUIRED = 4096  # RFC 4533: the cookie is too old; the consumer must refresh in full

@@ -99,16 +99,3 @@ def int_value(entry: RawEntry, name: str, default: int = 0) -> int:
         return int(value) if value is not None else default
     except ValueError:
         return default
-
-
-def get_flavour(name: str) -> Flavour:
-    from roster.connectors.ldap.active_directory import ACTIVE_DIRECTORY
-    from roster.connectors.ldap.openldap import OPENLDAP
-
-    flavours: dict[str, Flavour] = {"ldap": OPENLDAP, "active_directory": ACTIVE_DIRECTORY}
-    try:
-        return flavours[name]
-    except KeyError:
-        raise ValueError(
-            f"type: {name!r} is not a directory type; use one of {', '.join(flavours)}"
-        ) from None
