@@ -35,7 +35,7 @@ def status(as_json: bool) -> None:
             last = (
                 conn.execute(
                     sa.select(sync_runs)
-                    .where(sync_runs.c.directory_id == d["id"])
+                    .where(sync_runs.c.directory_id == d["id"], sync_runs.c.kind != "dry_run")
                     .order_by(sync_runs.c.id.desc())
                     .limit(1)
                 )

@@ -15,7 +15,7 @@ from roster.demo.slapd import Slapd
 from roster.directories import sync_directory
 from roster.runtime import Runtime
 from roster.store import repo
-from roster.store.schema import mail_outbox
+from roster.store.schema import directory_users, mail_outbox, sync_runs
 from roster.sync.scheduler import prune_sync_log
 from roster.sync.worker import Worker
 from tests.support.helpers import dump, ldap_directory, new_org, users_by_uid
@@ -118,3 +118,55 @@ def test_sync_log_filters_and_retention(rt: Runtime, held: tuple[str, str, list[
     assert bad.status_code == 422 and bad.json()["message"].startswith("since:")
     assert prune_sync_log(rt) == 0
     assert prune_sync_log(rt, now=utcnow() + timedelta(days=11)) == len(everything)
+
+
+def test_a_decided_run_says_so_and_its_counts_agree_with_the_guard(
+    rt: Runtime, held: tuple[str, str, list[str], httpx.Client]
+) -> None:
+    _, d, _, http = held
+    with rt.engine.begin() as conn:  # one user already inactive: removed, but not a deactivation
+        conn.execute(
+            sa.update(directory_users)
+            .where(directory_users.c.directory_id == d, directory_users.c.username == "user0")
+            .values(state="inactive")
+        )
+    result = sync_directory(rt, d)
+    assert result.status == "pending_approval"
+    assert result.counts["user_removed"] == 12 and result.counts["deactivated"] == 11
+    assert "would deactivate 11 of" in (result.error or "")
+    with rt.engine.connect() as conn:
+        body = conn.execute(
+            sa.select(mail_outbox.c.body).where(mail_outbox.c.kind == "approval_needed")
+        ).scalar()
+    assert "<user1@example.com>" in body and "user0@" not in body  # names and e-mails, not ids
+    assert http.post(f"/api/v1/sync_runs/{result.run_id}/approve").status_code == 202
+    run = http.get(f"/api/v1/sync_runs/{result.run_id}").json()
+    assert run["status"] == "approved"
+
+
+def test_a_dry_run_never_holds_and_stays_apart(
+    rt: Runtime, held: tuple[str, str, list[str], httpx.Client]
+) -> None:
+    _, d, _, http = held
+    dry = sync_directory(rt, d, dry_run=True)
+    assert dry.status == "succeeded" and dry.kind == "dry_run" and dry.counts["would_be_held"] == 1
+    with rt.engine.connect() as conn:
+        held_runs = conn.execute(
+            sa.select(sa.func.count()).select_from(sync_runs).where(sync_runs.c.status == "pending_approval")
+        ).scalar()
+        mails = conn.execute(
+            sa.select(sa.func.count()).select_from(mail_outbox).where(mail_outbox.c.kind == "approval_needed")
+        ).scalar()
+    assert held_runs == 0 and mails == 0  # nothing waits for an approval, nobody is asked
+    log = http.get("/api/v1/sync_log", params={"directory_id": d, "change": "user_removed"}).json()["data"]
+    assert log == []  # what the dry run planned is not in the default view
+    planned = http.get(
+        "/api/v1/sync_log", params={"directory_id": d, "change": "user_removed", "include_dry_runs": "true"}
+    ).json()["data"]
+    assert len(planned) == 12
+    with rt.engine.begin() as conn:
+        _, admin_key = repo.create_api_key(conn, None, "operator")
+    metrics = http.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"}).text
+    assert 'roster_sync_runs{status="succeeded"} 1.0' in metrics  # the first sync only
+    real = sync_directory(rt, d)
+    assert real.status == "pending_approval"  # the schedule was never stopped by the dry run

@@ -10,8 +10,11 @@ from roster.demo.slapd import Slapd, free_port
 from roster.directories import sync_directory
 from roster.runtime import Runtime
 from roster.store import repo
+from tests.conftest import BASE_LDIF
 from tests.support.helpers import dump, event_list, last_event_id, ldap_directory, new_org, users_by_uid
 from tests.support.ldap_tree import Tree
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "openldap"
 
 
 def setup_dir(rt: Runtime, slapd: Slapd, tree: Tree, **kw: object) -> str:
@@ -355,3 +358,43 @@ def test_paging_reads_everything(
     result = sync_directory(runtime, d)
     assert result.ok and result.counts["user_created"] == 10
     runtime.engine.dispose()
+
+
+def test_members_named_with_escaped_commas_are_found(rt: Runtime, tmp_path: Path) -> None:
+    """Active Directory's "Last, First" naming in a directory loaded with slapadd: the entry's DN
+    comes back as ``cn=Smith\\2C John``, the group's member value as ``cn=Smith\\, John``. One DN."""
+    server = Slapd(tmp_path / "slapd")
+    server.configure()
+    (tmp_path / "base.ldif").write_text(BASE_LDIF + "\n" + (FIXTURES / "escaped-commas.ldif").read_text())
+    server.load(tmp_path / "base.ldif")
+    server.start()
+    try:
+        d = ldap_directory(
+            rt,
+            new_org(rt),
+            server.url,
+            server.admin_dn,
+            server.admin_password,
+            ["OU=People, DC=example, DC=com"],
+        )
+        result = sync_directory(rt, d)
+        assert result.ok and result.counts["member_added"] == 2 and result.counts["ignored_members"] == 0
+        with rt.engine.connect() as conn:
+            assert repo_members(conn, d, "eng") == {"js@example.com", "aj@example.com"}
+    finally:
+        server.stop()
+
+
+def repo_members(conn: object, directory_id: str, group_name: str) -> set[str]:
+    import sqlalchemy as sa
+
+    from roster.store.schema import directory_groups, directory_users, group_user_memberships
+
+    u, g, m = directory_users, directory_groups, group_user_memberships
+    q = (
+        sa.select(u.c.email)
+        .join(m, m.c.user_id == u.c.id)
+        .join(g, g.c.id == m.c.group_id)
+        .where(g.c.directory_id == directory_id, g.c.name == group_name)
+    )
+    return set(conn.execute(q).scalars())  # type: ignore[attr-defined]

@@ -384,19 +384,26 @@ def sync_log_entries(
     until: str | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    include_dry_runs: bool = False,
 ) -> dict[str, Any]:
-    """Every change of every run of a directory, filtered by run, kind, object and time."""
+    """Every change of every run of a directory, filtered by run, kind, object and time. What dry
+    runs planned is left out unless ``include_dry_runs`` is set or ``run_id`` names one."""
     import json
     from datetime import datetime
 
     import sqlalchemy as sa
 
-    from roster.store.schema import sync_log
+    from roster.store.schema import sync_log, sync_runs
 
     _owned_directory(rt, who, directory_id)
     q = sa.select(sync_log).where(sync_log.c.directory_id == directory_id)
     if run_id:
         q = q.where(sync_log.c.run_id == run_id)
+    elif not include_dry_runs:
+        dry = sa.select(sync_runs.c.id).where(
+            sync_runs.c.directory_id == directory_id, sync_runs.c.kind == "dry_run"
+        )
+        q = q.where(sync_log.c.run_id.not_in(dry))
     if change:
         q = q.where(sync_log.c.change == change)
     if object_id:

@@ -30,7 +30,9 @@ class StoreCollector(Collector):
         with self.rt.engine.connect() as conn:
             runs = GaugeMetricFamily("roster_sync_runs", "Sync runs by status", labels=["status"])
             for status, count in conn.execute(
-                sa.select(sync_runs.c.status, sa.func.count()).group_by(sync_runs.c.status)
+                sa.select(sync_runs.c.status, sa.func.count())
+                .where(sync_runs.c.kind != "dry_run")  # a dry run changes nothing: not a run here
+                .group_by(sync_runs.c.status)
             ):
                 runs.add_metric([status], count)
             yield runs
@@ -46,7 +48,7 @@ class StoreCollector(Collector):
             )
             latest = (
                 sa.select(sync_runs.c.directory_id, sa.func.max(sync_runs.c.id).label("id"))
-                .where(sync_runs.c.finished_at.is_not(None))
+                .where(sync_runs.c.finished_at.is_not(None), sync_runs.c.kind != "dry_run")
                 .group_by(sync_runs.c.directory_id)
                 .subquery()
             )
