@@ -1,0 +1,3 @@
+"""Roster: self-hosted directory synchronization."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""Login: directory-linked accounts bind to the directory as the user; unlinked ones check the local hash.
+
+No user enumeration: an unknown e-mail, a wrong password and a disabled account whose
+password was wrong all answer ``invalid_credentials``, and an unknown e-mail still spends
+a hash verification. Failures are counted per account and per source address; past the
+limit the answer is ``too_many_attempts`` until the window ends. Passwords are never
+stored or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.accounts.passwords import verify
+from roster.accounts.service import account_view, groups_of
+from roster.connectors.ldap.bind import BindReason, bind_name
+from roster.runtime import Runtime
+from roster.sources import open_secret, source_type
+from roster.store.db import as_utc, utcnow
+from roster.store.repo import get_directory
+from roster.store.schema import accounts, directory_users, login_throttle
+
+WINDOW = timedelta(minutes=15)
+ACCOUNT_LIMIT = 5
+ADDRESS_LIMIT = 20
+
+_BIND_REASONS: dict[str, str] = {
+    BindReason.OK: "ok",
+    BindReason.INVALID_CREDENTIALS: "invalid_credentials",
+    BindReason.LOCKED: "locked",
+    BindReason.DISABLED: "disabled",
+    BindReason.ACCOUNT_EXPIRED: "disabled",
+    BindReason.LOGON_NOT_PERMITTED: "disabled",
+    BindReason.PASSWORD_EXPIRED: "password_expired",
+    BindReason.MUST_CHANGE_PASSWORD: "password_expired",
+}
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    reason: str  # ok | invalid_credentials | locked | disabled | password_expired | too_many_attempts
+    account: dict[str, Any] | None = None  # | directory_unavailable
+    retry_after: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "ok"
+
+
+def _keys(org: str, email: str, address: str | None) -> list[tuple[str, int]]:
+    keys = [(f"account:{org}:{email.strip().lower()}", ACCOUNT_LIMIT)]
+    if address:
+        keys.append((f"address:{address}", ADDRESS_LIMIT))
+    return keys
+
+
+def _throttled(conn: Connection, keys: list[tuple[str, int]]) -> int | None:
+    now = utcnow()
+    for key, limit in keys:
+        row = conn.execute(sa.select(login_throttle).where(login_throttle.c.key == key)).first()
+        if row is None:
+            continue
+        start = as_utc(row.window_start)
+        assert start is not None
+        if now - start < WINDOW and row.failures >= limit:
+            return int((start + WINDOW - now).total_seconds()) + 1
+    return None
+
+
+def _record(conn: Connection, keys: list[tuple[str, int]], failed: bool) -> None:
+    now = utcnow()
+    for key, _ in keys:
+        if not failed:
+            if key.startswith("account:"):
+                conn.execute(sa.delete(login_throttle).where(login_throttle.c.key == key))
+            continue
+        row = conn.execute(sa.select(login_throttle).where(login_throttle.c.key == key)).first()
+        start = as_utc(row.window_start) if row is not None else None
+        if row is None:
+            conn.execute(sa.insert(login_throttle).values(key=key, failures=1, window_start=now))
+        elif start is None or now - start >= WINDOW:
+            conn.execute(
+                sa.update(login_throttle)
+                .where(login_throttle.c.key == key)
+                .values(failures=1, window_start=now)
+            )
+        else:
+            conn.execute(
+                sa.update(login_throttle).where(login_throttle.c.key == key).values(failures=row.failures + 1)
+            )
+
+
+def login(rt: Runtime, org: str, email: str, password: str, address: str | None = None) -> LoginResult:
+    keys = _keys(org, email, address)
+    with rt.engine.begin() as conn:
+        wait = _throttled(conn, keys)
+        if wait is not None:
+            return LoginResult("too_many_attempts", retry_after=wait)
+        account = (
+            conn.execute(
+                sa.select(accounts).where(
+                    accounts.c.organization_id == org, accounts.c.email_lower == email.strip().lower()
+                )
+            )
+            .mappings()
+            .first()
+        )
+    reason = _check(rt, dict(account) if account is not None else None, password)
+    with rt.engine.begin() as conn:
+        if reason != "directory_unavailable":
+            _record(conn, keys, failed=reason != "ok")
+        if reason != "ok" or account is None:
+            return LoginResult(reason)
+        view = account_view(dict(account), groups_of(conn, org, account["id"]))
+    return LoginResult("ok", view)
+
+
+def _check(rt: Runtime, account: dict[str, Any] | None, password: str) -> str:
+    if account is None or not account["directory_user_id"]:
+        good = verify(account["password_hash"] if account else None, password)
+        if not good:
+            return "invalid_credentials"
+        assert account is not None
+        return "disabled" if account["disabled"] else "ok"
+    with rt.engine.connect() as conn:
+        directory = get_directory(conn, account["directory_id"])
+        user = conn.execute(
+            sa.select(directory_users.c.dn, directory_users.c.username).where(
+                directory_users.c.id == account["directory_user_id"]
+            )
+        ).first()
+    if user is None:
+        return "invalid_credentials"
+    template = directory["config"].get("user_bind_template")
+    try:
+        name = bind_name(template, user.username) if template and user.username else user.dn
+    except ValueError:
+        name = user.dn
+    check = source_type(directory["type"]).verify_password
+    if check is None:
+        return "directory_unavailable"
+    outcome = check(directory, open_secret(directory, rt.box), rt.settings, name, password)
+    reason = _BIND_REASONS.get(outcome.reason, "directory_unavailable")
+    if reason == "ok" and account["disabled"]:
+        return "disabled"  # disabled here (by an admin, or by the directory at the last sync)
+    return reason

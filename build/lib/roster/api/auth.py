@@ -1,0 +1,53 @@
+"""Bearer API keys. A key speaks for one organization, or for all (an admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from roster.api.errors import ApiError
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.store.repo import NotFound, Principal
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
+    with runtime(request).engine.connect() as conn:
+        who = repo.authenticate(conn, token.strip())
+    if who is None:
+        raise ApiError(401, "unauthorized", "invalid API key")
+    return who
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+def require_admin(who: Principal) -> None:
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "this needs an admin API key (not scoped to one organization)")
+
+
+def check_org(who: Principal, organization_id: str, what: str, object_id: str) -> None:
+    """Objects of another organization are reported as missing, not forbidden."""
+    if not who.can_see(organization_id):
+        raise NotFound(f"{what} {object_id!r} not found")
+
+
+def scope_org(who: Principal, requested: str | None) -> str | None:
+    """The organization a list is restricted to."""
+    if who.organization_id is None:
+        return requested
+    if requested is not None and requested != who.organization_id:
+        raise ApiError(404, "entity_not_found", f"organization {requested!r} not found")
+    return who.organization_id

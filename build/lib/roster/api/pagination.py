@@ -1,0 +1,76 @@
+"""Cursor pagination as the WorkOS API does it: ids are cursors, ``before``/``after``, ``order``.
+
+``order=desc`` (default) and ``asc``: ``after`` continues in the list's order and
+``before`` goes back. ``order=normal`` lists newest first with ``before``
+fetching older records and ``after`` newer ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.api.errors import ApiError
+
+Order = Literal["asc", "desc", "normal"]
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    before: str | None
+    after: str | None
+
+    def metadata(self) -> dict[str, str | None]:
+        return {"before": self.before, "after": self.after}
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= 100:
+        raise ApiError(
+            422,
+            "invalid_request_parameters",
+            f"limit: {limit} is out of range; use 1 to 100",
+            [{"field": "limit", "code": "out_of_range"}],
+        )
+    return limit
+
+
+def paginate(
+    conn: Connection,
+    table: sa.Table,
+    where: Sequence[sa.ColumnElement[bool]],
+    *,
+    limit: int,
+    before: str | None,
+    after: str | None,
+    order: Order,
+) -> Page:
+    check_limit(limit)
+    if before and after:
+        raise ApiError(422, "invalid_request_parameters", "before, after: give one cursor, not both")
+    descending = order in ("desc", "normal")
+    # "forward" runs in the list's own order; which cursor means forward depends on `order`.
+    forward_cursor, backward_cursor = (before, after) if order == "normal" else (after, before)
+    col = table.c.id
+    going_back = backward_cursor is not None
+    cursor = backward_cursor if going_back else forward_cursor
+    ascending_query = descending == going_back
+    q = sa.select(table).where(*where)
+    if cursor is not None:
+        q = q.where(col > cursor if ascending_query else col < cursor)
+    q = q.order_by(col.asc() if ascending_query else col.desc()).limit(limit + 1)
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if going_back:
+        rows.reverse()
+    next_forward = rows[-1]["id"] if rows and (more if not going_back else True) else None
+    next_backward = rows[0]["id"] if rows and (more if going_back else cursor is not None) else None
+    if order == "normal":
+        return Page(rows, before=next_forward, after=next_backward)
+    return Page(rows, before=next_backward, after=next_forward)

@@ -1,0 +1,68 @@
+"""``python -m roster.bench [SUITE ...]``: run benchmarks and write bench/results.json.
+
+Suites: ``sync`` (a generated directory of --users/--groups/--memberships in a private slapd:
+full sync, unchanged re-sync and incremental run against the ``ldapsearch`` baseline, with peak
+RSS) and ``webhooks`` (delivery throughput with 50 endpoints, commit-to-receipt latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from roster.bench import sync, webhooks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench")
+    parser.add_argument("suites", nargs="*", default=["sync", "webhooks"], choices=["sync", "webhooks"])
+    parser.add_argument(
+        "--users",
+        default="100000",
+        help="Users; a comma-separated list (10000,100000) measures growth, each size with a tenth as "
+        "many groups and ten memberships per user.",
+    )
+    parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument("--memberships", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--endpoints", type=int, default=50)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--database-url", default=None, help="Deprecated alias of --postgres.")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="Also measure syncs into PostgreSQL at this SQLAlchemy URL (fresh schemas, dropped after).",
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    args = parser.parse_args()
+    results: dict[str, object] = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()}
+    }
+    if "sync" in args.suites:
+        sizes = [int(n) for n in str(args.users).split(",")]
+        measured = {}
+        for size in sizes:
+            groups, memberships = (
+                (args.groups, args.memberships) if len(sizes) == 1 else (size // 10, size * 10)
+            )
+            measured[size] = results[f"sync_{size}"] = sync.run(
+                size, groups, memberships, args.repeat, args.database_url, postgres_url=args.postgres
+            )
+        if len(sizes) > 1:
+            results["sync_growth"] = sync.growth(measured)
+    if "webhooks" in args.suites:
+        results["webhooks"] = webhooks.run(args.endpoints, args.events, args.database_url)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    args.out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+    for key, value in results.items():
+        if key != "machine":
+            print(key, json.dumps(value, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""The ``roster`` command. Every command takes ``--json``; failures exit non-zero with a message on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy.exc
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from roster.cli_accounts import register as register_accounts
+from roster.cli_ops import runs, status, worker
+from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
+from roster.cli_support import plain as _plain
+from roster.cli_webhooks import webhook
+from roster.connectors.base import ConfigError
+from roster.crypto import generate_key_file
+from roster.directories import (
+    DirectorySpec,
+    create_directory,
+    sync_directory,
+    test_directory,
+    verify_directory_password,
+)
+from roster.runtime import Runtime, open_runtime
+from roster.settings import get_settings
+from roster.sources import source_types
+from roster.store import jobs, repo
+from roster.store.db import iso
+from roster.sync.pipeline import Phase, RunResult
+
+
+@click.group()
+@click.version_option(package_name="roster")
+def main() -> None:
+    """Roster: keep your application in step with your customers' directories."""
+    from roster.logs import configure
+
+    configure(get_settings())
+
+
+@main.command()
+@json_option
+@handle_errors
+def init(as_json: bool) -> None:
+    """Create the secret key (if none) and bring the store's schema up to date."""
+    settings = get_settings()
+    created = False if settings.secret_key else generate_key_file(settings.key_file)
+    open_runtime(settings)
+    data = {
+        "database_url": _safe_url(settings.database_url),
+        "key_file": str(settings.key_file),
+        "key_created": created,
+    }
+    where = "ROSTER_SECRET_KEY" if settings.secret_key else str(settings.key_file)
+    state = "created in" if created else "kept in"
+    emit(
+        as_json,
+        data,
+        lambda: click.echo(f"store ready at {data['database_url']}; secret key {state} {where}"),
+    )
+
+
+def _safe_url(url: str) -> str:
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def apikey() -> None:
+    """API keys (shown once, stored hashed)."""
+
+
+@apikey.command("create")
+@click.option("--org", "org_id", default=None, help="Scope the key to this organization; omit for admin.")
+@click.option("--name", default="api key", show_default=True)
+@json_option
+@handle_errors
+def apikey_create(org_id: str | None, name: str, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        row, secret = repo.create_api_key(conn, org_id, name)
+    data = {"id": row["id"], "organization_id": org_id, "name": name, "secret": secret}
+    emit(as_json, data, lambda: click.echo(f"{secret}\n(id {row['id']}; shown once, store it now)"))
+
+
+@main.group()
+def org() -> None:
+    """Organizations (your customers)."""
+
+
+@org.command("create")
+@click.argument("name")
+@click.option("--domain", default=None)
+@json_option
+@handle_errors
+def org_create(name: str, domain: str | None, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        row = repo.create_organization(conn, name, domain)
+    emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+@org.command("list")
+@json_option
+@handle_errors
+def org_list(as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        rows = repo.list_organizations(conn)
+
+    def text() -> None:
+        table = Table("id", "name", "domain")
+        for r in rows:
+            table.add_row(r["id"], r["name"], r["domain"] or "")
+        out.print(table)
+
+    emit(as_json, [_plain(r) for r in rows], text)
+
+
+@main.group()
+def directory() -> None:
+    """Directory connections."""
+
+
+def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        field, sep, attribute = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--map-{kind}: {pair!r} must be FIELD=ATTRIBUTE, e.g. email=userPrincipalName")
+        result[field.strip()] = attribute.strip()
+    return result
+
+
+@directory.command("create")
+@click.option("--org", "org_id", required=True)
+@click.option("--type", "dtype", type=click.Choice(sorted(source_types())), required=True)
+@click.option("--name", required=True)
+@click.option("--url", required=True, help="ldap://host[:port] or ldaps://host[:port]")
+@click.option("--bind-dn", required=True)
+@click.option(
+    "--bind-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the bind password (else env ROSTER_BIND_PASSWORD).",
+)
+@click.option(
+    "--search-path",
+    "search_paths",
+    multiple=True,
+    required=True,
+    help="Repeatable, e.g. 'CN=Users, DC=domain, DC=local'.",
+)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--start-tls", is_flag=True)
+@click.option("--insecure-skip-tls-verify", is_flag=True, help="Tests only: do not verify certificates.")
+@click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE override, e.g. email=userPrincipalName")
+@click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE override, e.g. name=cn")
+@click.option(
+    "--near-real-time",
+    "near_real_time_seconds",
+    type=int,
+    default=None,
+    help="Continuous incremental runs every N seconds while `roster serve` runs (e.g. 10).",
+)
+@click.option(
+    "--change-detection",
+    type=click.Choice(["auto", "dirsync", "usn", "syncrepl", "off"]),
+    default="auto",
+    show_default=True,
+    help="How incremental runs find changes (off: full runs only).",
+)
+@click.option(
+    "--user-bind-template",
+    default=None,
+    help="How a login becomes a bind name, e.g. '{login}@example.local' or 'EXAMPLE\\{login}'.",
+)
+@click.option(
+    "--member-range-size",
+    type=click.IntRange(1, 100000),
+    default=None,
+    help="Read group members in ranges of this size (Active Directory style).",
+)
+@json_option
+@handle_errors
+def directory_create(
+    org_id: str,
+    dtype: str,
+    name: str,
+    url: str,
+    bind_dn: str,
+    bind_password_file: Path | None,
+    search_paths: tuple[str, ...],
+    ca_file: str | None,
+    start_tls: bool,
+    insecure_skip_tls_verify: bool,
+    map_user: tuple[str, ...],
+    map_group: tuple[str, ...],
+    near_real_time_seconds: int | None,
+    change_detection: str,
+    user_bind_template: str | None,
+    member_range_size: int | None,
+    as_json: bool,
+) -> None:
+    """Add a directory to an organization (validated; the password is stored encrypted)."""
+    if bind_password_file is not None:
+        try:
+            password = bind_password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"bind_password_file: cannot read {bind_password_file}: {exc.strerror}"
+            ) from None
+    else:
+        password = get_settings().bind_password or ""
+    if not password:
+        raise ConfigError("bind_password: give --bind-password-file FILE or set ROSTER_BIND_PASSWORD")
+    settings = {
+        "url": url,
+        "bind_dn": bind_dn,
+        "search_paths": search_paths,
+        "ca_file": ca_file,
+        "start_tls": start_tls,
+        "insecure_skip_tls_verify": insecure_skip_tls_verify,
+        "mapping": {"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
+        "member_range_size": member_range_size,
+        "user_bind_template": user_bind_template,
+        "change_detection": change_detection,
+        "near_real_time_seconds": near_real_time_seconds,
+    }
+    row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, password))
+    emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+@directory.command("list")
+@click.option("--org", "org_id", default=None)
+@json_option
+@handle_errors
+def directory_list(org_id: str | None, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        rows = repo.list_directories(conn, org_id)
+
+    def text() -> None:
+        table = Table("id", "organization", "name", "type", "state", "last sync")
+        for r in rows:
+            table.add_row(
+                r["id"],
+                r["organization_id"],
+                r["name"],
+                r["type"],
+                r["state"],
+                iso(r["last_sync_at"]) or "never",
+            )
+        out.print(table)
+
+    emit(as_json, [_plain(r) for r in rows], text)
+
+
+@directory.command("show")
+@click.argument("directory_id")
+@json_option
+@handle_errors
+def directory_show(directory_id: str, as_json: bool) -> None:
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+        meta = repo.directory_metadata(conn, directory_id)
+        runs = repo.list_runs(conn, directory_id, 5)
+    data = {**_plain(row), "metadata": meta, "recent_runs": [_plain(r) for r in runs]}
+
+    def text() -> None:
+        for key in ("id", "organization_id", "name", "type", "state"):
+            click.echo(f"{key:16} {row[key]}")
+        for key, value in row["config"].items():
+            click.echo(f"{key:16} {value}")
+        click.echo(f"{'users':16} {meta['users']['active']} active, {meta['users']['inactive']} inactive")
+        click.echo(f"{'groups':16} {meta['groups']}")
+        for r in runs:
+            click.echo(f"run {r['id']} {r['status']:9} {iso(r['started_at'])} {r['error'] or ''}")
+
+    emit(as_json, data, text)
+
+
+@directory.command("verify-password")
+@click.argument("directory_id")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+@handle_errors
+def directory_verify_password(directory_id: str, login: str, password_stdin: bool, as_json: bool) -> None:
+    """Check a user's password against the directory (a bind as that user, over TLS)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, err=True)
+    outcome = verify_directory_password(runtime(), directory_id, login, password)
+    emit(
+        as_json,
+        {"ok": outcome.ok, "reason": str(outcome.reason)},
+        lambda: click.echo(f"{'ok' if outcome.ok else 'refused'}: {outcome.reason}"),
+    )
+    if not outcome.ok:
+        sys.exit(1)
+
+
+@directory.command("test")
+@click.argument("directory_id")
+@json_option
+@handle_errors
+def directory_test(directory_id: str, as_json: bool) -> None:
+    """Bind and look up every search path."""
+    report = test_directory(runtime(), directory_id)
+    data = {
+        "ok": report.ok,
+        "server": report.server,
+        "detail": report.detail,
+        "paths": [{"path": p.path, "ok": p.ok, "detail": p.detail} for p in report.paths],
+    }
+
+    def text() -> None:
+        click.echo(f"{'ok' if report.ok else 'FAILED'}: {report.server}: {report.detail}")
+        for p in report.paths:
+            click.echo(f"  {'ok ' if p.ok else 'BAD'} {p.path}: {p.detail}")
+
+    emit(as_json, data, text)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("directory_id")
+@click.option("--dry-run", is_flag=True, help="Show what would change; apply nothing.")
+@click.option("--force", is_flag=True, help="Apply even if the deletion guard objects.")
+@click.option("--full", is_flag=True, help="Read the whole directory, even when an incremental run could.")
+@json_option
+@handle_errors
+def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool) -> None:
+    """Sync a directory now."""
+    rt = runtime()
+    owner = f"cli:{os.getpid()}"
+    # a sync by hand takes the directory like a worker does: never two at once (long lease: no heartbeat here)
+    with rt.engine.begin() as conn:
+        jobs.hold_directory(conn, directory_id, owner, timedelta(hours=6))
+    started = time.perf_counter()
+    try:
+        result = _run_sync(rt, directory_id, dry_run, force, full, as_json)
+    finally:
+        with rt.engine.begin() as conn:
+            jobs.release_directory(conn, directory_id, owner)
+    _report(result, dry_run, as_json, time.perf_counter() - started)
+
+
+def _run_sync(
+    rt: Runtime, directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool
+) -> RunResult:
+    show_progress = not as_json and err.is_terminal
+    if show_progress:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} entries"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("connecting", total=None)
+            result = sync_directory(
+                rt,
+                directory_id,
+                trigger="cli",
+                dry_run=dry_run,
+                force=force,
+                full=full,
+                progress=Phase(
+                    phase=lambda name: bar.update(task, description=name),
+                    read=lambda n: bar.update(task, completed=n),
+                ),
+            )
+    else:
+        result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force, full=full)
+    return result
+
+
+def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> None:
+    data: dict[str, Any] = {
+        "run_id": result.run_id,
+        "kind": result.kind,
+        "status": result.status,
+        "dry_run": dry_run,
+        "counts": result.counts,
+        "error": result.error,
+        "reason": result.error_reason,
+        "seconds": round(seconds, 3),  # the run itself, without this process's start-up
+    }
+    if dry_run and result.changes is not None:
+        ch = result.changes
+        data["new_users"] = [
+            {"email": u.email, "name": u.name, "idp_id": u.external_id} for u in ch.users_created
+        ]
+        data["removed_users"] = [{"id": u.roster_id, "idp_id": u.external_id} for u in ch.users_removed]
+        data["skipped"] = [{"dn": s.dn, "reason": s.reason} for s in ch.skipped]
+
+    def text() -> None:
+        verb = "would change" if dry_run else "changed"
+        summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items() if v)
+        click.echo(
+            f"run {result.run_id} ({result.kind}): {result.status} in {seconds:.1f} s; "
+            f"{verb}: {summary or 'nothing'}"
+        )
+        if dry_run:
+            for u in data.get("new_users", [])[:50]:
+                click.echo(f"  new account: {u['email']} ({u['name']})")
+            for u in data.get("removed_users", [])[:50]:
+                click.echo(f"  deleted from directory: {u['id']}")
+
+    emit(as_json, data, text)
+    if not result.ok:
+        err.print(f"[red]sync {result.status}:[/red] {result.error}", highlight=False)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Serve the API (WorkOS-compatible at /, admin at /api/v1)."""
+    import uvicorn
+
+    from roster.api.app import create_app
+
+    uvicorn.run(create_app(runtime()), host=host, port=port, log_level="info")
+
+
+register_accounts(main)
+main.add_command(webhook)
+for command in (status, runs, worker):
+    main.add_command(command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,356 @@
+"""``roster`` commands for the application side: accounts, groups, sharing, login, alerts, mail, links."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from roster.accounts import lifecycle, service
+from roster.accounts.login import login as do_login
+from roster.cli_support import Failure, emit, handle_errors, json_option, runtime
+from roster.notify.mail import deliver
+from roster.store import repo
+from roster.store.db import iso
+from roster.store.schema import accounts, app_groups, mail_outbox, organizations
+from roster.sync.access_check import check_access
+
+
+def _secret(from_stdin: bool, prompt: str) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, err=True))
+
+
+def _lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+def _print_accounts(rows: list[dict[str, Any]]) -> None:
+    for a in rows:
+        managed = "directory" if a["directory_managed"] else "local"
+        click.echo(f"{a['id']}  {a['email']:32} {a['role']:6} {managed:9} {a['status']}")
+
+
+@click.group()
+def account() -> None:
+    """Accounts of the host application."""
+
+
+@account.command("create")
+@click.argument("org_id")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--phone", default=None)
+@click.option("--role", type=click.Choice(service.ROLES), default="member", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read a local password from standard input.")
+@json_option
+@handle_errors
+def account_create(
+    org_id: str,
+    email: str,
+    name: str | None,
+    phone: str | None,
+    role: str,
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
+    password = _secret(True, "") if password_stdin else None
+    with runtime().engine.begin() as conn:
+        row = service.account_view(service.create_account(conn, org_id, email, name, phone, role, password))
+    emit(as_json, row, lambda: click.echo(row["id"]))
+
+
+@account.command("list")
+@click.argument("org_id")
+@json_option
+@handle_errors
+def account_list(org_id: str, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        rows = [
+            service.account_view(dict(r))
+            for r in conn.execute(
+                sa.select(accounts).where(accounts.c.organization_id == org_id).order_by(accounts.c.id)
+            ).mappings()
+        ]
+    emit(as_json, rows, lambda: _print_accounts(rows))
+
+
+@account.command("update")
+@click.argument("account_id")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--role", type=click.Choice(service.ROLES), default=None)
+@click.option("--disable/--enable", "disabled", default=None)
+@click.option("--password-stdin", is_flag=True, help="Set a local password read from standard input.")
+@json_option
+@handle_errors
+def account_update(
+    account_id: str,
+    name: str | None,
+    email: str | None,
+    phone: str | None,
+    role: str | None,
+    disabled: bool | None,
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Change an account; directory-managed fields are refused, naming the field and the directory."""
+    changes = {
+        k: v
+        for k, v in {"name": name, "email": email, "phone": phone, "role": role, "disabled": disabled}.items()
+        if v is not None
+    }
+    if password_stdin:
+        changes["password"] = _secret(True, "")
+    with runtime().engine.begin() as conn:
+        row = service.account_view(service.update_account(conn, account_id, None, changes))
+    emit(as_json, row, lambda: click.echo(f"{row['id']} updated"))
+
+
+@click.group()
+def group() -> None:
+    """Application groups: from directories, and local ones."""
+
+
+@group.command("list")
+@click.argument("org_id")
+@json_option
+@handle_errors
+def group_list(org_id: str, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        rows = [
+            service.group_view(dict(r))
+            for r in conn.execute(
+                sa.select(app_groups).where(app_groups.c.organization_id == org_id).order_by(app_groups.c.id)
+            ).mappings()
+        ]
+    emit(
+        as_json, rows, lambda: _lines(f"{g['id']}  {g['name']:30} {g['source']:9} {g['state']}" for g in rows)
+    )
+
+
+@group.command("create")
+@click.argument("org_id")
+@click.argument("name")
+@json_option
+@handle_errors
+def group_create(org_id: str, name: str, as_json: bool) -> None:
+    with runtime().engine.begin() as conn:
+        row = service.group_view(service.create_local_group(conn, org_id, name))
+    emit(as_json, row, lambda: click.echo(row["id"]))
+
+
+@group.command("members")
+@click.argument("group_id")
+@click.option("--effective", is_flag=True, help="Include members of nested groups.")
+@json_option
+@handle_errors
+def group_members(group_id: str, effective: bool, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        org = service.get_group(conn, group_id)["organization_id"]
+        rows = service.members(conn, org, group_id, effective)
+    emit(as_json, rows, lambda: _print_accounts(rows))
+
+
+@group.command("add-member")
+@click.argument("group_id")
+@click.argument("member_id")
+@handle_errors
+def group_add(group_id: str, member_id: str) -> None:
+    with runtime().engine.begin() as conn:
+        service.add_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
+
+
+@group.command("remove-member")
+@click.argument("group_id")
+@click.argument("member_id")
+@handle_errors
+def group_remove(group_id: str, member_id: str) -> None:
+    with runtime().engine.begin() as conn:
+        service.remove_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
+
+
+@click.command()
+@click.argument("org_id")
+@click.argument("resource_id")
+@click.argument("principal_id")
+@click.option("--revoke", is_flag=True)
+@handle_errors
+def grant(org_id: str, resource_id: str, principal_id: str, revoke: bool) -> None:
+    """Share RESOURCE_ID with an account or a group (or --revoke it)."""
+    with runtime().engine.begin() as conn:
+        (service.revoke if revoke else service.grant)(conn, org_id, resource_id, principal_id)
+
+
+@click.command()
+@click.argument("org_id")
+@click.argument("account_id")
+@click.argument("resource_id")
+@json_option
+@handle_errors
+def access(org_id: str, account_id: str, resource_id: str, as_json: bool) -> None:
+    """Can ACCOUNT_ID access RESOURCE_ID? Exit 1 when not."""
+    with runtime().engine.connect() as conn:
+        answer = service.can_access(conn, org_id, account_id, resource_id)
+    emit(
+        as_json,
+        answer,
+        lambda: click.echo(f"{'allowed' if answer['allowed'] else 'denied'}: {answer['reason']}"),
+    )
+    if not answer["allowed"]:
+        sys.exit(1)
+
+
+@click.command("login")
+@click.argument("org_id")
+@click.argument("email")
+@json_option
+@handle_errors
+def login_command(org_id: str, email: str, as_json: bool) -> None:
+    """Try a login as the host application would (password from a prompt or standard input)."""
+    result = do_login(runtime(), org_id, email, _secret(not sys.stdin.isatty(), "password"))
+    emit(as_json, {"reason": result.reason, "account": result.account}, lambda: click.echo(result.reason))
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.group()
+def org_settings() -> None:
+    """Organization settings: group removal policy and directory alerts."""
+
+
+@org_settings.command("set")
+@click.argument("org_id")
+@click.option("--group-removal-policy", type=click.Choice(["remove", "keep_inactive"]), default=None)
+@click.option("--alert-only-selected/--alert-all-admins", default=None)
+@click.option(
+    "--alert-recipient", "recipients", multiple=True, help="An admin account to alert (repeatable)."
+)
+@json_option
+@handle_errors
+def settings_set(
+    org_id: str,
+    group_removal_policy: str | None,
+    alert_only_selected: bool | None,
+    recipients: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    warnings: list[str] = []
+    with runtime().engine.begin() as conn:
+        row = repo.get_organization(conn, org_id)
+        if group_removal_policy:
+            conn.execute(
+                sa.update(organizations)
+                .where(organizations.c.id == org_id)
+                .values(group_removal_policy=group_removal_policy)
+            )
+        if alert_only_selected is not None or recipients:
+            only = row["notify_only_selected"] if alert_only_selected is None else alert_only_selected
+            warnings = lifecycle.set_alerts(conn, org_id, bool(only), list(recipients))
+        who = [p["email"] for p in lifecycle.recipients(conn, org_id)]
+    data = {"organization_id": org_id, "alert_recipients": who, "warnings": warnings}
+    emit(
+        as_json,
+        data,
+        lambda: _lines([*(f"warning: {w}" for w in warnings), f"alerts go to: {', '.join(who) or 'nobody'}"]),
+    )
+
+
+@click.group()
+def mail() -> None:
+    """The mail outbox."""
+
+
+@mail.command("list")
+@click.argument("org_id")
+@json_option
+@handle_errors
+def mail_list(org_id: str, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        rows = [
+            {
+                "id": r["id"],
+                "to": r["recipient"],
+                "subject": r["subject"],
+                "body": r["body"],
+                "sent_at": iso(r["sent_at"]),
+            }
+            for r in conn.execute(
+                sa.select(mail_outbox)
+                .where(mail_outbox.c.organization_id == org_id)
+                .order_by(mail_outbox.c.id)
+            ).mappings()
+        ]
+    emit(
+        as_json,
+        rows,
+        lambda: _lines(
+            f"{m['id']} {'sent' if m['sent_at'] else 'queued':6} {m['to']}: {m['subject']}" for m in rows
+        ),
+    )
+
+
+@mail.command("send")
+@handle_errors
+def mail_send() -> None:
+    """Deliver queued mail now over SMTP."""
+    rt = runtime()
+    if not rt.settings.smtp_host:
+        raise Failure("no SMTP server: set ROSTER_SMTP_HOST (mail stays in the outbox meanwhile)")
+    click.echo(f"sent {deliver(rt.engine, rt.settings)}")
+
+
+@click.command("open-link")
+@click.argument("token")
+@click.option("--password-stdin", is_flag=True)
+@json_option
+@handle_errors
+def open_link(token: str, password_stdin: bool, as_json: bool) -> None:
+    """Carry out an e-mailed link (the part after /api/v1/actions/)."""
+    rt = runtime()
+    password = _secret(True, "") if password_stdin else None
+    with rt.engine.begin() as conn:
+        result = lifecycle.perform(conn, rt.settings, token, password)
+    emit(as_json, result, lambda: click.echo(f"done: {result['done']}"))
+
+
+def register(main: click.Group) -> None:
+    for command in (account, group, grant, access, login_command, mail, open_link):
+        main.add_command(command)
+    main.add_command(org_settings, "settings")
+    directory = main.commands["directory"]
+    assert isinstance(directory, click.Group)
+
+    @directory.command("disable")
+    @click.argument("directory_id")
+    @handle_errors
+    def directory_disable(directory_id: str) -> None:
+        """Ask the admins to confirm disabling (nothing changes until one does)."""
+        rt = runtime()
+        with rt.engine.begin() as conn:
+            sent = lifecycle.request_disable(conn, rt.settings, directory_id)
+        click.echo(f"confirmation link sent to {sent} admin(s); nothing changes until one confirms")
+
+    @directory.command("enable")
+    @click.argument("directory_id")
+    @handle_errors
+    def directory_enable(directory_id: str) -> None:
+        with runtime().engine.begin() as conn:
+            row = lifecycle.enable(conn, directory_id)
+        click.echo(f"{directory_id}: {row['state']} (the next sync links accounts again)")
+
+    @directory.command("check")
+    @click.argument("directory_id")
+    @handle_errors
+    def directory_check(directory_id: str) -> None:
+        """Run the access check now (alerts once per outage)."""
+        ok = check_access(runtime(), directory_id)
+        click.echo("reachable" if ok else "NOT reachable (alert sent if this is a new outage)")
+        if not ok:
+            sys.exit(1)

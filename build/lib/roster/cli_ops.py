@@ -1,0 +1,178 @@
+"""``roster status``, ``roster runs ...`` and ``roster worker``: running Roster day to day."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from roster.cli_support import emit, handle_errors, json_option, out, runtime
+from roster.cli_support import plain as _plain
+from roster.store import repo
+from roster.store.db import iso, utcnow
+
+
+@click.command()
+@json_option
+@handle_errors
+def status(as_json: bool) -> None:
+    """Per directory: state, last check, last run, next scheduled run, pending approvals, webhook backlog."""
+    import sqlalchemy as sa
+
+    from roster.events.webhooks import backlog as pending_count
+    from roster.store.schema import organizations, sync_runs, webhook_endpoints
+    from roster.sync.schedule import next_slot
+
+    rt = runtime()
+    rows = []
+    now = utcnow()
+    with rt.engine.connect() as conn:
+        for d in repo.list_directories(conn):
+            org = (
+                conn.execute(sa.select(organizations).where(organizations.c.id == d["organization_id"]))
+                .mappings()
+                .one()
+            )
+            last = (
+                conn.execute(
+                    sa.select(sync_runs)
+                    .where(sync_runs.c.directory_id == d["id"], sync_runs.c.kind != "dry_run")
+                    .order_by(sync_runs.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            pending = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(sync_runs)
+                .where(
+                    sync_runs.c.directory_id == d["id"],
+                    sync_runs.c.status == "pending_approval",
+                    sync_runs.c.decision.is_(None),
+                )
+            ).scalar()
+            backlog = 0
+            for ep in conn.execute(
+                sa.select(webhook_endpoints).where(
+                    webhook_endpoints.c.organization_id == d["organization_id"]
+                )
+            ).mappings():
+                backlog += pending_count(conn, ep)
+            rows.append(
+                {
+                    "directory": d["id"],
+                    "name": d["name"],
+                    "state": d["state"],
+                    "last_check": iso(d["last_check_at"]),
+                    "last_check_ok": d["last_check_ok"],
+                    "last_run": last["status"] if last else None,
+                    "last_run_at": iso(last["started_at"]) if last else None,
+                    "next_scheduled_run": iso(next_slot(now, org["timezone"], org["daily_sync_time"])),
+                    "pending_approvals": pending,
+                    "webhook_backlog": backlog,
+                }
+            )
+
+    def text() -> None:
+        table = Table("directory", "state", "last check", "last run", "next run", "approvals", "backlog")
+        for r in rows:
+            check = (
+                "never"
+                if r["last_check"] is None
+                else f"{'ok' if r['last_check_ok'] else 'FAILED'} {r['last_check']}"
+            )
+            table.add_row(
+                f"{r['name']} ({r['directory']})",
+                r["state"],
+                check,
+                f"{r['last_run'] or '-'} {r['last_run_at'] or ''}",
+                r["next_scheduled_run"],
+                str(r["pending_approvals"]),
+                str(r["webhook_backlog"]),
+            )
+        out.print(table)
+
+    emit(as_json, rows, text)
+
+
+@click.group()
+def runs() -> None:
+    """Sync runs: list, show with their log, approve or reject held ones."""
+
+
+@runs.command("list")
+@click.argument("directory_id")
+@json_option
+@handle_errors
+def runs_list(directory_id: str, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        rows = [_plain(r) for r in repo.list_runs(conn, directory_id, 50)]
+
+    def text() -> None:
+        for r in rows:
+            click.echo(f"{r['id']} {r['kind']:11} {r['status']:16} {r['started_at']} {r['error'] or ''}")
+
+    emit(as_json, rows, text)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@handle_errors
+def runs_show(run_id: str, as_json: bool) -> None:
+    with runtime().engine.connect() as conn:
+        run = _plain(repo.get_run(conn, run_id))
+        log = [_plain(e) for e in repo.run_log(conn, run_id, 10000)]
+
+    def text() -> None:
+        click.echo(f"{run['id']} {run['kind']} {run['status']} {run['counts']}")
+        for e in log:
+            click.echo(f"  {e['change']:16} {e['object_id'] or e['external_id'] or ''} {e['detail']}")
+
+    emit(as_json, {**run, "log": log}, text)
+
+
+@runs.command("approve")
+@click.argument("run_id")
+@handle_errors
+def runs_approve(run_id: str) -> None:
+    """Apply exactly what a held run would do (re-planned if the directory changed since)."""
+    from roster.sync.approvals import approve
+
+    with runtime().engine.begin() as conn:
+        job_id = approve(conn, run_id)
+    click.echo(f"approved; queued as {job_id} (a worker or roster serve runs it)")
+
+
+@runs.command("reject")
+@click.argument("run_id")
+@handle_errors
+def runs_reject(run_id: str) -> None:
+    from roster.sync.approvals import reject
+
+    with runtime().engine.begin() as conn:
+        reject(conn, run_id)
+    click.echo("rejected")
+
+
+@click.command()
+@handle_errors
+def worker() -> None:
+    """Run sync jobs from the database (any number of these may share one PostgreSQL)."""
+    import threading
+
+    from roster.events.webhooks import Deliverer
+    from roster.sync.schedule import Schedules
+    from roster.sync.scheduler import AccessChecks, run_ticks
+    from roster.sync.worker import Worker
+
+    rt = runtime()
+    w = Worker(rt)
+    stop = threading.Event()
+    # Webhook delivery is leased per endpoint and schedules coalesce, so every worker may run them.
+    threading.Thread(target=Deliverer(rt).run_forever, daemon=True).start()
+    threading.Thread(
+        target=run_ticks, args=(stop, [AccessChecks(rt).tick, Schedules(rt).tick]), daemon=True
+    ).start()
+    click.echo(f"worker {w.name} started", err=True)
+    w.run_forever()

@@ -1,0 +1,1 @@
+"""Connectors read directories and yield frozen records. They never write the store."""

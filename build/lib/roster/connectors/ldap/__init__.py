@@ -1,0 +1,1 @@
+"""LDAP and Active Directory over LDAP (python-ldap, C libldap)."""

@@ -1,0 +1,1 @@
+"""A demo directory: a generated company, served by a private OpenLDAP slapd on loopback."""

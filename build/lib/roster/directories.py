@@ -1,0 +1,114 @@
+"""Directory use cases shared by the CLI and the API: create, validate, test, sync."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from roster.connectors.base import ConfigError, ConnectionReport
+from roster.domain.policy import DeletionGuard
+from roster.events.outbox import Outbox
+from roster.events.payloads import directory_payload
+from roster.runtime import Runtime
+from roster.sources import VerifyOutcome, connector_for, open_secret, source_type
+from roster.store import repo
+from roster.store.db import utcnow
+from roster.sync.pipeline import Phase, RunResult, run_sync
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    """A directory to create: its type's settings (``roster.sources``) and its secret, if any."""
+
+    organization_id: str
+    name: str
+    type: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    secret: str | None = None  # e.g. an LDAP bind password; stored encrypted
+
+
+def check_spec(spec: DirectorySpec) -> dict[str, Any]:
+    """Validate everything that needs no network; return the config to store."""
+    if not spec.name.strip():
+        raise ConfigError("name: must not be empty")
+    return source_type(spec.type).check(spec.settings, spec.secret)
+
+
+def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
+    config = check_spec(spec)
+    sealed = rt.box.seal(spec.secret) if spec.secret else None
+    with rt.engine.begin() as conn:
+        return repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
+
+
+def verify_directory_password(rt: Runtime, directory_id: str, login: str, password: str) -> VerifyOutcome:
+    """Pass-through authentication against the directory (the login goes through its bind template)."""
+    from roster.connectors.ldap.bind import bind_name
+
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    verify = source_type(directory["type"]).verify_password
+    if verify is None:
+        raise ConfigError(f"type: directories of type {directory['type']!r} take no password check here")
+    template = directory["config"].get("user_bind_template") or "{login}"
+    secret = open_secret(directory, rt.box)
+    return verify(directory, secret, rt.settings, bind_name(template, login), password)
+
+
+def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    return connector_for(directory, rt.box, rt.settings).test()
+
+
+def sync_directory(
+    rt: Runtime,
+    directory_id: str,
+    *,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    force: bool = False,
+    full: bool = False,
+    progress: Phase | None = None,
+    approved_digest: str | None = None,
+    lease_owner: str | None = None,
+) -> RunResult:
+    with rt.engine.connect() as conn:
+        directory = repo.get_directory(conn, directory_id)
+    connector = connector_for(directory, rt.box, rt.settings)
+    with rt.engine.connect() as conn:
+        org = repo.get_organization(conn, directory["organization_id"])
+    guard = DeletionGuard(
+        org["guard_max_share"] if org["guard_max_share"] is not None else rt.settings.guard_max_share,
+        org["guard_min_count"] if org["guard_min_count"] is not None else rt.settings.guard_min_count,
+    )
+    return run_sync(
+        rt.engine,
+        directory_id,
+        connector,
+        trigger=trigger,
+        dry_run=dry_run,
+        force=force,
+        full=full,
+        full_every=timedelta(hours=rt.settings.full_resync_hours),
+        approved_digest=approved_digest,
+        lease_owner=lease_owner,
+        guard=guard,
+        progress=progress,
+    )
+
+
+def delete_directory(conn: Connection, directory_id: str) -> None:
+    """Remove a directory and its cache, announcing ``dsync.deleted`` in the same transaction."""
+    row = repo.get_directory(conn, directory_id)
+    payload = directory_payload(row)
+    payload["state"] = "deleting"
+    outbox = Outbox(conn, row["organization_id"], directory_id, utcnow())
+    outbox.add("dsync.deleted", json.dumps(payload, separators=(",", ":")))
+    outbox.flush()
+    repo.delete_directory(conn, directory_id)

@@ -1,0 +1,1 @@
+"""Events: the WorkOS-shaped payloads and the outbox they are written to."""

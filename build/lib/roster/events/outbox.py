@@ -1,0 +1,92 @@
+"""The events outbox: rows written in the sync's own transaction, in commit order.
+
+A consumer of ``GET /events`` keeps the last id it saw and asks for newer ones,
+so ids must grow in the order transactions commit, not in the order they began.
+Writers therefore take one lock before allocating event ids (PostgreSQL: a
+transaction-scoped advisory lock; SQLite: its single writer lock is already held)
+and allocate above the newest stored id; the lock is released at commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.events.objects import object_ref, store_objects
+from roster.ids import new_ids
+from roster.store.bulk import db_value, insert_rows
+from roster.store.schema import events
+
+_LOCK_KEY = 0x526F73746572  # "Roster"
+CHUNK = 5000
+
+
+def lock_event_order(conn: Connection) -> str | None:
+    """Serialize event writers until commit; return the newest stored event id."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    newest: str | None = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+    return newest
+
+
+class Outbox:
+    """Buffers events and writes them in chunks, ids in order, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection, organization_id: str, directory_id: str, now: datetime) -> None:
+        self.conn, self.organization_id, self.directory_id, self.now = (
+            conn,
+            organization_id,
+            directory_id,
+            now,
+        )
+        self._pending: list[tuple[str, str, str | None, str | None]] = []
+        self._objects: dict[str, str] = {}  # object versions the pending events name
+        self._refs: dict[str, str] = {}  # object JSON -> its ref
+        self._last: str | None = None
+        self._locked = False
+        self.written = 0
+
+    def add(self, kind: str, data: str) -> None:
+        self._pending.append((kind, data, None, None))
+        if len(self._pending) >= CHUNK:
+            self.flush()
+
+    def add_membership(self, kind: str, user: str, group: str) -> None:
+        """A membership event naming the JSON of its user and group (stored once each)."""
+        user_ref, group_ref = self._ref(user), self._ref(group)
+        self._pending.append((kind, "", user_ref, group_ref))
+        if len(self._pending) >= CHUNK:
+            self.flush()
+
+    def _ref(self, text: str) -> str:
+        ref = self._refs.get(text)  # the same str object again: its hash is cached
+        if ref is None:
+            ref = self._refs[text] = object_ref(text)
+            self._objects[ref] = text  # stored (or its last_used moved up) once per outbox
+        return ref
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        if not self._locked:
+            self._last = lock_event_order(self.conn)
+            self._locked = True
+        ids = new_ids("event", len(self._pending), after=self._last)
+        self._last = ids[-1]
+        store_objects(self.conn, self._objects, self.now)
+        stamp = db_value(self.conn, self.now)
+        org, directory = self.organization_id, self.directory_id
+        insert_rows(
+            self.conn,
+            events,
+            ("id", "organization_id", "directory_id", "event", "data", "created_at", "user_ref", "group_ref"),
+            [
+                (eid, org, directory, kind, data, stamp, user_ref, group_ref)
+                for eid, (kind, data, user_ref, group_ref) in zip(ids, self._pending, strict=True)
+            ],
+        )
+        self.written += len(self._pending)
+        self._pending = []
+        self._objects = {}

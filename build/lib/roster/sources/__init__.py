@@ -1,0 +1,53 @@
+"""The registry of directory types: one entry per source, nothing outside it tests the type.
+
+An entry names its configuration check (every field checked without a network, errors that
+start with the field's name), how its stored secret is used, its connector factory (a pull
+source; pushed sources such as SCIM have none) and its pass-through password check.
+"""
+
+from __future__ import annotations
+
+from roster.connectors.base import ConfigError, Connector
+from roster.crypto import SecretBox
+from roster.settings import Settings
+from roster.sources.base import Directory, SourceType, VerifyOutcome
+from roster.sources.ldap import LDAP_SOURCES
+
+__all__ = [
+    "Directory",
+    "SourceType",
+    "VerifyOutcome",
+    "connector_for",
+    "open_secret",
+    "source_type",
+    "source_types",
+]
+
+_REGISTRY: dict[str, SourceType] = {s.name: s for s in LDAP_SOURCES}
+
+
+def _registry() -> dict[str, SourceType]:
+    return _REGISTRY
+
+
+def source_types() -> dict[str, SourceType]:
+    return _registry()
+
+
+def source_type(name: str) -> SourceType:
+    types = _registry()
+    try:
+        return types[name]
+    except KeyError:
+        raise ConfigError(f"type: {name!r} is not supported; use one of {', '.join(types)}") from None
+
+
+def open_secret(directory: Directory, box: SecretBox) -> str:
+    return box.open(directory["secret"]) if directory["secret"] else ""
+
+
+def connector_for(directory: Directory, box: SecretBox, settings: Settings) -> Connector:
+    source = source_type(directory["type"])
+    if source.connector is None:
+        raise ConfigError(f"type: directories of type {directory['type']!r} are not read by Roster")
+    return source.connector(directory, open_secret(directory, box), settings)

@@ -1,0 +1,38 @@
+"""What a directory type provides: the registry's entry (see ``roster.sources``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from roster.connectors.base import Connector
+from roster.settings import Settings
+
+Directory = Mapping[str, Any]
+"""A stored directory row: ``type``, ``config`` (the checked settings) and ``secret`` (sealed)."""
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """A pass-through password check: ``reason`` is ``ok`` or a stable refusal code."""
+
+    ok: bool
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SourceType:
+    name: str
+    label: str
+    # settings as given (CLI options or API fields) and the secret -> the config to store
+    check: Callable[[Mapping[str, Any], str | None], dict[str, Any]]
+    # the stored directory, its secret opened, and the settings -> a connector
+    connector: Callable[[Directory, str, Settings], Connector] | None
+    # the stored directory, its secret opened, the settings, a bind name, a password
+    verify_password: Callable[[Directory, str, Settings, str, str], VerifyOutcome] | None = None
+    secret_field: str | None = None  # the setting stored encrypted (e.g. bind_password)
+    # config keys whose change means the stored secret must be given again (it is only ever
+    # sent to the server it was given for)
+    connection_fields: tuple[str, ...] = ()

@@ -1,0 +1,136 @@
+"""The LDAP directory types: OpenLDAP-style ``ldap`` and ``active_directory``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from roster.connectors.base import ConfigError, Connector
+from roster.connectors.ldap.bind import bind_name, verify_password
+from roster.connectors.ldap.config import LdapConfig, validate
+from roster.connectors.ldap.connector import LdapConnector
+from roster.domain.ldap_path import search_roots
+from roster.domain.mapping import AttributeMapping, MappingError
+from roster.settings import Settings
+from roster.sources.base import Directory, SourceType, VerifyOutcome
+
+CHANGE_DETECTION = ("auto", "dirsync", "usn", "syncrepl", "off")
+
+
+def ldap_config(directory: Directory, password: str, settings: Settings) -> LdapConfig:
+    cfg = directory["config"]
+    mapping = cfg.get("mapping") or {}
+    return LdapConfig(
+        url=cfg["url"],
+        bind_dn=cfg["bind_dn"],
+        bind_password=password,
+        search_paths=tuple(cfg["search_paths"]),
+        flavour=directory["type"],
+        ca_file=cfg.get("ca_file"),
+        start_tls=bool(cfg.get("start_tls")),
+        insecure_skip_tls_verify=bool(cfg.get("insecure_skip_tls_verify")),
+        connect_timeout=settings.ldap_connect_timeout,
+        operation_timeout=settings.ldap_operation_timeout,
+        page_size=settings.ldap_page_size,
+        member_range_size=cfg.get("member_range_size"),
+        change_detection=cfg.get("change_detection") or "auto",
+        mapping=AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group")),
+    )
+
+
+def _connector(directory: Directory, password: str, settings: Settings) -> Connector:
+    return LdapConnector(ldap_config(directory, password, settings))
+
+
+def _verify(
+    directory: Directory, password: str, settings: Settings, login: str, secret: str
+) -> VerifyOutcome:
+    outcome = verify_password(ldap_config(directory, password, settings), login, secret)
+    return VerifyOutcome(outcome.ok, str(outcome.reason), outcome.detail)
+
+
+def _mapping(given: Any) -> tuple[dict[str, dict[str, str]], AttributeMapping]:
+    mapping = dict(given or {})
+    unknown = set(mapping) - {"user", "group"}
+    if unknown:
+        raise ConfigError(f"mapping: unknown section {sorted(unknown)[0]!r}; use 'user' and 'group'")
+    try:
+        parsed = AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group"))
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    return {k: dict(v) for k, v in mapping.items()}, parsed
+
+
+def _check_schedule(near_real_time: Any, change_detection: str) -> None:
+    if near_real_time is not None and not 2 <= near_real_time <= 86400:
+        raise ConfigError("near_real_time_seconds: must be between 2 and 86400")
+    if near_real_time is not None and change_detection == "off":
+        raise ConfigError("near_real_time_seconds: needs incremental runs (change_detection is off)")
+
+
+def _check_template(template: str | None) -> None:
+    if template is None:
+        return
+    try:
+        bind_name(template, "probe")
+    except ValueError as exc:
+        text = str(exc)
+        raise ConfigError(
+            text if text.startswith("user_bind_template") else f"user_bind_template: {text}"
+        ) from None
+
+
+def check(flavour: str, given: Mapping[str, Any], password: str | None) -> dict[str, Any]:
+    """Validate every LDAP setting that needs no network; return the config to store."""
+    for required in ("url", "bind_dn", "search_paths"):
+        if given.get(required) in (None, "", (), []):
+            raise ConfigError(f"{required}: is required for a directory of type {flavour!r}")
+    mapping, parsed = _mapping(given.get("mapping"))
+    change_detection = given.get("change_detection") or "auto"
+    config = LdapConfig(
+        url=given["url"],
+        bind_dn=given["bind_dn"],
+        bind_password=password or "",
+        search_paths=tuple(given["search_paths"]),
+        flavour=flavour,
+        ca_file=given.get("ca_file"),
+        start_tls=bool(given.get("start_tls")),
+        insecure_skip_tls_verify=bool(given.get("insecure_skip_tls_verify")),
+        mapping=parsed,
+        member_range_size=given.get("member_range_size"),
+        change_detection=change_detection,
+    )
+    validate(config)
+    _check_schedule(given.get("near_real_time_seconds"), change_detection)
+    _check_template(given.get("user_bind_template"))
+    return {
+        "user_bind_template": given.get("user_bind_template"),
+        "change_detection": change_detection,
+        "near_real_time_seconds": given.get("near_real_time_seconds"),
+        "url": config.url.rstrip("/"),
+        "bind_dn": config.bind_dn,
+        "search_paths": [str(p) for p in search_roots(config.search_paths)],
+        "ca_file": config.ca_file,
+        "start_tls": config.start_tls,
+        "insecure_skip_tls_verify": config.insecure_skip_tls_verify,
+        "mapping": mapping,
+        "member_range_size": config.member_range_size,
+    }
+
+
+def _source(name: str, label: str) -> SourceType:
+    return SourceType(
+        name=name,
+        label=label,
+        check=lambda given, password: check(name, given, password),
+        connector=_connector,
+        verify_password=_verify,
+        secret_field="bind_password",
+        connection_fields=("url", "bind_dn", "start_tls", "ca_file", "insecure_skip_tls_verify"),
+    )
+
+
+LDAP_SOURCES = (
+    _source("ldap", "LDAP (OpenLDAP and compatible)"),
+    _source("active_directory", "Active Directory"),
+)

@@ -1,0 +1,373 @@
+"""Write a ChangeSet: directory cache, sync log and events outbox, in the caller's transaction.
+
+The caller owns the transaction (``engine.begin()``), so a failure anywhere
+leaves the store exactly as it was. Statements are bulk (executemany), never one
+ORM round trip per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.domain.changes import ChangeKind, ChangeSet
+from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, ref_key
+from roster.events.payloads import (
+    GROUP_EVENT_FIELDS,
+    USER_EVENT_FIELDS,
+    group_payload,
+    previous_attributes,
+    raw_changes,
+    user_payload,
+)
+from roster.ids import new_ids
+from roster.store.bulk import insert_many, insert_rows
+from roster.store.rows import resolve_external_ids
+from roster.store.schema import (
+    directory_groups,
+    directory_users,
+    group_group_memberships,
+    group_user_memberships,
+)
+from roster.store.writer import Target, Touched, Writer, by_group, dumps, note_skipped
+
+
+def _user_columns(record: DirectoryUser) -> dict[str, Any]:
+    return {
+        "idp_id": record.external_id,
+        "dn": record.dn,
+        "ref_key": ref_key(record.external_id, record.dn),
+        "email": record.email,
+        "email_lower": record.email.lower() if record.email else None,
+        "name": record.name,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "username": record.username,
+        "job_title": record.job_title,
+        "phone": record.phone,
+        "state": "active" if record.active else "inactive",
+        "present": True,
+        "raw_attributes": record.raw_json,
+        "custom_attributes": record.custom_json,
+        "content_hash": record.content_hash,
+        "source_hash": record.source_hash,
+    }
+
+
+def _group_columns(record: DirectoryGroup) -> dict[str, Any]:
+    return {
+        "idp_id": record.external_id,
+        "dn": record.dn,
+        "ref_key": ref_key(record.external_id, record.dn),
+        "name": record.name,
+        "description": record.description,
+        "raw_attributes": record.raw_json,
+        "content_hash": record.content_hash,
+    }
+
+
+def apply_changes(
+    conn: Connection,
+    target: Target,
+    changes: ChangeSet,
+    cached: CachedState,
+    now: datetime,
+    *,
+    activation: str | None = None,
+) -> Touched:
+    """Apply ``changes``; ``activation`` (a ``dsync.activated`` payload) becomes the first event."""
+    w = Writer(conn, target, now)
+    if activation is not None:
+        w.event("dsync.activated", activation)
+    base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
+    user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
+    group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
+    if cached.active_total is not None:  # a partial cache: look up the other members named
+        named = {m for pairs in (changes.members_added, changes.members_removed) for _, m in pairs}
+        created = {r.external_id for r in changes.users_created}
+        user_ids.update(
+            resolve_external_ids(
+                conn, target.directory_id, named - user_ids.keys() - group_ids.keys() - created
+            )
+        )
+    u, g = directory_users, directory_groups
+
+    # Groups created and updated
+    if changes.groups_created:
+        rows = []
+        for rid, record in zip(
+            new_ids("directory_group", len(changes.groups_created)),
+            changes.groups_created,
+            strict=True,
+        ):
+            group_ids[record.external_id] = rid
+            row = {
+                "id": rid,
+                **base,
+                **_group_columns(record),
+                "members_hash": changes.member_hashes.get(record.external_id),
+                "created_at": now,
+                "updated_at": now,
+            }
+            rows.append(row)
+            w.groups[rid] = row
+            w.event("dsync.group.created", w.group_json(rid))
+            w.note(ChangeKind.GROUP_CREATED, "group", rid, record.external_id, {"name": record.name})
+        insert_many(conn, g, rows)
+    if changes.groups_updated:
+        w.need_groups({c.previous.roster_id for c in changes.groups_updated})
+        _write_updates(
+            w,
+            g,
+            w.groups,
+            w.group_texts,
+            [
+                (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
+                for c in changes.groups_updated
+            ],
+            group_payload,
+            GROUP_EVENT_FIELDS,
+            "dsync.group.updated",
+            ChangeKind.GROUP_UPDATED,
+            "group",
+        )
+
+    # Users created and updated
+    if changes.users_created:
+        rows = []
+        for rid, user in zip(
+            new_ids("directory_user", len(changes.users_created)),
+            changes.users_created,
+            strict=True,
+        ):
+            user_ids[user.external_id] = rid
+            row = {"id": rid, **base, **_user_columns(user), "created_at": now, "updated_at": now}
+            rows.append(row)
+            w.users[rid] = row
+            w.event("dsync.user.created", w.user_json(rid))
+            w.note(
+                ChangeKind.USER_CREATED,
+                "user",
+                rid,
+                user.external_id,
+                {"email": user.email, "name": user.name, "state": row["state"]},
+            )
+        insert_many(conn, u, rows)
+    if changes.users_updated:
+        w.need_users({c.previous.roster_id for c in changes.users_updated})
+        _write_updates(
+            w,
+            u,
+            w.users,
+            w.user_texts,
+            [
+                (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
+                for c in changes.users_updated
+            ],
+            user_payload,
+            USER_EVENT_FIELDS,
+            "dsync.user.updated",
+            ChangeKind.USER_UPDATED,
+            "user",
+        )
+
+    # Memberships
+    member_users, member_groups = _apply_memberships(w, changes, user_ids, group_ids)
+    _write_member_hashes(conn, changes, group_ids)
+
+    # Users gone from the directory: kept, made inactive
+    if changes.users_removed:
+        w.need_users({c.roster_id for c in changes.users_removed})
+        params = []
+        for cached_user in changes.users_removed:
+            rid = cached_user.roster_id
+            w.users[rid] = {
+                **w.users[rid],
+                "state": "inactive",
+                "present": False,
+                "updated_at": now,
+            }
+            w.user_texts.pop(rid, None)
+            params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": now})
+            w.event("dsync.user.deleted", w.user_json(rid))
+            w.note(
+                ChangeKind.USER_REMOVED,
+                "user",
+                rid,
+                cached_user.external_id,
+                {"email": w.users[rid]["email"], "reason": "no longer in the directory"},
+            )
+        conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
+
+    # Groups gone from the directory
+    if changes.groups_deleted:
+        w.need_groups({c.roster_id for c in changes.groups_deleted})
+        gone = [c.roster_id for c in changes.groups_deleted]
+        gum, ggm = group_user_memberships, group_group_memberships
+        for start in range(0, len(gone), 900):
+            chunk = gone[start : start + 900]
+            conn.execute(sa.delete(gum).where(gum.c.group_id.in_(chunk)))
+            conn.execute(
+                sa.delete(ggm).where(
+                    sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk))
+                )
+            )
+            conn.execute(sa.delete(g).where(g.c.id.in_(chunk)))
+        for cached_group in changes.groups_deleted:
+            rid = cached_group.roster_id
+            w.groups[rid] = {**w.groups[rid], "updated_at": now}
+            w.group_texts.pop(rid, None)
+            w.event("dsync.group.deleted", w.group_json(rid))
+            w.note(
+                ChangeKind.GROUP_DELETED,
+                "group",
+                rid,
+                cached_group.external_id,
+                {"name": w.groups[rid]["name"]},
+            )
+
+    if changes.source_hashes:  # no visible change: no event, no log entry
+        conn.execute(
+            sa.update(u).where(u.c.id == sa.bindparam("b_id")),
+            [{"b_id": rid, "source_hash": fp} for rid, fp in sorted(changes.source_hashes.items())],
+        )
+    note_skipped(w, changes)
+    w.flush()
+    return Touched(
+        users=frozenset(user_ids[r.external_id] for r in changes.users_created)
+        | {c.previous.roster_id for c in changes.users_updated}
+        | {c.roster_id for c in changes.users_removed},
+        groups=frozenset(group_ids[r.external_id] for r in changes.groups_created)
+        | {c.previous.roster_id for c in changes.groups_updated}
+        | {c.roster_id for c in changes.groups_deleted},
+        member_users=member_users,
+        member_groups=member_groups,
+        user_ids=user_ids,
+        group_ids=group_ids,
+    )
+
+
+def _write_updates(
+    w: Writer,
+    table: sa.Table,
+    rows: dict[str, dict[str, Any]],
+    cached_json: dict[str, str],
+    updates: list[tuple[str, str, dict[str, Any], bool]],
+    payload: Callable[..., dict[str, Any]],
+    fields: tuple[str, ...],
+    event: str,
+    change: ChangeKind,
+    object_type: str,
+) -> None:
+    """Update rows in bulk; emit ``*.updated`` events carrying ``previous_attributes``.
+
+    An object that comes back after leaving the directory (``returning``) is announced
+    as ``*.created`` again, with its old id: a consumer that deleted it on ``*.deleted``
+    re-creates it.
+    """
+    now = w.now
+    params = []
+    for rid, ext, cols, returning in updates:
+        old = rows[rid]
+        before = payload(old, raw=False)
+        rows[rid] = {**old, **cols, "updated_at": now}
+        cached_json.pop(rid, None)
+        after = payload(rows[rid], raw=False)
+        prev = previous_attributes(before, after, fields)
+        if old["raw_attributes"] != cols["raw_attributes"]:
+            prev["raw_attributes"] = raw_changes(old["raw_attributes"], cols["raw_attributes"])
+        params.append({"b_id": rid, **cols, "updated_at": now})
+        if returning:
+            w.event(event.replace(".updated", ".created"), dumps(after))
+        else:
+            w.event(event, dumps({**after, "previous_attributes": prev}))
+        w.note(change, object_type, rid, ext, {"previous": prev, "returned": returning})
+    w.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
+
+
+def _apply_memberships(
+    w: Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Write membership changes; return the users and the child groups whose memberships changed."""
+    conn, directory_id = w.conn, w.target.directory_id
+    gum, ggm = group_user_memberships, group_group_memberships
+
+    def split(
+        pairs: tuple[tuple[str, str], ...],
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        to_users, to_groups = [], []
+        for group_ext, member_ext in pairs:
+            gid = group_ids[group_ext]
+            if member_ext in user_ids:
+                to_users.append((gid, user_ids[member_ext]))
+            else:
+                to_groups.append((gid, group_ids[member_ext]))
+        return to_users, to_groups
+
+    removed_users, removed_groups = split(changes.members_removed)
+    added_users, added_groups = split(changes.members_added)
+    w.need_users({uid for _, uid in removed_users + added_users})
+    w.need_groups({gid for gid, _ in removed_users + added_users + removed_groups + added_groups})
+    w.need_groups({cid for _, cid in removed_groups + added_groups})
+
+    if removed_users:
+        conn.execute(
+            sa.delete(gum).where(gum.c.group_id == sa.bindparam("g"), gum.c.user_id == sa.bindparam("u")),
+            [{"g": gid, "u": uid} for gid, uid in removed_users],
+        )
+    if removed_groups:
+        conn.execute(
+            sa.delete(ggm).where(
+                ggm.c.parent_group_id == sa.bindparam("p"),
+                ggm.c.child_group_id == sa.bindparam("c"),
+            ),
+            [{"p": gid, "c": cid} for gid, cid in removed_groups],
+        )
+    if added_users:
+        insert_rows(
+            conn,
+            gum,
+            ("group_id", "user_id", "directory_id"),
+            [(gid, uid, directory_id) for gid, uid in added_users],
+        )
+    if added_groups:
+        insert_rows(
+            conn,
+            ggm,
+            ("parent_group_id", "child_group_id", "directory_id"),
+            [(gid, cid, directory_id) for gid, cid in added_groups],
+        )
+    for kind, pairs in (("dsync.group.user_added", added_users), ("dsync.group.user_removed", removed_users)):
+        for gid, uid in pairs:
+            w.outbox.add_membership(kind, w.user_json(uid), w.group_json(gid))
+    for change, pairs, key in (
+        (ChangeKind.MEMBER_ADDED, added_users, "users"),
+        (ChangeKind.MEMBER_REMOVED, removed_users, "users"),
+        (ChangeKind.MEMBER_ADDED, added_groups, "child_groups"),
+        (ChangeKind.MEMBER_REMOVED, removed_groups, "child_groups"),
+    ):
+        for gid, members in by_group(pairs):
+            w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
+    return (
+        frozenset(uid for _, uid in added_users + removed_users),
+        frozenset(cid for _, cid in added_groups + removed_groups),
+    )
+
+
+def _write_member_hashes(conn: Connection, changes: ChangeSet, group_ids: dict[str, str]) -> None:
+    """Keep each group's member digest true: the new digest where the run knows it (full runs),
+    else None (an incremental run changed some members: the next full run loads them)."""
+    created = {g.external_id for g in changes.groups_created}
+    changed = {g for pairs in (changes.members_added, changes.members_removed) for g, _ in pairs}
+    gone = {g.external_id for g in changes.groups_deleted}
+    todo = sorted((set(changes.member_hashes) | changed) - created - gone)
+    if todo:
+        g = directory_groups
+        conn.execute(
+            sa.update(g).where(g.c.id == sa.bindparam("b_id")),
+            [{"b_id": group_ids[ext], "members_hash": changes.member_hashes.get(ext)} for ext in todo],
+        )

@@ -1,0 +1,62 @@
+"""Bulk INSERTs through the driver's own ``executemany``.
+
+SQLAlchemy's per-row parameter processing costs more than the database's own work for
+the hundreds of thousands of rows a first sync writes (the profile in docs/benchmarks.md).
+Only for tables whose values are text, numbers, booleans and UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.store.db import as_utc
+
+
+def db_value(conn: Connection, value: Any) -> Any:
+    """``value`` as the driver stores it (SQLite: SQLAlchemy's own text format for UTC times)."""
+    if conn.dialect.name != "sqlite":
+        return value
+    if isinstance(value, datetime):
+        utc = as_utc(value)
+        assert utc is not None
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def insert_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert tuples whose values are already driver values (see ``db_value``)."""
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    marks = ", ".join(mark for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+
+
+def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0].keys())
+    if conn.dialect.name == "sqlite":
+        # Convert column by column: most columns need nothing, and a run's rows share one timestamp.
+        converted = []
+        for c in columns:
+            values = [row[c] for row in rows]
+            sample = next((v for v in values if v is not None), None)
+            if isinstance(sample, datetime | bool):
+                memo: dict[Any, Any] = {}
+                values = [
+                    v if v is None else (memo[v] if v in memo else memo.setdefault(v, db_value(conn, v)))
+                    for v in values
+                ]
+            converted.append(values)
+        params: Iterable[tuple[Any, ...]] = zip(*converted, strict=True)
+    else:
+        params = (tuple(row[c] for c in columns) for row in rows)
+    insert_rows(conn, table, columns, params)

@@ -1,0 +1,199 @@
+"""Jobs in the database: queued sync runs, leased by workers, coalesced per directory.
+
+- ``enqueue_sync`` adds a sync job unless one is already queued for the directory: two
+  triggers for a directory that is running coalesce into one follow-up run.
+- A worker takes a job by leasing its directory (``directories.lease_owner/lease_until``,
+  a conditional UPDATE that only one worker can win, on SQLite and PostgreSQL alike),
+  then the job. It renews both leases while it works.
+- A worker that dies stops renewing; when the lease has passed, ``reap`` puts its job back
+  in the queue (the sync itself is one transaction: nothing half-applied is left) and
+  marks the abandoned run failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from roster.ids import new_id
+from roster.store.db import utcnow
+from roster.store.repo import NotFound
+from roster.store.schema import directories, jobs, sync_runs
+
+MAX_ATTEMPTS = 5
+
+
+def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
+    if not args.get("dry_run") and not args.get("approved_digest"):
+        queued = conn.execute(
+            sa.select(jobs.c.id, jobs.c.args).where(
+                jobs.c.kind == "sync", jobs.c.directory_id == directory_id, jobs.c.status == "queued"
+            )
+        )
+        for job_id, job_args in queued:
+            if job_args.get("dry_run") or job_args.get("approved_digest"):
+                continue  # a dry run or an approval is a job of its own
+            merged = {
+                **job_args,
+                "full": bool(job_args.get("full") or args.get("full")),
+                "force": bool(job_args.get("force") or args.get("force")),
+            }
+            if merged != job_args:
+                conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(args=merged))
+            return str(job_id)
+    job_id = new_id("job")
+    conn.execute(
+        sa.insert(jobs).values(
+            id=job_id,
+            kind="sync",
+            directory_id=directory_id,
+            args=args,
+            status="queued",
+            attempts=0,
+            created_at=utcnow(),
+        )
+    )
+    return job_id
+
+
+def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def claim(conn: Connection, owner: str, lease: timedelta) -> dict[str, Any] | None:
+    """Take the oldest queued job whose directory no other worker holds; None if there is none."""
+    now = utcnow()
+    d = directories
+    free = sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now, d.c.lease_owner == owner)
+    candidates = conn.execute(
+        sa.select(jobs.c.id, jobs.c.directory_id)
+        .join(d, d.c.id == jobs.c.directory_id)
+        .where(jobs.c.status == "queued", free)
+        .order_by(jobs.c.id)
+        .limit(20)
+    ).all()
+    for job_id, directory_id in candidates:
+        held = conn.execute(
+            sa.update(d)
+            .where(
+                d.c.id == directory_id,
+                sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now, d.c.lease_owner == owner),
+            )
+            .values(lease_owner=owner, lease_until=now + lease)
+        )
+        if held.rowcount != 1:
+            continue  # another worker syncs this directory now (or it was deleted)
+        took = conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "queued")
+            .values(
+                status="running",
+                owner=owner,
+                lease_until=now + lease,
+                started_at=now,
+                attempts=jobs.c.attempts + 1,
+            )
+        )
+        if took.rowcount == 1:
+            return get(conn, job_id)
+        release_directory(conn, directory_id, owner)
+    return None
+
+
+def renew(conn: Connection, job: dict[str, Any], owner: str, lease: timedelta) -> bool:
+    """Extend both leases; False when this worker has lost them (it must stop)."""
+    until = utcnow() + lease
+    ok = (
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job["id"], jobs.c.owner == owner, jobs.c.status == "running")
+            .values(lease_until=until)
+        ).rowcount
+        == 1
+    )
+    conn.execute(
+        sa.update(directories)
+        .where(directories.c.id == job["directory_id"], directories.c.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    return ok
+
+
+def finish(
+    conn: Connection,
+    job: dict[str, Any],
+    owner: str,
+    status: str,
+    run_id: str | None,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job["id"], jobs.c.owner == owner)
+        .values(status=status, run_id=run_id, error=error, finished_at=utcnow(), lease_until=None)
+    )
+    release_directory(conn, job["directory_id"], owner)
+
+
+def release_directory(conn: Connection, directory_id: str | None, owner: str) -> None:
+    conn.execute(
+        sa.update(directories)
+        .where(directories.c.id == directory_id, directories.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def reap(conn: Connection) -> int:
+    """Requeue jobs whose worker stopped renewing; mark their abandoned runs failed."""
+    now = utcnow()
+    dead = (
+        conn.execute(sa.select(jobs).where(jobs.c.status == "running", jobs.c.lease_until < now))
+        .mappings()
+        .all()
+    )
+    for job in dead:
+        status = "queued" if job["attempts"] < MAX_ATTEMPTS else "failed"
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job["id"], jobs.c.status == "running")
+            .values(status=status, owner=None, lease_until=None, error="its worker stopped (lease expired)")
+        )
+        conn.execute(
+            sa.update(sync_runs)
+            .where(
+                sync_runs.c.directory_id == job["directory_id"],
+                sync_runs.c.status == "running",
+                sync_runs.c.started_at <= now,
+            )
+            .values(
+                status="failed",
+                error="abandoned: its worker stopped before finishing; nothing was applied",
+                error_reason="worker_lost",
+                finished_at=now,
+            )
+        )
+    return len(dead)
+
+
+class DirectoryBusy(RuntimeError):
+    pass
+
+
+def hold_directory(conn: Connection, directory_id: str, owner: str, lease: timedelta) -> None:
+    """Take a directory's lease outside the job queue (``roster sync`` run by hand)."""
+    now = utcnow()
+    d = directories
+    held = conn.execute(
+        sa.update(d)
+        .where(d.c.id == directory_id, sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
+        .values(lease_owner=owner, lease_until=now + lease)
+    )
+    if held.rowcount != 1:
+        who = conn.execute(sa.select(d.c.lease_owner).where(d.c.id == directory_id)).scalar()
+        if who is None:
+            raise NotFound(f"directory {directory_id!r} not found")
+        raise DirectoryBusy(f"directory {directory_id} is being synced by {who}; try again when it is done")

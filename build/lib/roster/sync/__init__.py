@@ -1,0 +1,1 @@
+"""Runs: connector -> reconcile -> apply."""

@@ -1,0 +1,65 @@
+"""The wire form of batches: a snapshot or a delta as JSON, exactly as it was built.
+
+The on-prem agent reads a directory on another host and uploads what it read; the server
+ingests it through the same path as a direct read. ``encode_batch`` and ``decode_batch``
+round-trip every field (``decode_batch(encode_batch(b)) == b``), and a malformed upload is
+refused with the path of the offending field, never half-read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from roster.domain.delta import Delta
+from roster.domain.records import Snapshot
+
+WIRE_VERSION: Literal[1] = 1
+
+Batch = Snapshot | Delta
+
+
+class _SnapshotEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = WIRE_VERSION
+    kind: Literal["snapshot"] = "snapshot"
+    batch: Snapshot
+
+
+class _DeltaEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = WIRE_VERSION
+    kind: Literal["delta"] = "delta"
+    batch: Delta
+
+
+_ENVELOPE: TypeAdapter[_SnapshotEnvelope | _DeltaEnvelope] = TypeAdapter(
+    Annotated[_SnapshotEnvelope | _DeltaEnvelope, Field(discriminator="kind")]
+)
+
+
+class WireError(ValueError):
+    """An upload that is not a batch; the message names the first offending field."""
+
+
+def encode_batch(batch: Batch) -> bytes:
+    envelope = _SnapshotEnvelope(batch=batch) if isinstance(batch, Snapshot) else _DeltaEnvelope(batch=batch)
+    return envelope.model_dump_json().encode()
+
+
+def decode_batch(data: bytes | str) -> Batch:
+    try:
+        envelope = _ENVELOPE.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(document)"
+        raise WireError(f"{where}: {first['msg']}") from None
+    batch = envelope.batch
+    for field, records in (("users", batch.users), ("groups", batch.groups)):
+        for key, record in records.items():
+            if key != record.external_id:
+                raise WireError(
+                    f"batch.{field}.{key}: keyed by {key!r} but its external_id is {record.external_id!r}"
+                )
+    return batch
