@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roster.domain.delta import Delta, reconcile_delta
+from roster.domain.delta import Delta, MemberOp, MemberOpKind, reconcile_delta, with_present
 from roster.domain.dn import normalize_dn
 from roster.domain.reconcile import reconcile
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser
@@ -65,3 +68,69 @@ def test_a_delta_that_changes_nothing_is_empty() -> None:
     cached = apply_in_memory(CachedState(), reconcile(snap(*before), CachedState()))
     delta = perfect_delta(before, before, {"p1", "g1"})
     assert reconcile_delta(delta, cached, dn_index(cached, *before)).is_empty
+
+
+def ops_delta(
+    before: tuple[list[DirectoryUser], list[DirectoryGroup]],
+    after: tuple[list[DirectoryUser], list[DirectoryGroup]],
+    noise: list[tuple[str, str]],
+) -> Delta:
+    """What Graph or SCIM report: changed records without member lists, and membership operations
+    by id; ``noise`` adds an operation and takes it back (the order of operations counts)."""
+    old = {r.external_id: r for r in [*before[0], *before[1]]}
+    new = {r.external_id: r for r in [*after[0], *after[1]]}
+    changed = {e for e, r in new.items() if old.get(e) != r}
+    was, now = snap(*before).memberships, snap(*after).memberships
+    ops = [MemberOp(MemberOpKind.ADD, g, m) for g, m in sorted(now - was)]
+    ops += [MemberOp(MemberOpKind.REMOVE, g, m) for g, m in sorted(was - now)]
+    for g, m in noise:
+        if (g, m) not in now:
+            ops += [MemberOp(MemberOpKind.ADD, g, m), MemberOp(MemberOpKind.REMOVE, g, m)]
+    return Delta(
+        users={e: r for e, r in new.items() if e in changed and isinstance(r, DirectoryUser)},
+        groups={
+            e: replace(r, member_refs=None)
+            for e, r in new.items()
+            if e in changed and isinstance(r, DirectoryGroup)
+        },
+        removed=frozenset(set(old) - set(new)),
+        member_ops=tuple(ops),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    users_st,
+    groups_st,
+    users_st,
+    groups_st,
+    st.lists(
+        st.tuples(st.sampled_from([f"g{i}" for i in range(5)]), st.sampled_from([f"p{i}" for i in range(12)]))
+    ),
+)
+def test_membership_operations_equal_a_full_read(u1, g1, u2, g2, noise) -> None:  # type: ignore[no-untyped-def]
+    before, after = build(u1, g1), build(u2, g2)
+    cached = apply_in_memory(CachedState(), reconcile(snap(*before), CachedState()))
+    changes = reconcile_delta(ops_delta(before, after, noise), cached, {})
+    cached = apply_in_memory(cached, changes)
+    assert reconcile(snap(*after), cached).is_empty
+
+
+def test_operations_apply_in_order_after_the_lists() -> None:
+    users, groups = build({"p1": (True, "a"), "p2": (True, "a")}, {"g1": (frozenset({"p1"}), "x")})
+    cached = apply_in_memory(CachedState(), reconcile(snap(users, groups), CachedState()))
+    again = MemberOp(MemberOpKind.ADD, "g1", "p1")  # already a member: nothing to do
+    gone = MemberOp(MemberOpKind.REMOVE, "g1", "p1")
+    back = MemberOp(MemberOpKind.ADD, "g1", "p2")
+    assert reconcile_delta(Delta(member_ops=(again,)), cached, {}).is_empty
+    changes = reconcile_delta(Delta(member_ops=(back, gone, again)), cached, {})
+    assert changes.members_added == (("g1", "p2"),) and not changes.members_removed
+    ghost = MemberOp(MemberOpKind.ADD, "g1", "nobody")  # not in the directory: ignored
+    assert reconcile_delta(Delta(member_ops=(ghost,)), cached, {}).is_empty
+
+
+def test_present_lists_what_is_left() -> None:
+    delta = with_present(Delta(present=frozenset({"a"})), known=["a", "b"])
+    assert delta.removed == {"b"} and delta.present is None
+    with pytest.raises(ValueError, match="with_present"):
+        reconcile_delta(Delta(present=frozenset()), CachedState(), {})
