@@ -8,6 +8,7 @@ ORM round trip per object.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -83,154 +84,17 @@ def apply_changes(
     w = Writer(conn, target, now)
     if activation is not None:
         w.event("dsync.activated", activation)
-    base = {"directory_id": target.directory_id, "organization_id": target.organization_id}
-    user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
-    group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
-    if cached.active_total is not None:  # a partial cache: look up the other members named
-        named = {m for pairs in (changes.members_added, changes.members_removed) for _, m in pairs}
-        created = {r.external_id for r in changes.users_created}
-        user_ids.update(
-            resolve_external_ids(
-                conn, target.directory_id, named - user_ids.keys() - group_ids.keys() - created
-            )
-        )
-    u, g = directory_users, directory_groups
-
-    # Groups created and updated
-    if changes.groups_created:
-        rows = []
-        for rid, record in zip(
-            new_ids("directory_group", len(changes.groups_created)),
-            changes.groups_created,
-            strict=True,
-        ):
-            group_ids[record.external_id] = rid
-            row = {
-                "id": rid,
-                **base,
-                **_group_columns(record),
-                "members_hash": changes.member_hashes.get(record.external_id),
-                "created_at": now,
-                "updated_at": now,
-            }
-            rows.append(row)
-            w.groups[rid] = row
-            w.event("dsync.group.created", w.group_json(rid))
-            w.note(ChangeKind.GROUP_CREATED, "group", rid, record.external_id, {"name": record.name})
-        insert_many(conn, g, rows)
-    if changes.groups_updated:
-        w.need_groups({c.previous.roster_id for c in changes.groups_updated})
-        _write_updates(
-            w,
-            g,
-            w.groups,
-            w.group_texts,
-            [
-                (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
-                for c in changes.groups_updated
-            ],
-            group_payload,
-            GROUP_EVENT_FIELDS,
-            "dsync.group.updated",
-            ChangeKind.GROUP_UPDATED,
-            "group",
-        )
-
-    # Users created and updated
-    if changes.users_created:
-        rows = []
-        for rid, user in zip(
-            new_ids("directory_user", len(changes.users_created)),
-            changes.users_created,
-            strict=True,
-        ):
-            user_ids[user.external_id] = rid
-            row = {"id": rid, **base, **_user_columns(user), "created_at": now, "updated_at": now}
-            rows.append(row)
-            w.users[rid] = row
-            w.event("dsync.user.created", w.user_json(rid))
-            w.note(
-                ChangeKind.USER_CREATED,
-                "user",
-                rid,
-                user.external_id,
-                {"email": user.email, "name": user.name, "state": row["state"]},
-            )
-        insert_many(conn, u, rows)
-    if changes.users_updated:
-        w.need_users({c.previous.roster_id for c in changes.users_updated})
-        _write_updates(
-            w,
-            u,
-            w.users,
-            w.user_texts,
-            [
-                (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
-                for c in changes.users_updated
-            ],
-            user_payload,
-            USER_EVENT_FIELDS,
-            "dsync.user.updated",
-            ChangeKind.USER_UPDATED,
-            "user",
-        )
-
-    # Memberships
+    user_ids, group_ids = _known_ids(conn, target, changes, cached)
+    _create_groups(w, changes, group_ids)
+    _update_groups(w, changes)
+    _create_users(w, changes, user_ids)
+    _update_users(w, changes)
     member_users, member_groups = _apply_memberships(w, changes, user_ids, group_ids)
     _write_member_hashes(conn, changes, group_ids)
-
-    # Users gone from the directory: kept, made inactive
-    if changes.users_removed:
-        w.need_users({c.roster_id for c in changes.users_removed})
-        params = []
-        for cached_user in changes.users_removed:
-            rid = cached_user.roster_id
-            w.users[rid] = {
-                **w.users[rid],
-                "state": "inactive",
-                "present": False,
-                "updated_at": now,
-            }
-            w.user_texts.pop(rid, None)
-            params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": now})
-            w.event("dsync.user.deleted", w.user_json(rid))
-            w.note(
-                ChangeKind.USER_REMOVED,
-                "user",
-                rid,
-                cached_user.external_id,
-                {"email": w.users[rid]["email"], "reason": "no longer in the directory"},
-            )
-        conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
-
-    # Groups gone from the directory
-    if changes.groups_deleted:
-        w.need_groups({c.roster_id for c in changes.groups_deleted})
-        gone = [c.roster_id for c in changes.groups_deleted]
-        gum, ggm = group_user_memberships, group_group_memberships
-        for start in range(0, len(gone), 900):
-            chunk = gone[start : start + 900]
-            conn.execute(sa.delete(gum).where(gum.c.group_id.in_(chunk)))
-            conn.execute(
-                sa.delete(ggm).where(
-                    sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk))
-                )
-            )
-            conn.execute(sa.delete(g).where(g.c.id.in_(chunk)))
-        for cached_group in changes.groups_deleted:
-            rid = cached_group.roster_id
-            w.groups[rid] = {**w.groups[rid], "updated_at": now}
-            w.group_texts.pop(rid, None)
-            w.event("dsync.group.deleted", w.group_json(rid))
-            w.note(
-                ChangeKind.GROUP_DELETED,
-                "group",
-                rid,
-                cached_group.external_id,
-                {"name": w.groups[rid]["name"]},
-            )
-
+    _remove_users(w, changes)
+    _delete_groups(w, changes)
     if changes.source_hashes:  # no visible change: no event, no log entry
+        u = directory_users
         conn.execute(
             sa.update(u).where(u.c.id == sa.bindparam("b_id")),
             [{"b_id": rid, "source_hash": fp} for rid, fp in sorted(changes.source_hashes.items())],
@@ -251,17 +115,153 @@ def apply_changes(
     )
 
 
+def _known_ids(
+    conn: Connection, target: Target, changes: ChangeSet, cached: CachedState
+) -> tuple[dict[str, str], dict[str, str]]:
+    """External id -> Roster id of the users and groups the change set may name."""
+    user_ids = {ext: c.roster_id for ext, c in cached.users.items()}
+    group_ids = {ext: c.roster_id for ext, c in cached.groups.items()}
+    if cached.active_total is not None:  # a partial cache: look up the other members named
+        named = {m for pairs in (changes.members_added, changes.members_removed) for _, m in pairs}
+        created = {r.external_id for r in changes.users_created}
+        unknown = named - user_ids.keys() - group_ids.keys() - created
+        user_ids.update(resolve_external_ids(conn, target.directory_id, unknown))
+    return user_ids, group_ids
+
+
+def _base(w: Writer) -> dict[str, Any]:
+    return {"directory_id": w.target.directory_id, "organization_id": w.target.organization_id}
+
+
+def _create_groups(w: Writer, changes: ChangeSet, group_ids: dict[str, str]) -> None:
+    if not changes.groups_created:
+        return
+    rows = []
+    new = new_ids("directory_group", len(changes.groups_created))
+    for rid, record in zip(new, changes.groups_created, strict=True):
+        group_ids[record.external_id] = rid
+        row = {
+            "id": rid,
+            **_base(w),
+            **_group_columns(record),
+            "members_hash": changes.member_hashes.get(record.external_id),
+            "created_at": w.now,
+            "updated_at": w.now,
+        }
+        rows.append(row)
+        w.groups[rid] = row
+        w.event("dsync.group.created", w.group_json(rid))
+        w.note(ChangeKind.GROUP_CREATED, "group", rid, record.external_id, {"name": record.name})
+    insert_many(w.conn, directory_groups, rows)
+
+
+def _update_groups(w: Writer, changes: ChangeSet) -> None:
+    if not changes.groups_updated:
+        return
+    w.need_groups({c.previous.roster_id for c in changes.groups_updated})
+    updates = [
+        (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
+        for c in changes.groups_updated
+    ]
+    _write_updates(w, directory_groups, w.groups, w.group_texts, updates, _GROUP_UPDATES)
+
+
+def _create_users(w: Writer, changes: ChangeSet, user_ids: dict[str, str]) -> None:
+    if not changes.users_created:
+        return
+    rows = []
+    for rid, user in zip(
+        new_ids("directory_user", len(changes.users_created)), changes.users_created, strict=True
+    ):
+        user_ids[user.external_id] = rid
+        row = {"id": rid, **_base(w), **_user_columns(user), "created_at": w.now, "updated_at": w.now}
+        rows.append(row)
+        w.users[rid] = row
+        w.event("dsync.user.created", w.user_json(rid))
+        detail = {"email": user.email, "name": user.name, "state": row["state"]}
+        w.note(ChangeKind.USER_CREATED, "user", rid, user.external_id, detail)
+    insert_many(w.conn, directory_users, rows)
+
+
+def _update_users(w: Writer, changes: ChangeSet) -> None:
+    if not changes.users_updated:
+        return
+    w.need_users({c.previous.roster_id for c in changes.users_updated})
+    updates = [
+        (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
+        for c in changes.users_updated
+    ]
+    _write_updates(w, directory_users, w.users, w.user_texts, updates, _USER_UPDATES)
+
+
+def _remove_users(w: Writer, changes: ChangeSet) -> None:
+    """Users gone from the directory: kept, made inactive."""
+    if not changes.users_removed:
+        return
+    w.need_users({c.roster_id for c in changes.users_removed})
+    params = []
+    for cached_user in changes.users_removed:
+        rid = cached_user.roster_id
+        w.users[rid] = {**w.users[rid], "state": "inactive", "present": False, "updated_at": w.now}
+        w.user_texts.pop(rid, None)
+        params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": w.now})
+        w.event("dsync.user.deleted", w.user_json(rid))
+        detail = {"email": w.users[rid]["email"], "reason": "no longer in the directory"}
+        w.note(ChangeKind.USER_REMOVED, "user", rid, cached_user.external_id, detail)
+    u = directory_users
+    w.conn.execute(sa.update(u).where(u.c.id == sa.bindparam("b_id")), params)
+
+
+def _delete_groups(w: Writer, changes: ChangeSet) -> None:
+    """Groups gone from the directory: deleted with their memberships."""
+    if not changes.groups_deleted:
+        return
+    w.need_groups({c.roster_id for c in changes.groups_deleted})
+    gone = [c.roster_id for c in changes.groups_deleted]
+    g, gum, ggm = directory_groups, group_user_memberships, group_group_memberships
+    for start in range(0, len(gone), 900):
+        chunk = gone[start : start + 900]
+        w.conn.execute(sa.delete(gum).where(gum.c.group_id.in_(chunk)))
+        w.conn.execute(
+            sa.delete(ggm).where(sa.or_(ggm.c.parent_group_id.in_(chunk), ggm.c.child_group_id.in_(chunk)))
+        )
+        w.conn.execute(sa.delete(g).where(g.c.id.in_(chunk)))
+    for cached_group in changes.groups_deleted:
+        rid = cached_group.roster_id
+        w.groups[rid] = {**w.groups[rid], "updated_at": w.now}
+        w.group_texts.pop(rid, None)
+        w.event("dsync.group.deleted", w.group_json(rid))
+        w.note(
+            ChangeKind.GROUP_DELETED, "group", rid, cached_group.external_id, {"name": w.groups[rid]["name"]}
+        )
+
+
+@dataclass(frozen=True)
+class _Updates:
+    """How updates of one kind of object are announced and logged."""
+
+    payload: Callable[..., dict[str, Any]]
+    fields: tuple[str, ...]
+    event: str
+    change: ChangeKind
+    object_type: str
+
+
+_USER_UPDATES = _Updates(
+    user_payload, USER_EVENT_FIELDS, "dsync.user.updated", ChangeKind.USER_UPDATED, "user"
+)
+_GROUP_UPDATES = _Updates(
+    group_payload, GROUP_EVENT_FIELDS, "dsync.group.updated", ChangeKind.GROUP_UPDATED, "group"
+)
+
+
 def _write_updates(
     w: Writer,
     table: sa.Table,
     rows: dict[str, dict[str, Any]],
     cached_json: dict[str, str],
     updates: list[tuple[str, str, dict[str, Any], bool]],
-    payload: Callable[..., dict[str, Any]],
-    fields: tuple[str, ...],
-    event: str,
-    change: ChangeKind,
-    object_type: str,
+    kind: _Updates,
 ) -> None:
     """Update rows in bulk; emit ``*.updated`` events carrying ``previous_attributes``.
 
@@ -273,19 +273,19 @@ def _write_updates(
     params = []
     for rid, ext, cols, returning in updates:
         old = rows[rid]
-        before = payload(old, raw=False)
+        before = kind.payload(old, raw=False)
         rows[rid] = {**old, **cols, "updated_at": now}
         cached_json.pop(rid, None)
-        after = payload(rows[rid], raw=False)
-        prev = previous_attributes(before, after, fields)
+        after = kind.payload(rows[rid], raw=False)
+        prev = previous_attributes(before, after, kind.fields)
         if old["raw_attributes"] != cols["raw_attributes"]:
             prev["raw_attributes"] = raw_changes(old["raw_attributes"], cols["raw_attributes"])
         params.append({"b_id": rid, **cols, "updated_at": now})
         if returning:
-            w.event(event.replace(".updated", ".created"), dumps(after))
+            w.event(kind.event.replace(".updated", ".created"), dumps(after))
         else:
-            w.event(event, dumps({**after, "previous_attributes": prev}))
-        w.note(change, object_type, rid, ext, {"previous": prev, "returned": returning})
+            w.event(kind.event, dumps({**after, "previous_attributes": prev}))
+        w.note(kind.change, kind.object_type, rid, ext, {"previous": prev, "returned": returning})
     w.conn.execute(sa.update(table).where(table.c.id == sa.bindparam("b_id")), params)
 
 
