@@ -1,3 +1,0 @@
-"""Roster: self-hosted directory synchronization."""
-
-__version__ = "0.1.0"

@@ -1,1 +1,0 @@
-"""The application side: accounts and groups of the host application, following the directory."""

@@ -1,1 +1,0 @@
-"""Benchmarks (``scripts/bench``); not part of the test suite. Results go to bench/results.json."""

@@ -1,1 +1,0 @@
-"""Connectors read directories and yield frozen records. They never write the store."""

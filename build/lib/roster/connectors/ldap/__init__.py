@@ -1,1 +1,0 @@
-"""LDAP and Active Directory over LDAP (python-ldap, C libldap)."""

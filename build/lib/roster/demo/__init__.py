@@ -1,1 +1,0 @@
-"""A demo directory: a generated company, served by a private OpenLDAP slapd on loopback."""

@@ -1,1 +1,0 @@
-"""Events: the WorkOS-shaped payloads and the outbox they are written to."""

@@ -1,1 +1,0 @@
-"""The store: SQLAlchemy Core tables, migrations, and the only place rows become records."""

@@ -1,1 +1,0 @@
-"""Runs: connector -> reconcile -> apply."""
