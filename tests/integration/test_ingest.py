@@ -35,7 +35,7 @@ from roster.sync.ingest import Policy, ingest
 from roster.sync.pipeline import run_sync
 from roster.wire import decode_batch, encode_batch
 from tests.conftest import make_runtime
-from tests.support.helpers import new_org
+from tests.support.helpers import event_list, full_follow_would_change, last_event_id, new_org
 
 
 def memory_directory(rt: Runtime, org: str | None = None) -> str:
@@ -109,6 +109,24 @@ class Twin:
         self.rt.engine.dispose()
 
 
+_VOLATILE = {"id", "directory_id", "organization_id", "created_at", "updated_at"}
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def events_since(rt: Runtime, mark: str | None) -> list[str]:
+    """The events after ``mark``, without the store's own ids and times, in a stable order."""
+    return sorted(
+        json.dumps([e["event"], _stable(e["data"])], sort_keys=True) for e in event_list(rt, after=mark)
+    )
+
+
 def seed(d: MemoryDirectory) -> None:
     for ext in ("ada", "bob", "cyd", "dee"):
         person(d, ext)
@@ -140,9 +158,15 @@ def test_each_kind_of_delta_equals_a_full_read(rt: Runtime, tmp_path: Path, styl
     assert first.ok and first.kind == "full" and first.counts["user_created"] == 4
     assert state(rt, d) == twin.sync(source)
     change(source)
+    mark, twin_mark = last_event_id(rt), last_event_id(twin.rt)
     result = run_sync(rt.engine, d, source)
     assert result.ok and result.kind == "incremental", result
     assert state(rt, d) == twin.sync(source)
+    assert events_since(rt, mark) == events_since(twin.rt, twin_mark)  # the same events, whatever the batch
+    assert (
+        len(events_since(rt, mark)) == 7
+    )  # bob updated, eve created, dee deleted, ops created, 3 memberships
+    assert full_follow_would_change(rt, d) == full_follow_would_change(twin.rt, twin.directory)
     twin.close()
     assert state(rt, d)["users"]["dee"][2:] == ("inactive", False)  # kept, never deleted
     kinds = event_types(rt, d)
