@@ -45,11 +45,7 @@ def status(as_json: bool) -> None:
             pending = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(sync_runs)
-                .where(
-                    sync_runs.c.directory_id == d["id"],
-                    sync_runs.c.status == "pending_approval",
-                    sync_runs.c.decision.is_(None),
-                )
+                .where(sync_runs.c.directory_id == d["id"], repo.HELD)
             ).scalar()
             backlog = 0
             for ep in conn.execute(

@@ -168,5 +168,9 @@ def test_a_dry_run_never_holds_and_stays_apart(
         _, admin_key = repo.create_api_key(conn, None, "operator")
     metrics = http.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"}).text
     assert 'roster_sync_runs{status="succeeded"} 1.0' in metrics  # the first sync only
+    with rt.engine.connect() as conn:
+        assert d not in repo.held_directories(conn)  # schedules and near-real-time go on
     real = sync_directory(rt, d)
-    assert real.status == "pending_approval"  # the schedule was never stopped by the dry run
+    assert real.status == "pending_approval"
+    with rt.engine.connect() as conn:
+        assert d in repo.held_directories(conn)  # a real run is held, and waits

@@ -31,7 +31,7 @@ from roster.store.schema import (
     group_group_memberships,
     group_user_memberships,
 )
-from roster.sync.ingest import Policy, ingest
+from roster.sync.ingest import Policy, ingest, plan
 from roster.sync.pipeline import run_sync
 from roster.wire import decode_batch, encode_batch
 from tests.conftest import make_runtime
@@ -199,8 +199,60 @@ def test_one_member_operation_touches_one_membership(rt: Runtime) -> None:
     assert result.ok and result.changes is not None
     assert result.changes.members_removed == (("big", "p007"),) and not result.changes.members_added
     assert result.counts["member_removed"] == 1 and result.counts["group_updated"] == 0
+    source.add_member("big", "p007")
+    delta = source.changes(repo_cursor(rt, d))
+    assert delta is not None
+    with rt.engine.connect() as conn:
+        cached, _ = plan(conn, d, delta)
+    assert cached.memberships == frozenset()  # the pair is not stored yet: nothing else was read
+    source.remove_member("big", "p008")
+    delta = source.changes(repo_cursor(rt, d))
+    assert delta is not None
+    with rt.engine.connect() as conn:
+        cached, _ = plan(conn, d, delta)
+    assert cached.memberships == {("big", "p008")}  # one membership row, not the group's 299
     assert ("big", "p007") not in state(rt, d)["memberships"]
     assert len(state(rt, d)["memberships"]) == 299
+
+
+def repo_cursor(rt: Runtime, directory_id: str) -> str:
+    with rt.engine.connect() as conn:
+        return str(repo.get_directory(conn, directory_id)["cursor"])
+
+
+def test_parent_lists_for_objects_the_delta_does_not_carry(rt: Runtime) -> None:
+    source = MemoryDirectory()
+    seed(source)
+    d = memory_directory(rt)
+    assert run_sync(rt.engine, d, source).ok
+    with rt.engine.begin() as conn:  # ada's parents, stated in full: all, no longer eng
+        moved = ingest(conn, d, Delta(member_of={"ada": ("all",)}), Policy(guard=None))
+    assert moved.counts["member_added"] == 1 and moved.counts["member_removed"] == 1
+    members = state(rt, d)["memberships"]
+    assert ("all", "ada") in members and ("eng", "ada") not in members
+    with rt.engine.begin() as conn:  # stating what is stored already changes nothing
+        assert ingest(conn, d, Delta(member_of={"ada": ("all",)}), Policy(guard=None)).changes.is_empty  # type: ignore[union-attr]
+    with rt.engine.begin() as conn:
+        ingest(conn, d, Delta(removed=frozenset({"dee"})), Policy(guard=None))
+    for nobody in ("dee", "ghost"):  # a user who left, an id never seen: no memberships
+        with rt.engine.begin() as conn:
+            outcome = ingest(conn, d, Delta(member_of={nobody: ("eng",)}), Policy(guard=None))
+        assert outcome.ok and outcome.changes is not None and outcome.changes.is_empty
+
+
+def test_a_group_removed_and_created_again_starts_empty(rt: Runtime, tmp_path: Path) -> None:
+    source = MemoryDirectory()
+    seed(source)
+    d, twin = memory_directory(rt), Twin(tmp_path, "recreated")
+    assert run_sync(rt.engine, d, source).ok
+    twin.sync(source)
+    source.remove("eng")
+    source.put_group("eng", {"cn": ["Engineering again"]})
+    source.add_member("eng", "cyd")
+    assert run_sync(rt.engine, d, source).kind == "incremental"
+    assert state(rt, d) == twin.sync(source)
+    assert {m for g, m in state(rt, d)["memberships"] if g == "eng"} == {"cyd"}
+    twin.close()
 
 
 def test_ingest_returns_roster_ids_and_takes_batches_from_the_wire(rt: Runtime) -> None:
@@ -260,30 +312,42 @@ def test_a_batch_that_fails_halfway_applies_nothing(rt: Runtime, monkeypatch: py
         raise RuntimeError("the account pass broke")
 
     monkeypatch.setattr(ingest_module, "follow_directory", explode)
+    cursor = repo_cursor(rt, d)
     result = run_sync(rt.engine, d, source)
     assert result.status == "failed" and result.error_reason == "internal"
-    assert (state(rt, d), event_types(rt, d)) == before
+    assert (state(rt, d), event_types(rt, d), repo_cursor(rt, d)) == (*before, cursor)
     monkeypatch.undo()
-    assert run_sync(rt.engine, d, source).ok  # the cursor did not move: the same delta applies
+    again = run_sync(rt.engine, d, source)  # the cursor did not move: the same delta applies
+    assert again.ok and again.kind == "incremental" and again.counts["user_created"] == 1
 
 
 class Changes:
-    """Random changes to a MemoryDirectory, reproducible from a seed."""
+    """Random changes to a MemoryDirectory, reproducible from a seed. Removed ids come back now
+    and then (a restored user, a group created again under its old id)."""
 
     def __init__(self, source: MemoryDirectory, rnd: random.Random) -> None:
         self.source, self.rnd, self.n = source, rnd, 0
+        self.removed: list[str] = []
 
     def step(self) -> None:
         s, rnd = self.source, self.rnd
         users, groups = sorted(s.users), sorted(s.groups)
-        choice = rnd.randrange(8)
-        if choice == 0 or not users:
+        choice = rnd.randrange(9)
+        if choice == 8 and self.removed:
+            ext = self.removed.pop(rnd.randrange(len(self.removed)))
+            if ext.startswith("u"):
+                person(s, ext)
+            else:
+                s.put_group(ext, {"cn": [ext.upper()]})
+        elif choice in (0, 8) or not users:
             self.n += 1
             person(s, f"u{self.n}", active=rnd.random() > 0.2)
         elif choice == 1:
             person(s, rnd.choice(users), rnd.choice(["A", "B", "C"]), active=rnd.random() > 0.2)
         elif choice == 2:
-            s.remove(rnd.choice(users + groups))
+            ext = rnd.choice(users + groups)
+            s.remove(ext)
+            self.removed.append(ext)
         elif choice == 3 or not groups:
             self.n += 1
             s.put_group(f"g{self.n}", {"cn": [f"G{self.n}"], "description": [rnd.choice(["x", "y"])]})

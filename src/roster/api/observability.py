@@ -12,12 +12,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from roster.domain.changes import ChangeKind
 from roster.events.webhooks import backlog as pending_count
 from roster.runtime import Runtime
 from roster.store.db import as_utc
 from roster.store.schema import directories, jobs, sync_runs, webhook_endpoints
 
 router = APIRouter(include_in_schema=False)
+
+
+# what a run changed: the kinds of change, not notes such as skipped entries or derived counts
+_CHANGES = tuple(k for k in ChangeKind if k not in (ChangeKind.SKIPPED, ChangeKind.NOTE))
 
 
 class StoreCollector(Collector):
@@ -57,9 +62,8 @@ class StoreCollector(Collector):
             ).mappings():
                 started, finished = as_utc(row["started_at"]), as_utc(row["finished_at"])
                 seconds = max((finished - started).total_seconds(), 1e-6) if started and finished else 0.0
-                changed = sum(
-                    v for k, v in (row["counts"] or {}).items() if isinstance(v, int) and k != "skipped"
-                )
+                counts = row["counts"] or {}
+                changed = sum(counts.get(str(kind), 0) for kind in _CHANGES)
                 duration.add_metric([row["directory_id"]], seconds)
                 speed.add_metric([row["directory_id"]], changed / seconds if seconds else 0.0)
             yield duration

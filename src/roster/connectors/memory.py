@@ -9,8 +9,7 @@ and SCIM), records every change in a journal, and is itself a connector:
   comes back, whose memberships the cache let go), and the membership changes either as operations by id
   (``delta_style="operations"``, what Graph's ``members@delta`` and SCIM PATCH give) or as the
   whole member lists of the groups they touched (``delta_style="lists"``, what an LDAP re-read
-  gives); a cursor from another directory, or one the journal no longer reaches, asks for a
-  full read (``None``);
+  gives); a cursor from another directory, or one it never gave, asks for a full read (``None``);
 - ``fail_with(error)`` makes the next reads fail, to try a host application's error handling.
 
 Attributes are mapped as LDAP attributes are (``mail``, ``displayName``, ``givenName``, ``sn``,
@@ -89,7 +88,9 @@ class MemoryDirectory:
             for group, members in sorted(self.members.items()):
                 if external_id in members:
                     self._member_op(MemberOpKind.REMOVE, group, external_id)
-            self.members.pop(external_id, None)  # a group's own memberships leave with it
+            for member in sorted(self.members.get(external_id, set())):  # a group's own members too
+                self._member_op(MemberOpKind.REMOVE, external_id, member)
+            self.members.pop(external_id, None)
             self._record(external_id)
 
     def add_member(self, group: str, member: str) -> None:

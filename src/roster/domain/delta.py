@@ -75,9 +75,11 @@ class Delta:
         return frozenset(full_groups) | frozenset(self.member_of) | gone
 
     @property
-    def op_ids(self) -> frozenset[str]:
-        """Every id a membership operation names."""
-        return frozenset(i for op in self.member_ops for i in (op.group, op.member))
+    def named_ids(self) -> frozenset[str]:
+        """Every id whose cached state the delta needs: its records, what left, the objects whose
+        parents it states, and every id a membership operation names."""
+        ops = {i for op in self.member_ops for i in (op.group, op.member)}
+        return self.touched | frozenset(self.member_of) | ops
 
     def named_refs(self) -> frozenset[str]:
         """The member and parent references the lists name (to be resolved through the cache)."""
@@ -120,9 +122,10 @@ def reconcile_delta(delta: Delta, cached: CachedState, refs: Mapping[str, str]) 
             member = index.get(ref)
             if member is not None and member != ext:
                 pairs.add((ext, member))
+    live_members = _live_members(delta, cached, gone, live_groups)
     for ext, parents in delta.member_of.items():
-        if ext in gone:
-            continue
+        if ext not in live_members:
+            continue  # gone, or not in the directory: it has no memberships
         for ref in parents:
             parent = index.get(ref)
             if parent is not None and parent != ext and parent in live_groups:
@@ -135,7 +138,6 @@ def reconcile_delta(delta: Delta, cached: CachedState, refs: Mapping[str, str]) 
     operated = {(op.group, op.member) for op in delta.member_ops} & cached.memberships
     before |= operated
     pairs |= operated - in_scope  # a pair no list restates starts as cached
-    live_members = _live_members(delta, cached, gone, live_groups)
     for op in delta.member_ops:
         pair = (op.group, op.member)
         if op.op is MemberOpKind.REMOVE:

@@ -114,7 +114,7 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
         groups_deleted=tuple(groups_deleted),
         members_added=tuple(sorted(wanted - cached.memberships)),
         members_removed=tuple(sorted(cached.memberships - wanted)),
-        skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn))),
+        skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn or ""))),
         ignored_members=snapshot.ignored_members,
         foreign_members=snapshot.foreign_members,
         member_hashes=hashes,

@@ -266,6 +266,15 @@ def last_full_run(conn: Connection, directory_id: str) -> datetime | None:
     return as_utc(when)
 
 
+HELD = sa.and_(sync_runs.c.status == "pending_approval", sync_runs.c.decision.is_(None))
+"""A run the deletion guard holds and no admin has decided on yet."""
+
+
+def held_directories(conn: Connection) -> set[str]:
+    """Directories with a held run waiting for an admin: schedules leave them alone."""
+    return set(conn.execute(sa.select(sync_runs.c.directory_id).where(HELD)).scalars())
+
+
 def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
     return get_row(conn, sync_runs, run_id, "sync run")
 

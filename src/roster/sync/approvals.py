@@ -73,10 +73,7 @@ def hold_for_approval(
     digest = changes.digest()
     already = conn.execute(
         sa.select(sync_runs.c.id).where(
-            sync_runs.c.directory_id == directory["id"],
-            sync_runs.c.status == "pending_approval",
-            sync_runs.c.decision.is_(None),
-            sync_runs.c.id != run_id,
+            sync_runs.c.directory_id == directory["id"], repo.HELD, sync_runs.c.id != run_id
         )
     ).first()
     conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(plan_digest=digest))

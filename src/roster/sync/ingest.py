@@ -159,7 +159,7 @@ def plan(conn: Connection, directory_id: str, batch: Batch) -> tuple[CachedState
     if delta.present is not None:
         delta = with_present(delta, load_known_ids(conn, directory_id))
     pairs = [(op.group, op.member) for op in delta.member_ops]
-    cached = load_cached_subset(conn, directory_id, delta.touched | delta.op_ids, delta.listed, pairs)
+    cached = load_cached_subset(conn, directory_id, delta.named_ids, delta.listed, pairs)
     return cached, reconcile_delta(delta, cached, load_ref_subset(conn, directory_id, delta.named_refs()))
 
 
@@ -193,10 +193,10 @@ def _log_only(
     if dry_run:
         if blocked is not None:
             counts["would_be_held"] = 1
-        repo.finish_run(conn, target.run_id, "succeeded", counts)
+        repo.finish_run(conn, target.run_id, "succeeded", counts, kind=kind)
         return Outcome(target.run_id, "succeeded", counts, blocked, None, changes, kind=kind)
     assert blocked is not None
-    repo.finish_run(conn, target.run_id, "pending_approval", counts, blocked, "deletion_guard")
+    repo.finish_run(conn, target.run_id, "pending_approval", counts, blocked, "deletion_guard", kind=kind)
     hold_for_approval(conn, directory, target.run_id, changes, blocked)
     return Outcome(target.run_id, "pending_approval", counts, blocked, "deletion_guard", changes, kind=kind)
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from roster.runtime import Runtime
-from roster.store import jobs
+from roster.store import jobs, repo
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import directories, organizations, sync_runs
 
@@ -67,13 +67,7 @@ class Schedules:
                 .join(o, o.c.id == d.c.organization_id)
                 .where(d.c.state.in_(["linked", "invalid_credentials"]))
             ).all()
-            waiting = set(
-                conn.execute(
-                    sa.select(r.c.directory_id).where(
-                        r.c.status == "pending_approval", r.c.decision.is_(None)
-                    )
-                ).scalars()
-            )
+            waiting = repo.held_directories(conn)
             for directory_id, cursor, tz, at, every in rows:
                 if directory_id in waiting:
                     continue  # a held run waits for an admin; more runs would only hold again
@@ -86,7 +80,9 @@ class Schedules:
                 )
                 last_any = as_utc(
                     conn.execute(
-                        sa.select(sa.func.max(r.c.started_at)).where(r.c.directory_id == directory_id)
+                        sa.select(sa.func.max(r.c.started_at)).where(
+                            r.c.directory_id == directory_id, r.c.kind != "dry_run"
+                        )
                     ).scalar()
                 )
                 if last_full is None or last_full < last_slot(now, tz, at):

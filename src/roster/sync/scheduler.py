@@ -37,17 +37,10 @@ class NearRealTime:
 
     def due(self) -> list[str]:
         now = self.clock()
-        from roster.store.schema import sync_runs
 
         with self.engine.connect() as conn:
             rows = repo.list_directories(conn)
-            waiting = set(
-                conn.execute(
-                    sa.select(sync_runs.c.directory_id).where(
-                        sync_runs.c.status == "pending_approval", sync_runs.c.decision.is_(None)
-                    )
-                ).scalars()
-            )
+            waiting = repo.held_directories(conn)
         due = []
         for row in rows:
             interval = row["config"].get("near_real_time_seconds")
