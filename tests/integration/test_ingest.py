@@ -109,7 +109,7 @@ class Twin:
         self.rt.engine.dispose()
 
 
-_VOLATILE = {"id", "directory_id", "organization_id", "created_at", "updated_at"}
+_VOLATILE = {"id", "directory_id", "organization_id", "created_at", "updated_at", "external_key"}
 
 
 def _stable(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from roster.directories import DirectorySpec, create_directory
-from roster.events.objects import resolve
+from roster.events import feed
 from roster.runtime import Runtime
 from roster.store import repo
 from roster.store.schema import directory_groups, directory_users, events, group_user_memberships
@@ -44,18 +44,14 @@ def users_by_uid(rt: Runtime, directory_id: str) -> dict[str, dict[str, Any]]:
 
 def event_list(rt: Runtime, kind: str | None = None, after: str | None = None) -> list[dict[str, Any]]:
     with rt.engine.connect() as conn:
-        q = sa.select(events).order_by(events.c.id)
-        if kind:
-            q = q.where(events.c.event == kind)
-        if after:
-            q = q.where(events.c.id > after)
-        rows = resolve(conn, conn.execute(q).mappings())
+        where = [events.c.event == kind] if kind else []
+        rows = feed.read(conn, where, limit=10**9, after=after).events
         return [{"id": r["id"], "event": r["event"], "data": json.loads(r["data"])} for r in rows]
 
 
 def last_event_id(rt: Runtime) -> str | None:
     with rt.engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+        return feed.newest_id(conn, [])
 
 
 def full_follow_would_change(rt: Runtime, directory_id: str) -> dict[str, int]:

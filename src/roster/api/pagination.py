@@ -7,7 +7,7 @@ fetching older records and ``after`` newer ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection
 from roster.api.errors import ApiError
 
 Order = Literal["asc", "desc", "normal"]
+Fetch = Callable[[str | None, bool, int], tuple[list[dict[str, Any]], bool]]
+"""(cursor, ascending, limit) -> (up to ``limit`` rows strictly past the cursor, whether more follow)"""
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ def paginate(
     before: str | None,
     after: str | None,
     order: Order,
+    fetch: Fetch | None = None,
 ) -> Page:
+    """``fetch``: how to read a page of rows past a cursor (default: the table's rows by id)."""
     check_limit(limit)
     if before and after:
         raise ApiError(422, "invalid_request_parameters", "before, after: give one cursor, not both")
@@ -60,13 +64,16 @@ def paginate(
     going_back = backward_cursor is not None
     cursor = backward_cursor if going_back else forward_cursor
     ascending_query = descending == going_back
-    q = sa.select(table).where(*where)
-    if cursor is not None:
-        q = q.where(col > cursor if ascending_query else col < cursor)
-    q = q.order_by(col.asc() if ascending_query else col.desc()).limit(limit + 1)
-    rows = [dict(r) for r in conn.execute(q).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
+    if fetch is not None:
+        rows, more = fetch(cursor, ascending_query, limit)
+    else:
+        q = sa.select(table).where(*where)
+        if cursor is not None:
+            q = q.where(col > cursor if ascending_query else col < cursor)
+        q = q.order_by(col.asc() if ascending_query else col.desc()).limit(limit + 1)
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
     if going_back:
         rows.reverse()
     next_forward = rows[-1]["id"] if rows and (more if not going_back else True) else None

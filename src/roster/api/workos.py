@@ -16,7 +16,7 @@ from roster.api.errors import ApiError
 from roster.api.pagination import Order, check_limit, paginate
 from roster.api.sync_runner import SyncBusy
 from roster.directories import delete_directory as remove_directory
-from roster.events.objects import resolve
+from roster.events import feed
 from roster.events.payloads import directory_payload, group_payload, user_payload
 from roster.store import repo
 from roster.store.rows import CHUNK
@@ -249,9 +249,16 @@ def list_events(
     if end is not None:
         where.append(e.c.created_at < end)
     with rt.engine.connect() as conn:
-        page = paginate(conn, e, where, limit=limit, before=before, after=after, order=order)
-        rows = resolve(conn, page.rows)
-    return {"object": "list", "data": [event_json(r) for r in rows], "list_metadata": page.metadata()}
+
+        def fetch(cursor: str | None, ascending: bool, size: int) -> tuple[list[dict[str, Any]], bool]:
+            if ascending:
+                found = feed.read(conn, where, limit=size, after=cursor)
+            else:
+                found = feed.read(conn, where, limit=size, before=cursor, descending=True)
+            return found.events, found.more
+
+        page = paginate(conn, e, where, limit=limit, before=before, after=after, order=order, fetch=fetch)
+    return {"object": "list", "data": [event_json(r) for r in page.rows], "list_metadata": page.metadata()}
 
 
 def event_json(row: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from roster.events.objects import resolve
+from roster.events import feed
 from roster.events.webhooks import Deliverer, check_url, record
 from roster.ids import new_id
 from roster.runtime import Runtime
@@ -79,9 +79,7 @@ def create(rt: Runtime, org: str, url: str, types: list[str] | None, enabled: bo
     now = utcnow()
     with rt.engine.begin() as conn:
         get_organization(conn, org)
-        newest = conn.execute(
-            sa.select(sa.func.max(events.c.id)).where(events.c.organization_id == org)
-        ).scalar()
+        newest = feed.newest_id(conn, [events.c.organization_id == org])  # it starts from now
         row = {
             "id": new_id("webhook"),
             "organization_id": org,
@@ -172,15 +170,7 @@ def redeliver_event(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, A
     """Send one event again now (a manual attempt, logged), whatever the cursor says."""
     with rt.engine.connect() as conn:
         endpoint = get(conn, endpoint_id)
-        found = resolve(
-            conn,
-            conn.execute(
-                sa.select(events).where(
-                    events.c.id == event_id, events.c.organization_id == endpoint["organization_id"]
-                )
-            ).mappings(),
-        )
-        event = found[0] if found else None
+        event = feed.find(conn, [events.c.organization_id == endpoint["organization_id"]], event_id)
     if event is None:
         raise NotFound(f"event {event_id!r} not found")
     status, error, latency, _ = Deliverer(rt).post(endpoint, event)
@@ -194,11 +184,7 @@ def redeliver_since(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, A
     """Replay every event from ``event_id`` on, in order (moves the endpoint's cursor back)."""
     with rt.engine.begin() as conn:
         endpoint = get(conn, endpoint_id)
-        before = conn.execute(
-            sa.select(sa.func.max(events.c.id)).where(
-                events.c.organization_id == endpoint["organization_id"], events.c.id < event_id
-            )
-        ).scalar()
+        before = feed.previous_id(conn, [events.c.organization_id == endpoint["organization_id"]], event_id)
         conn.execute(
             sa.update(webhook_endpoints)
             .where(webhook_endpoints.c.id == endpoint_id)

@@ -49,10 +49,12 @@ def membership_data(directory_id: str, user: str, group: str) -> str:
     return '{"directory_id":' + json.dumps(directory_id) + ',"user":' + user + ',"group":' + group + "}"
 
 
-def resolve(conn: Connection, rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """Event rows with ``data`` complete: membership events get their stored objects back."""
+def resolve_objects(conn: Connection, rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """Event rows with their stored objects back: a membership row gets ``data``; a run of
+    memberships (``members``) gets ``datas``, one event's data per member, in order."""
     out = [dict(r) for r in rows]
     refs = {r[k] for r in out for k in ("user_ref", "group_ref") if r.get(k)}
+    refs.update(ref for r in out if r.get("members") for ref in r["members"].split("\n"))
     if not refs:
         return out
     found: dict[str, str] = {}
@@ -63,11 +65,17 @@ def resolve(conn: Connection, rows: Iterable[Any]) -> list[dict[str, Any]]:
         )
         found.update((ref, data) for ref, data in conn.execute(q))
     for r in out:
-        if r.get("user_ref"):
-            missing = [ref for ref in (r["user_ref"], r["group_ref"]) if ref not in found]
-            if missing:
-                raise LookupError(f"event {r['id']}: its stored object {missing[0]} is missing")
-            r["data"] = membership_data(r["directory_id"], found[r["user_ref"]], found[r["group_ref"]])
+        users = r["members"].split("\n") if r.get("members") else [r["user_ref"]] if r.get("user_ref") else []
+        if not users:
+            continue
+        missing = [ref for ref in (*users, r["group_ref"]) if ref not in found]
+        if missing:
+            raise LookupError(f"event {r['id']}: its stored object {missing[0]} is missing")
+        datas = [membership_data(r["directory_id"], found[u], found[r["group_ref"]]) for u in users]
+        if r.get("members"):
+            r["datas"] = datas
+        else:
+            r["data"] = datas[0]
     return out
 
 

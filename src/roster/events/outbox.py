@@ -10,10 +10,12 @@ and allocate above the newest stored id; the lock is released at commit.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from roster.events.feed import RUN_MAX
 from roster.events.objects import object_ref, store_objects
 from roster.ids import new_ids
 from roster.store.bulk import db_value, insert_rows
@@ -41,7 +43,8 @@ class Outbox:
             directory_id,
             now,
         )
-        self._pending: list[tuple[str, str, str | None, str | None]] = []
+        # (kind, data, user ref, group ref, the users of a run of memberships of that group)
+        self._pending: list[tuple[str, str, str | None, str | None, list[str]]] = []
         self._objects: dict[str, str] = {}  # object versions the pending events name
         self._refs: dict[str, str] = {}  # object JSON -> its ref
         self._last: str | None = None
@@ -49,14 +52,19 @@ class Outbox:
         self.written = 0
 
     def add(self, kind: str, data: str) -> None:
-        self._pending.append((kind, data, None, None))
+        self._pending.append((kind, data, None, None, []))
         if len(self._pending) >= CHUNK:
             self.flush()
 
     def add_membership(self, kind: str, user: str, group: str) -> None:
-        """A membership event naming the JSON of its user and group (stored once each)."""
+        """A membership event naming the JSON of its user and group (stored once each). Events of
+        one group and kind that follow each other share one row (a run, see ``events.feed``)."""
         user_ref, group_ref = self._ref(user), self._ref(group)
-        self._pending.append((kind, "", user_ref, group_ref))
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last[0] == kind and last[3] == group_ref and 0 < len(last[4]) < RUN_MAX:
+            last[4].append(user_ref)
+            return
+        self._pending.append((kind, "", user_ref, group_ref, [user_ref]))
         if len(self._pending) >= CHUNK:
             self.flush()
 
@@ -78,15 +86,32 @@ class Outbox:
         store_objects(self.conn, self._objects, self.now)
         stamp = db_value(self.conn, self.now)
         org, directory = self.organization_id, self.directory_id
+        columns = (
+            "id",
+            "organization_id",
+            "directory_id",
+            "event",
+            "data",
+            "created_at",
+            "user_ref",
+            "group_ref",
+        )
         insert_rows(
             self.conn,
             events,
-            ("id", "organization_id", "directory_id", "event", "data", "created_at", "user_ref", "group_ref"),
+            (*columns, "members", "member_count"),
             [
-                (eid, org, directory, kind, data, stamp, user_ref, group_ref)
-                for eid, (kind, data, user_ref, group_ref) in zip(ids, self._pending, strict=True)
+                (eid, org, directory, kind, data, stamp, *_refs(user_ref, group_ref, run))
+                for eid, (kind, data, user_ref, group_ref, run) in zip(ids, self._pending, strict=True)
             ],
         )
-        self.written += len(self._pending)
+        self.written += sum(max(1, len(run)) for *_, run in self._pending)
         self._pending = []
         self._objects = {}
+
+
+def _refs(user_ref: str | None, group_ref: str | None, run: list[str]) -> tuple[Any, ...]:
+    """(user_ref, group_ref, members, member_count): one membership names its user, a run lists them."""
+    if len(run) > 1:
+        return None, group_ref, "\n".join(run), len(run)
+    return user_ref, group_ref, None, None

@@ -37,7 +37,8 @@ import httpx
 import sqlalchemy as sa
 
 from roster.crypto import SecretBox
-from roster.events.objects import prune_objects, resolve
+from roster.events import feed
+from roster.events.objects import prune_objects
 from roster.ids import new_id, new_ids
 from roster.runtime import Runtime
 from roster.store.db import as_utc, iso, utcnow
@@ -74,20 +75,17 @@ def check_url(url: str, allow_private: bool) -> str:
     return url
 
 
-def pending(endpoint: Any) -> list[sa.ColumnElement[bool]]:
-    """Conditions selecting the events an endpoint still has to receive (its backlog)."""
+def subscribed(endpoint: Any) -> list[sa.ColumnElement[bool]]:
+    """Conditions selecting the events an endpoint receives (its cursor says how far it got)."""
     where = [events.c.organization_id == endpoint["organization_id"]]
-    if endpoint["cursor"]:
-        where.append(events.c.id > endpoint["cursor"])
     if endpoint["events"]:
         where.append(events.c.event.in_(list(endpoint["events"])))
     return where
 
 
 def backlog(conn: sa.Connection, endpoint: Any) -> int:
-    return int(
-        conn.execute(sa.select(sa.func.count()).select_from(events).where(*pending(endpoint))).scalar() or 0
-    )
+    """How many events the endpoint still has to receive."""
+    return feed.count(conn, subscribed(endpoint), endpoint["cursor"] or None)
 
 
 def signature(secret: str, body: bytes, at_ms: int) -> str:
@@ -212,8 +210,7 @@ class Deliverer:
         return delivered
 
     def _next_events(self, conn: sa.Connection, endpoint: Any) -> list[Any]:
-        q = sa.select(events).where(*pending(endpoint))
-        return resolve(conn, conn.execute(q.order_by(events.c.id).limit(BATCH)).mappings())
+        return feed.read(conn, subscribed(endpoint), limit=BATCH, after=endpoint["cursor"] or None).events
 
     def post(self, endpoint: Any, event: Any) -> tuple[int | None, str | None, float, float | None]:
         """One POST: (status, error, latency ms, retry-after seconds)."""

@@ -216,6 +216,10 @@ events = sa.Table(
     # Membership events name stored object versions instead of embedding them (events/objects.py)
     sa.Column("user_ref", sa.String(32), nullable=True),
     sa.Column("group_ref", sa.String(32), nullable=True),
+    # One row may hold a run of membership events of one group (events/feed.py): the users'
+    # refs, one per line, and how many; each member is an event of its own when read
+    sa.Column("members", sa.Text, nullable=True),
+    sa.Column("member_count", sa.Integer, nullable=True),
     sa.Index("ix_events_organization_id_id", "organization_id", "id"),
     sa.Index("ix_events_event_id", "event", "id"),
 )
