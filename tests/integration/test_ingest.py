@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from roster.accounts.service import membership_edges
 from roster.connectors.memory import MemoryDirectory
 from roster.domain.delta import Delta, MemberOp, MemberOpKind
 from roster.runtime import Runtime
@@ -52,7 +53,7 @@ def person(d: MemoryDirectory, ext: str, name: str | None = None, *, active: boo
 def state(rt: Runtime, directory_id: str) -> dict[str, Any]:
     """The cache, the accounts and the application groups, by source ids and e-mails."""
     u, g, gum, ggm = directory_users, directory_groups, group_user_memberships, group_group_memberships
-    a, ag, agm = accounts, app_groups, app_group_members
+    a, ag = accounts, app_groups
     with rt.engine.connect() as conn:
         org = repo.get_directory(conn, directory_id)["organization_id"]
         users = {
@@ -72,9 +73,10 @@ def state(rt: Runtime, directory_id: str) -> dict[str, Any]:
         email = {r.id: r.email_lower for r in rows}
         groups = conn.execute(sa.select(ag).where(ag.c.organization_id == org)).all()
         names = {r.id: r.directory_idp_id for r in groups}
-        q = sa.select(agm).where(agm.c.organization_id == org)
         members = {
-            (names[r.group_id], email.get(r.member_id) or names.get(r.member_id)) for r in conn.execute(q)
+            (names[gid], email.get(mid) or names.get(mid))
+            for gid, pairs in membership_edges(conn, org).items()
+            for mid, _ in pairs
         }
         group_rows = {r.directory_idp_id: (r.name, r.state) for r in groups}
     return {
@@ -394,3 +396,34 @@ def test_events_name_every_change_once(rt: Runtime) -> None:
     assert sorted(created) == ["ada", "bob", "cyd", "dee"]
     user = next(json.loads(data) for kind, data in rows if kind == "dsync.user.created")
     assert "distinguished_name" not in user["custom_attributes"]  # the source has no DNs
+
+
+def test_directory_groups_list_the_directory_members_written_once(rt: Runtime) -> None:
+    from roster.accounts.service import add_member, create_local_group, groups_of, members
+
+    source = MemoryDirectory()
+    seed(source)  # eng: ada, bob; all: eng (nested), cyd
+    d = memory_directory(rt)
+    assert run_sync(rt.engine, d, source).ok
+    with rt.engine.begin() as conn:
+        org = repo.get_directory(conn, d)["organization_id"]
+        app = {r.directory_idp_id: r.id for r in conn.execute(sa.select(app_groups))}
+        stored = conn.execute(sa.select(sa.func.count()).select_from(app_group_members)).scalar()
+        local = create_local_group(conn, org, "Local")["id"]
+        add_member(conn, org, local, app["eng"])  # a local group may hold a directory group
+        direct = {m["email"] for m in members(conn, org, app["all"], effective=False)}
+        effective = {m["email"] for m in members(conn, org, app["all"], effective=True)}
+        via_local = {m["email"] for m in members(conn, org, local, effective=True)}
+        ada = next(
+            m["id"] for m in members(conn, org, app["eng"], effective=False) if m["email"].startswith("ada")
+        )
+        ada_groups = {g["id"] for g in groups_of(conn, org, ada)}
+    assert stored == 0  # each membership is the directory's row, not a second copy
+    assert direct == {"cyd@example.com"}
+    assert effective == {"ada@example.com", "bob@example.com", "cyd@example.com"}
+    assert via_local == {"ada@example.com", "bob@example.com"}
+    assert ada_groups == {app["eng"], app["all"], local}
+    source.remove_member("eng", "ada")
+    assert run_sync(rt.engine, d, source).ok
+    with rt.engine.connect() as conn:
+        assert {g["id"] for g in groups_of(conn, org, ada)} == set()  # leaving the group is at once

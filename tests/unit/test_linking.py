@@ -7,7 +7,6 @@ from roster.domain.linking import (
     effective_members,
     plan_accounts,
     plan_groups,
-    plan_memberships,
 )
 
 
@@ -67,18 +66,6 @@ def test_group_policy_remove_or_keep_inactive_and_comeback() -> None:
     assert kept.deactivates == ("g2",) and kept.removes == ()
     back = plan_groups([DirGroupView("dg9", "idp3", "Kept", None)], apps, "remove")
     assert back.creates == () and ("g3", {"directory_group_id": "dg9", "state": "active"}) in back.updates
-
-
-def test_memberships_follow_including_nesting() -> None:
-    plan = plan_memberships(
-        [("dg1", "u1"), ("dg1", "u-without-account")],
-        [("dg2", "dg1")],
-        {"u1": "a1"},
-        {"dg1": "g1", "dg2": "g2"},
-        [("g1", "a-old")],
-    )
-    assert plan.added == (("g1", "a1", "account"), ("g2", "g1", "group"))
-    assert plan.removed == (("g1", "a-old"),)
 
 
 def test_effective_membership_tolerates_cycles() -> None:

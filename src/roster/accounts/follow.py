@@ -2,14 +2,15 @@
 
 Reads the directory cache and the application tables, asks the pure planners in
 ``roster.domain.linking`` what to do, and writes it in bulk, with a sync-log entry
-for every account and group it touches.
+for every account and group it touches. The members of a group that comes from a directory are
+not copied: they are the directory's memberships, read through the linked accounts
+(``roster.accounts.service.membership_edges``), so each membership is written once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,13 +23,11 @@ from roster.domain.linking import (
     AppGroupView,
     DirGroupView,
     DirUserView,
-    MembershipPlan,
     plan_accounts,
     plan_groups,
-    plan_memberships,
 )
 from roster.ids import new_ids
-from roster.store.bulk import insert_many, insert_rows
+from roster.store.bulk import insert_many
 from roster.store.rows import CHUNK, one_of
 from roster.store.schema import (
     accounts,
@@ -38,8 +37,6 @@ from roster.store.schema import (
     directory_groups,
     directory_users,
     grants,
-    group_group_memberships,
-    group_user_memberships,
     organizations,
     sync_log,
 )
@@ -87,7 +84,7 @@ def follow_directory(
     """Make accounts and groups follow the directory: all of them, or (``touched``) only what a
     run changed, which gives the same result when the accounts did not change meanwhile."""
     log = _Log(conn, run_id, directory_id, now)
-    linked, freed = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
+    _, freed = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
     for _ in range(5):  # e-mails an account gave up: the users refused them get another look
         if not freed:
             break
@@ -95,11 +92,10 @@ def follow_directory(
         waiting = _in_chunks(
             conn, sa.select(u.c.id).where(u.c.directory_id == directory_id), u.c.email_lower, freed
         )
-        more, freed = _follow_accounts(
+        _, freed = _follow_accounts(
             conn, organization_id, directory_id, now, log, Touched(users=frozenset(r.id for r in waiting))
         )
-        linked |= more
-    _follow_groups(conn, organization_id, directory_id, now, log, touched, linked)
+    _follow_groups(conn, organization_id, directory_id, now, log, touched)
     log.flush()
     return log.counts
 
@@ -218,7 +214,6 @@ def _follow_groups(
     now: datetime,
     log: _Log,
     touched: Touched | None,
-    linked: set[str],
 ) -> None:
     g, ag, m = directory_groups, app_groups, app_group_members
     policy = conn.execute(
@@ -286,139 +281,3 @@ def _follow_groups(
         )
     for gid in plan.deactivates:
         log.add("app_group_deactivated", "app_group", gid, {"policy": "keep_inactive"})
-    if touched is None:
-        _follow_memberships(conn, org, directory_id, log)
-    else:
-        remapped = {grp.id for grp in plan.creates} | {
-            str(changes["directory_group_id"])
-            for _, changes in plan.updates
-            if "directory_group_id" in changes
-        }
-        _follow_memberships(
-            conn,
-            org,
-            directory_id,
-            log,
-            _Slice(
-                touched.member_users | touched.users | linked,
-                touched.member_groups,
-                frozenset(remapped),
-                frozenset(plan.deactivates),
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class _Slice:
-    """The memberships to look at again, each slice complete on both sides: every membership of
-    ``users``, every parent of ``child_groups``, every member and parent of ``groups``."""
-
-    users: frozenset[str]
-    child_groups: frozenset[str]
-    groups: frozenset[str]
-    # application groups kept inactive by this pass: their rows as members of other groups go
-    deactivated: frozenset[str] = frozenset()
-
-
-def _follow_memberships(
-    conn: Connection, org: str, directory_id: str, log: _Log, part: _Slice | None = None
-) -> None:
-    a, ag, m = accounts, app_groups, app_group_members
-    gum, ggm = group_user_memberships, group_group_memberships
-    app_group_of = dict(
-        conn.execute(
-            sa.select(ag.c.directory_group_id, ag.c.id).where(
-                ag.c.directory_id == directory_id, ag.c.directory_group_id.is_not(None)
-            )
-        ).all()
-    )
-    account_q = sa.select(a.c.directory_user_id, a.c.id).where(
-        a.c.directory_id == directory_id, a.c.directory_user_id.is_not(None)
-    )
-    member_q = sa.select(m.c.group_id, m.c.member_id)
-    if part is None:  # every group of the directory, a chunk of groups at a time (bounded memory)
-        account_of = dict(conn.execute(account_q).all())
-        groups = conn.execute(
-            sa.select(ag.c.id, ag.c.directory_group_id)
-            .where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-            .order_by(ag.c.id)
-        ).all()
-        for start in range(0, len(groups), CHUNK):
-            chunk = groups[start : start + CHUNK]
-            sources = [g for _, g in chunk if g is not None]
-            _write_memberships(
-                conn,
-                org,
-                log,
-                plan_memberships(
-                    conn.execute(
-                        sa.select(gum.c.group_id, gum.c.user_id).where(gum.c.group_id.in_(sources))
-                    ).all(),
-                    conn.execute(
-                        sa.select(ggm.c.parent_group_id, ggm.c.child_group_id).where(
-                            ggm.c.parent_group_id.in_(sources)
-                        )
-                    ).all(),
-                    account_of,
-                    app_group_of,
-                    [
-                        (r[0], r[1])
-                        for r in conn.execute(member_q.where(m.c.group_id.in_([i for i, _ in chunk])))
-                    ],
-                ),
-            )
-        return
-    # One slice of memberships (see _Slice).
-    # By the ids alone (they belong to this directory): a directory_id condition could make
-    # the database walk the whole directory's rows through that index instead.
-    account_q = sa.select(a.c.directory_user_id, a.c.id)
-    user_q = sa.select(gum.c.group_id, gum.c.user_id)
-    group_q = sa.select(ggm.c.parent_group_id, ggm.c.child_group_id)
-    user_pairs: list[Any] = _in_chunks(conn, user_q, gum.c.user_id, part.users)
-    user_pairs += _in_chunks(conn, user_q, gum.c.group_id, part.groups)
-    group_pairs: list[Any] = _in_chunks(conn, group_q, ggm.c.child_group_id, part.child_groups | part.groups)
-    group_pairs += _in_chunks(conn, group_q, ggm.c.parent_group_id, part.groups)
-    account_of = dict(
-        _in_chunks(conn, account_q, a.c.directory_user_id, {u for _, u in user_pairs} | part.users)
-    )
-    own = set(
-        conn.execute(
-            sa.select(ag.c.id).where(ag.c.directory_id == directory_id, ag.c.source == "directory")
-        ).scalars()
-    )
-    app_parts = {app_group_of[g] for g in part.groups | part.child_groups if g in app_group_of}
-    members = {account_of[u] for u in part.users if u in account_of} | app_parts | part.deactivated
-    rows = _in_chunks(conn, member_q, m.c.member_id, members)
-    rows += _in_chunks(
-        conn, member_q, m.c.group_id, {app_group_of[g] for g in part.groups if g in app_group_of}
-    )
-    current = list({(gid, mid) for gid, mid in rows if gid in own})
-    user_pairs = list(set(map(tuple, user_pairs)))
-    group_pairs = list(set(map(tuple, group_pairs)))
-    plan = plan_memberships(
-        [(r[0], r[1]) for r in user_pairs],
-        [(r[0], r[1]) for r in group_pairs],
-        account_of,
-        app_group_of,
-        [(r[0], r[1]) for r in current],
-    )
-    _write_memberships(conn, org, log, plan)
-
-
-def _write_memberships(conn: Connection, org: str, log: _Log, plan: MembershipPlan) -> None:
-    m = app_group_members
-    if plan.removed:
-        conn.execute(
-            sa.delete(m).where(m.c.group_id == sa.bindparam("g"), m.c.member_id == sa.bindparam("x")),
-            [{"g": gid, "x": mid} for gid, mid in plan.removed],
-        )
-    if plan.added:
-        insert_rows(
-            conn,
-            m,
-            ("group_id", "member_id", "member_type", "organization_id"),
-            [(gid, mid, kind, org) for gid, mid, kind in plan.added],
-        )
-    for key, done in (("app_member_added", plan.added), ("app_member_removed", plan.removed)):
-        if done:
-            log.counts[key] = log.counts.get(key, 0) + len(done)

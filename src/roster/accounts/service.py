@@ -14,7 +14,16 @@ from roster.domain.linking import effective_groups, effective_members
 from roster.ids import new_id
 from roster.store.db import utcnow
 from roster.store.repo import get_organization, get_row
-from roster.store.schema import accounts, app_group_members, app_groups, directories, grants, resources
+from roster.store.schema import (
+    accounts,
+    app_group_members,
+    app_groups,
+    directories,
+    grants,
+    group_group_memberships,
+    group_user_memberships,
+    resources,
+)
 
 MANAGED_FIELDS = ("email", "name", "phone", "password")
 ROLES = ("admin", "member")
@@ -251,19 +260,39 @@ def delete_group(conn: Connection, org: str, group_id: str) -> None:
     conn.execute(sa.delete(app_groups).where(app_groups.c.id == group_id))
 
 
-def _edges(conn: Connection, org: str) -> dict[str, list[tuple[str, str]]]:
+def membership_edges(conn: Connection, org: str) -> dict[str, list[tuple[str, str]]]:
+    """Application group id -> its direct (member id, ``account`` | ``group``) pairs.
+
+    A local group's members are its own rows. A group that comes from a directory has the
+    directory's memberships as members, read through the accounts linked to the directory's
+    users and the application groups of its groups: each membership is stored once."""
     edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    m = app_group_members
-    for gid, mid, kind in conn.execute(
-        sa.select(m.c.group_id, m.c.member_id, m.c.member_type).where(m.c.organization_id == org)
-    ):
-        edges[gid].append((mid, kind))
+    m, ag, a = app_group_members, app_groups, accounts
+    gum, ggm, child = group_user_memberships, group_group_memberships, app_groups.alias("child")
+    local = sa.select(m.c.group_id, m.c.member_id, m.c.member_type).where(m.c.organization_id == org)
+    users = (
+        sa.select(ag.c.id, a.c.id, sa.literal("account"))
+        .select_from(gum)
+        .join(ag, ag.c.directory_group_id == gum.c.group_id)
+        .join(a, a.c.directory_user_id == gum.c.user_id)
+        .where(ag.c.organization_id == org)
+    )
+    groups = (
+        sa.select(ag.c.id, child.c.id, sa.literal("group"))
+        .select_from(ggm)
+        .join(ag, ag.c.directory_group_id == ggm.c.parent_group_id)
+        .join(child, child.c.directory_group_id == ggm.c.child_group_id)
+        .where(ag.c.organization_id == org)
+    )
+    for query in (local, users, groups):
+        for gid, mid, kind in conn.execute(query):
+            edges[gid].append((mid, kind))
     return edges
 
 
 def members(conn: Connection, org: str, group_id: str, effective: bool) -> list[dict[str, Any]]:
     get_group(conn, group_id, org)
-    edges = _edges(conn, org)
+    edges = membership_edges(conn, org)
     ids = (
         effective_members(group_id, edges)
         if effective
@@ -277,7 +306,7 @@ def members(conn: Connection, org: str, group_id: str, effective: bool) -> list[
 
 def groups_of(conn: Connection, org: str, account_id: str, effective: bool = True) -> list[dict[str, Any]]:
     parents: dict[str, list[str]] = defaultdict(list)
-    for gid, pairs in _edges(conn, org).items():
+    for gid, pairs in membership_edges(conn, org).items():
         for member, _ in pairs:
             parents[member].append(gid)
     ids = effective_groups(account_id, parents) if effective else set(parents.get(account_id, []))

@@ -15,7 +15,7 @@ Memberships of directory groups follow the directory, groups inside groups inclu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +70,6 @@ class GroupPlan:
     updates: tuple[tuple[str, Mapping[str, object]], ...] = ()  # (app group id, changed columns)
     removes: tuple[str, ...] = ()
     deactivates: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class MembershipPlan:
-    added: tuple[tuple[str, str, str], ...] = ()  # (group id, member id, member type)
-    removed: tuple[tuple[str, str], ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
 
 def _state(user: DirUserView, account: AccountView) -> dict[str, object]:
@@ -167,26 +160,6 @@ def plan_groups(
     if policy == "keep_inactive":
         return GroupPlan(tuple(creates), tuple(updates), (), tuple(gone))
     return GroupPlan(tuple(creates), tuple(updates), tuple(gone), ())
-
-
-def plan_memberships(
-    user_pairs: Iterable[tuple[str, str]],  # (directory group id, directory user id)
-    group_pairs: Iterable[tuple[str, str]],  # (parent directory group id, child directory group id)
-    account_of: Mapping[str, str],  # directory user id -> account id
-    app_group_of: Mapping[str, str],  # directory group id -> application group id
-    current: Iterable[tuple[str, str]],  # (app group id, member id) of this directory's groups
-) -> MembershipPlan:
-    wanted: dict[tuple[str, str], str] = {}
-    for gid, uid in user_pairs:
-        if gid in app_group_of and uid in account_of:
-            wanted[(app_group_of[gid], account_of[uid])] = "account"
-    for parent, child in group_pairs:
-        if parent in app_group_of and child in app_group_of:
-            wanted[(app_group_of[parent], app_group_of[child])] = "group"
-    current = set(current)
-    added = tuple(sorted((g, m, t) for (g, m), t in wanted.items() if (g, m) not in current))
-    removed = tuple(sorted(current - wanted.keys()))
-    return MembershipPlan(added, removed)
 
 
 def effective_members(group_id: str, edges: Mapping[str, Iterable[tuple[str, str]]]) -> set[str]:
