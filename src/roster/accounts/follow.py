@@ -84,7 +84,7 @@ def follow_directory(
     """Make accounts and groups follow the directory: all of them, or (``touched``) only what a
     run changed, which gives the same result when the accounts did not change meanwhile."""
     log = _Log(conn, run_id, directory_id, now)
-    _, freed = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
+    freed = _follow_accounts(conn, organization_id, directory_id, now, log, touched)
     for _ in range(5):  # e-mails an account gave up: the users refused them get another look
         if not freed:
             break
@@ -92,7 +92,7 @@ def follow_directory(
         waiting = _in_chunks(
             conn, sa.select(u.c.id).where(u.c.directory_id == directory_id), u.c.email_lower, freed
         )
-        _, freed = _follow_accounts(
+        freed = _follow_accounts(
             conn, organization_id, directory_id, now, log, Touched(users=frozenset(r.id for r in waiting))
         )
     _follow_groups(conn, organization_id, directory_id, now, log, touched)
@@ -110,9 +110,8 @@ def _in_chunks(conn: Connection, query: Any, column: Any, ids: Iterable[str]) ->
 
 def _follow_accounts(
     conn: Connection, org: str, directory_id: str, now: datetime, log: _Log, touched: Touched | None
-) -> tuple[set[str], set[str]]:
-    """Returns the directory users that got an account (linked or provisioned), and the e-mails
-    (lower-case) that accounts gave up for new ones."""
+) -> set[str]:
+    """Returns the e-mails (lower-case) that accounts gave up for new ones."""
     u, a = directory_users, accounts
     user_q = sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
         u.c.directory_id == directory_id, u.c.email.is_not(None)
@@ -204,7 +203,7 @@ def _follow_accounts(
         log.add("account_skipped", "directory_user", uid, {"reason": reason})
     before = {view.id: view.email.lower() for view in current}
     freed = {before[aid] for aid, changes in plan.updates if "email_lower" in changes}
-    return {uid for _, uid in plan.links} | {user.id for user in plan.provisions}, freed
+    return freed
 
 
 def _follow_groups(

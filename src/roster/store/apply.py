@@ -89,7 +89,7 @@ def apply_changes(
     _update_groups(w, changes)
     _create_users(w, changes, user_ids)
     _update_users(w, changes)
-    member_users, member_groups = _apply_memberships(w, changes, user_ids, group_ids)
+    _apply_memberships(w, changes, user_ids, group_ids)
     _write_member_hashes(conn, changes, group_ids)
     _remove_users(w, changes)
     _delete_groups(w, changes)
@@ -108,8 +108,6 @@ def apply_changes(
         groups=frozenset(group_ids[r.external_id] for r in changes.groups_created)
         | {c.previous.roster_id for c in changes.groups_updated}
         | {c.roster_id for c in changes.groups_deleted},
-        member_users=member_users,
-        member_groups=member_groups,
         user_ids=user_ids,
         group_ids=group_ids,
     )
@@ -291,8 +289,8 @@ def _write_updates(
 
 def _apply_memberships(
     w: Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """Write membership changes; return the users and the child groups whose memberships changed."""
+) -> None:
+    """Write membership changes, their events and their log entries."""
     conn, directory_id = w.conn, w.target.directory_id
     gum, ggm = group_user_memberships, group_group_memberships
 
@@ -352,10 +350,6 @@ def _apply_memberships(
     ):
         for gid, members in by_group(pairs):
             w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
-    return (
-        frozenset(uid for _, uid in added_users + removed_users),
-        frozenset(cid for _, cid in added_groups + removed_groups),
-    )
 
 
 def _write_member_hashes(conn: Connection, changes: ChangeSet, group_ids: dict[str, str]) -> None:

@@ -31,8 +31,6 @@ class Touched:
 
     users: frozenset[str] = frozenset()  # created, updated or gone
     groups: frozenset[str] = frozenset()  # created, updated or deleted
-    member_users: frozenset[str] = frozenset()  # users whose group memberships changed
-    member_groups: frozenset[str] = frozenset()  # groups whose parent groups changed
     # external id -> Roster id of the users and groups the run knew (cached or created)
     user_ids: Mapping[str, str] = field(default_factory=dict)
     group_ids: Mapping[str, str] = field(default_factory=dict)
