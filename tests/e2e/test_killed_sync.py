@@ -1,0 +1,107 @@
+"""A first sync killed (SIGKILL) at random points leaves nothing visible: all of it or none of it,
+on SQLite and on PostgreSQL. `roster sync` runs as a subprocess against a real slapd."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from roster.demo.slapd import Slapd
+from roster.store.schema import (
+    accounts,
+    directories,
+    directory_groups,
+    directory_users,
+    events,
+    group_user_memberships,
+)
+from tests.e2e.test_cli import ROSTER, Cli
+from tests.support.ldap_tree import Tree
+
+USERS, GROUPS, PER_GROUP = 1200, 30, 40
+
+
+def visible(url: str, directory_id: str, org: str) -> tuple[int, ...]:
+    """What readers of the store see of one directory: users, groups, memberships, events, accounts."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+
+            def count(table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+                return int(
+                    conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar() or 0
+                )
+
+            return (
+                count(directory_users, directory_users.c.directory_id == directory_id),
+                count(directory_groups, directory_groups.c.directory_id == directory_id),
+                count(group_user_memberships, group_user_memberships.c.directory_id == directory_id),
+                count(events, events.c.directory_id == directory_id),
+                count(accounts, accounts.c.organization_id == org),
+            )
+    finally:
+        engine.dispose()
+
+
+def expire_lease(url: str, directory_id: str) -> None:
+    """What the lease's expiry does (`roster sync` by hand holds it for hours, with no heartbeat)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            d = directories
+            conn.execute(
+                sa.update(d).where(d.c.id == directory_id).values(lease_owner=None, lease_until=None)
+            )
+    finally:
+        engine.dispose()
+
+
+def new_directory(cli: Cli, slapd: Slapd, tree: Tree, n: int) -> tuple[str, str]:
+    org = cli.ok("org", "create", f"Org {n}")["id"]
+    (cli.folder / "pw").write_text(slapd.admin_password + "\n")
+    d = cli.ok(
+        "directory", "create", "--org", org, "--type", "ldap", "--name", f"Directory {n}", "--url", slapd.url,
+        "--bind-dn", slapd.admin_dn, "--bind-password-file", str(cli.folder / "pw"),
+        "--search-path", tree.search_path,
+    )["id"]  # fmt: skip
+    return org, d
+
+
+def test_a_first_sync_killed_at_random_points_leaves_nothing_visible(
+    database_url: str, tmp_path: Path, slapd: Slapd, tree: Tree
+) -> None:
+    people = [tree.add_user(f"k{i}") for i in range(USERS)]
+    for g in range(GROUPS):
+        tree.add_group(f"kg{g}", people[g * PER_GROUP : (g + 1) * PER_GROUP])
+    cli = Cli(tmp_path)
+    cli.env["ROSTER_DATABASE_URL"] = database_url
+    cli.ok("init")
+    org, d = new_directory(cli, slapd, tree, 0)
+    cli.ok("sync", d, "--force")
+    whole = visible(database_url, d, org)
+    assert whole[:3] == (USERS, GROUPS, USERS) and whole[4] == USERS
+    rnd = random.Random(20261130)
+    outcomes = []
+    for n in range(1, 7):
+        org, d = new_directory(cli, slapd, tree, n)
+        proc = subprocess.Popen(
+            [ROSTER, "sync", d, "--force"],
+            cwd=cli.folder,
+            env=cli.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rnd.uniform(0.3, 3.0))
+        proc.kill()
+        proc.wait(timeout=30)
+        seen = visible(database_url, d, org)
+        assert seen in ((0, 0, 0, 0, 0), whole), (n, seen)  # all of it, or none of it
+        outcomes.append(seen == whole)
+        expire_lease(database_url, d)  # a killed `roster sync` keeps its lease until it runs out
+        retry = cli.ok("sync", d, "--force")  # and the next run converges
+        assert visible(database_url, d, org) == whole, retry
+    print(f"killed runs that had committed: {sum(outcomes)} of {len(outcomes)}")
