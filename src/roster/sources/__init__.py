@@ -26,20 +26,15 @@ __all__ = [
 _REGISTRY: dict[str, SourceType] = {s.name: s for s in LDAP_SOURCES}
 
 
-def _registry() -> dict[str, SourceType]:
-    return _REGISTRY
-
-
 def source_types() -> dict[str, SourceType]:
-    return _registry()
+    return dict(_REGISTRY)
 
 
 def source_type(name: str) -> SourceType:
-    types = _registry()
     try:
-        return types[name]
+        return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"type: {name!r} is not supported; use one of {', '.join(types)}") from None
+        raise ConfigError(f"type: {name!r} is not supported; use one of {', '.join(_REGISTRY)}") from None
 
 
 def open_secret(directory: Directory, box: SecretBox) -> str:
