@@ -36,6 +36,15 @@ def main() -> int:
         default=None,
         help="Also measure syncs into PostgreSQL at this SQLAlchemy URL (fresh schemas, dropped after).",
     )
+    parser.add_argument(
+        "--sqlite-max",
+        type=int,
+        default=100_000,
+        help="Larger sizes are measured on PostgreSQL only (a 1,000,000-user SQLite file is about 16 GB).",
+    )
+    parser.add_argument(
+        "--no-readers", action="store_true", help="Skip the API readers' latency during a first sync."
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -49,7 +58,14 @@ def main() -> int:
                 (args.groups, args.memberships) if len(sizes) == 1 else (size // 10, size * 10)
             )
             measured[size] = results[f"sync_{size}"] = sync.run(
-                size, groups, memberships, args.repeat, args.database_url, postgres_url=args.postgres
+                size,
+                groups,
+                memberships,
+                args.repeat,
+                args.database_url,
+                postgres_url=args.postgres,
+                sqlite=size <= args.sqlite_max,
+                readers=not args.no_readers,
             )
         if len(sizes) > 1:
             results["sync_growth"] = sync.growth(measured)

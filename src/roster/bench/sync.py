@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from roster.bench.readers import reading, serving
 from roster.demo.generate import Spec, group_dn, user_dn, write_ldif
 from roster.demo.slapd import Slapd
 
@@ -89,6 +90,8 @@ def run(
     database_url: str | None = None,
     incremental_changes: int = 1000,
     postgres_url: str | None = None,
+    sqlite: bool = True,
+    readers: bool = True,
 ) -> dict[str, Any]:
     """One directory size: the ldapsearch baseline, then each store (SQLite, and PostgreSQL when
     ``postgres_url`` is given) measured on the same slapd."""
@@ -130,7 +133,7 @@ def run(
         ]
         baseline = statistics.median(_timed(search)[0] for _ in range(repeat))
         results["ldapsearch_seconds"] = round(baseline, 3)
-        stores: dict[str, str | None] = {"sqlite": None}  # a fresh file for every attempt
+        stores: dict[str, str | None] = {"sqlite": None} if sqlite else {}  # a fresh file per attempt
         postgres = postgres_url or (
             database_url if database_url and database_url.startswith("postgres") else None
         )
@@ -139,7 +142,7 @@ def run(
         seed = 11
         for name, url in stores.items():
             results[name], seed = _measure_store(
-                folder, server, spec, url, repeat, incremental_changes, baseline, seed
+                folder, server, spec, url, repeat, incremental_changes, baseline, seed, readers
             )
     finally:
         server.stop()
@@ -156,6 +159,7 @@ def _measure_store(
     incremental_changes: int,
     baseline: float,
     seed: int,
+    readers: bool = True,
 ) -> tuple[dict[str, Any], int]:
     """Full first sync into an empty store, unchanged re-syncs, and incremental runs after changes;
     each ``repeat`` times. Returns the results and the next change seed (every round of changes differs)."""
@@ -167,34 +171,7 @@ def _measure_store(
     d = ""
     for attempt in range(repeat):
         env = _env(folder, url, attempt)
-        _cli(roster, env, ["init"])
-        org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
-        (folder / "pw").write_text(server.admin_password)
-        d = json.loads(
-            _cli(
-                roster,
-                env,
-                [
-                    "directory",
-                    "create",
-                    "--org",
-                    org,
-                    "--type",
-                    "ldap",
-                    "--name",
-                    "bench",
-                    "--url",
-                    server.url,
-                    "--bind-dn",
-                    server.admin_dn,
-                    "--bind-password-file",
-                    str(folder / "pw"),
-                    "--search-path",
-                    "DC=example, DC=com",
-                    "--json",
-                ],
-            )
-        )["id"]
+        d, _ = _new_store(roster, env, folder, server)
         seconds, run_seconds, peak, _ = _sync(roster, env, [d, "--force"])
         full.append((seconds, run_seconds, peak))
         seconds, run_seconds, peak, counts = _sync(roster, env, [d, "--full"])
@@ -209,6 +186,8 @@ def _measure_store(
         "unchanged_resync_peak_rss_mb": max(peak for _, _, peak in resync),
         "unchanged_resync_writes": written,
     }
+    if readers:
+        results["readers_during_full_sync"] = _readers_during_full_sync(roster, folder, server, url, repeat)
     # Incremental runs on the last store: a different round of changes before each.
     incremental: list[tuple[float, float, int]] = []
     kinds = set()
@@ -223,7 +202,7 @@ def _measure_store(
     results["incremental_peak_rss_mb"] = max(peak for _, _, peak in incremental)
     results["incremental_kind"] = "/".join(sorted(kinds))
     if url is not None:
-        _drop_postgres_schemas(url, [f"roster_bench_{attempt}" for attempt in range(repeat)])
+        _drop_postgres_schemas(url, [f"roster_bench_{attempt}" for attempt in range(repeat + 1)])
     results["ratios_to_ldapsearch"] = {
         "full_sync": round(results["full_sync_seconds"] / baseline, 1),
         "full_sync_run": round(results["full_sync_run_seconds"] / baseline, 1),
@@ -231,6 +210,30 @@ def _measure_store(
         "unchanged_resync_run": round(results["unchanged_resync_run_seconds"] / baseline, 1),
     }
     return results, seed
+
+
+def _new_store(roster: str, env: dict[str, str], folder: Path, server: Slapd) -> tuple[str, str]:
+    """An organization with an API key and an LDAP directory on ``server``: (directory id, key)."""
+    _cli(roster, env, ["init"])
+    org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
+    key = json.loads(_cli(roster, env, ["apikey", "create", "--org", org, "--json"]))["secret"]
+    (folder / "pw").write_text(server.admin_password)
+    create = ["directory", "create", "--org", org, "--type", "ldap", "--name", "bench", "--url", server.url]
+    create += ["--bind-dn", server.admin_dn, "--bind-password-file", str(folder / "pw")]
+    create += ["--search-path", "DC=example, DC=com", "--json"]
+    return json.loads(_cli(roster, env, create))["id"], key
+
+
+def _readers_during_full_sync(
+    roster: str, folder: Path, server: Slapd, url: str | None, attempt: int
+) -> dict[str, Any]:
+    """One more first sync into a fresh store while a client reads pages of 100 users from
+    ``roster serve`` (a separate attempt: the readers' load must not inflate the timed ones)."""
+    env = _env(folder, url, attempt)
+    d, key = _new_store(roster, env, folder, server)
+    with serving(roster, env) as base, reading(base, key, d) as latencies:
+        _, run_seconds, _, _ = _sync(roster, env, [d, "--force"])
+    return {"full_sync_run_seconds": round(run_seconds, 2), **latencies.summary()}
 
 
 def _median(runs: list[tuple[float, float, int]], index: int) -> float:

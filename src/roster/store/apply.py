@@ -7,7 +7,7 @@ ORM round trip per object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,8 @@ from roster.store.schema import (
     group_user_memberships,
 )
 from roster.store.writer import Target, Touched, Writer, by_group, dumps, note_skipped
+
+CHUNK = 5000  # objects or memberships written per step
 
 
 def _user_columns(record: DirectoryUser) -> dict[str, Any]:
@@ -165,20 +167,21 @@ def _update_groups(w: Writer, changes: ChangeSet) -> None:
 
 
 def _create_users(w: Writer, changes: ChangeSet, user_ids: dict[str, str]) -> None:
-    if not changes.users_created:
-        return
-    rows = []
-    for rid, user in zip(
-        new_ids("directory_user", len(changes.users_created)), changes.users_created, strict=True
-    ):
-        user_ids[user.external_id] = rid
-        row = {"id": rid, **_base(w), **_user_columns(user), "created_at": w.now, "updated_at": w.now}
-        rows.append(row)
-        w.users[rid] = row
-        w.event("dsync.user.created", w.user_json(rid))
-        detail = {"email": user.email, "name": user.name, "state": row["state"]}
-        w.note(ChangeKind.USER_CREATED, "user", rid, user.external_id, detail)
-    insert_many(w.conn, directory_users, rows)
+    """New users, a chunk at a time: only their event JSON stays in memory (membership events
+    name it), not their rows."""
+    created = changes.users_created
+    new = new_ids("directory_user", len(created))
+    for start in range(0, len(created), CHUNK):
+        rows = []
+        for rid, user in zip(new[start : start + CHUNK], created[start : start + CHUNK], strict=True):
+            user_ids[user.external_id] = rid
+            row = {"id": rid, **_base(w), **_user_columns(user), "created_at": w.now, "updated_at": w.now}
+            rows.append(row)
+            text = w.user_texts[rid] = dumps(user_payload(row, raw=False))
+            w.event("dsync.user.created", text)
+            detail = {"email": user.email, "name": user.name, "state": row["state"]}
+            w.note(ChangeKind.USER_CREATED, "user", rid, user.external_id, detail)
+        insert_many(w.conn, directory_users, rows)
 
 
 def _update_users(w: Writer, changes: ChangeSet) -> None:
@@ -290,64 +293,81 @@ def _write_updates(
 def _apply_memberships(
     w: Writer, changes: ChangeSet, user_ids: dict[str, str], group_ids: dict[str, str]
 ) -> None:
-    """Write membership changes, their events and their log entries."""
-    conn, directory_id = w.conn, w.target.directory_id
+    """Write membership changes, their events and their log entries, a few groups at a time
+    (a first sync adds a million: only one chunk of them is held as rows)."""
+    removed = list(_chunks(changes.members_removed))
+    for chunk in removed:
+        _delete_members(w, *_split(chunk, user_ids, group_ids))
+    for chunk in _chunks(changes.members_added):
+        to_users, to_groups = _split(chunk, user_ids, group_ids)
+        _insert_members(w, to_users, to_groups)
+        _announce(w, ChangeKind.MEMBER_ADDED, "dsync.group.user_added", to_users, to_groups)
+    for chunk in removed:
+        to_users, to_groups = _split(chunk, user_ids, group_ids)
+        _announce(w, ChangeKind.MEMBER_REMOVED, "dsync.group.user_removed", to_users, to_groups)
+
+
+Pairs = list[tuple[str, str]]
+
+
+def _chunks(pairs: tuple[tuple[str, str], ...]) -> Iterator[tuple[tuple[str, str], ...]]:
+    """Sorted (group, member) pairs in chunks of about ``CHUNK`` that never split a group."""
+    start = 0
+    while start < len(pairs):
+        end = min(start + CHUNK, len(pairs))
+        while end < len(pairs) and pairs[end][0] == pairs[end - 1][0]:
+            end += 1
+        yield pairs[start:end]
+        start = end
+
+
+def _split(
+    pairs: Iterable[tuple[str, str]], user_ids: dict[str, str], group_ids: dict[str, str]
+) -> tuple[Pairs, Pairs]:
+    """External-id pairs as (group, user) and (parent, child) Roster-id pairs."""
+    to_users, to_groups = [], []
+    for group_ext, member_ext in pairs:
+        gid = group_ids[group_ext]
+        if member_ext in user_ids:
+            to_users.append((gid, user_ids[member_ext]))
+        else:
+            to_groups.append((gid, group_ids[member_ext]))
+    return to_users, to_groups
+
+
+def _delete_members(w: Writer, to_users: Pairs, to_groups: Pairs) -> None:
     gum, ggm = group_user_memberships, group_group_memberships
-
-    def split(
-        pairs: tuple[tuple[str, str], ...],
-    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        to_users, to_groups = [], []
-        for group_ext, member_ext in pairs:
-            gid = group_ids[group_ext]
-            if member_ext in user_ids:
-                to_users.append((gid, user_ids[member_ext]))
-            else:
-                to_groups.append((gid, group_ids[member_ext]))
-        return to_users, to_groups
-
-    removed_users, removed_groups = split(changes.members_removed)
-    added_users, added_groups = split(changes.members_added)
-    w.need_users({uid for _, uid in removed_users + added_users})
-    w.need_groups({gid for gid, _ in removed_users + added_users + removed_groups + added_groups})
-    w.need_groups({cid for _, cid in removed_groups + added_groups})
-
-    if removed_users:
-        conn.execute(
+    if to_users:
+        w.conn.execute(
             sa.delete(gum).where(gum.c.group_id == sa.bindparam("g"), gum.c.user_id == sa.bindparam("u")),
-            [{"g": gid, "u": uid} for gid, uid in removed_users],
+            [{"g": gid, "u": uid} for gid, uid in to_users],
         )
-    if removed_groups:
-        conn.execute(
+    if to_groups:
+        w.conn.execute(
             sa.delete(ggm).where(
-                ggm.c.parent_group_id == sa.bindparam("p"),
-                ggm.c.child_group_id == sa.bindparam("c"),
+                ggm.c.parent_group_id == sa.bindparam("p"), ggm.c.child_group_id == sa.bindparam("c")
             ),
-            [{"p": gid, "c": cid} for gid, cid in removed_groups],
+            [{"p": gid, "c": cid} for gid, cid in to_groups],
         )
-    if added_users:
-        insert_rows(
-            conn,
-            gum,
-            ("group_id", "user_id", "directory_id"),
-            [(gid, uid, directory_id) for gid, uid in added_users],
-        )
-    if added_groups:
-        insert_rows(
-            conn,
-            ggm,
-            ("parent_group_id", "child_group_id", "directory_id"),
-            [(gid, cid, directory_id) for gid, cid in added_groups],
-        )
-    for kind, pairs in (("dsync.group.user_added", added_users), ("dsync.group.user_removed", removed_users)):
-        for gid, uid in pairs:
-            w.outbox.add_membership(kind, w.user_json(uid), w.group_json(gid))
-    for change, pairs, key in (
-        (ChangeKind.MEMBER_ADDED, added_users, "users"),
-        (ChangeKind.MEMBER_REMOVED, removed_users, "users"),
-        (ChangeKind.MEMBER_ADDED, added_groups, "child_groups"),
-        (ChangeKind.MEMBER_REMOVED, removed_groups, "child_groups"),
-    ):
+
+
+def _insert_members(w: Writer, to_users: Pairs, to_groups: Pairs) -> None:
+    directory_id = w.target.directory_id
+    if to_users:
+        columns = ("group_id", "user_id", "directory_id")
+        insert_rows(w.conn, group_user_memberships, columns, ((g, u, directory_id) for g, u in to_users))
+    if to_groups:
+        columns = ("parent_group_id", "child_group_id", "directory_id")
+        insert_rows(w.conn, group_group_memberships, columns, ((p, c, directory_id) for p, c in to_groups))
+
+
+def _announce(w: Writer, change: ChangeKind, kind: str, to_users: Pairs, to_groups: Pairs) -> None:
+    """Membership events (users only, as WorkOS has them) and one log entry per group."""
+    w.need_users({uid for _, uid in to_users})
+    w.need_groups({gid for gid, _ in to_users + to_groups} | {cid for _, cid in to_groups})
+    for gid, uid in to_users:
+        w.outbox.add_membership(kind, w.user_json(uid), w.group_json(gid))
+    for pairs, key in ((to_users, "users"), (to_groups, "child_groups")):
         for gid, members in by_group(pairs):
             w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
 

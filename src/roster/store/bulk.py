@@ -8,6 +8,7 @@ and UTC datetimes. Both run inside the caller's transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.store.db import as_utc
+
+CHUNK = 10_000  # rows per executemany (the rows of a chunk are all that is held)
 
 
 def db_value(conn: Connection, value: Any) -> Any:
@@ -40,7 +43,10 @@ def insert_rows(
         return
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     marks = ", ".join(mark for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, CHUNK)):  # bounded memory, whatever the row count
+        conn.exec_driver_sql(statement, chunk)
 
 
 def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:

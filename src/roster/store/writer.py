@@ -95,7 +95,8 @@ class Writer:
         return text
 
     def need_users(self, ids: set[str]) -> None:
-        missing = ids - self.users.keys()
+        """Rows of these users, unless held (or their event JSON is: users this run created)."""
+        missing = ids - self.users.keys() - self.user_texts.keys()
         if missing:
             self.users.update(load_rows(self.conn, directory_users, missing))
 
