@@ -32,6 +32,20 @@ def test_migrations_produce_exactly_the_declared_schema(rt: Runtime) -> None:
     assert diff == []
 
 
+def test_head_names_the_newest_migration_and_an_older_store_is_upgraded(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from roster.store.db import HEAD, alembic_config, current_revision, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == HEAD
+    assert current_revision(engine) is None
+    command.upgrade(alembic_config(engine), "0011")
+    migrate(engine)  # not at HEAD: the quick check must not skip the upgrade
+    assert current_revision(engine) == HEAD
+
+
 def test_upgrading_a_filled_store_fills_in_normalized_dns(tmp_path: Path) -> None:
     import sqlalchemy as sa
     from alembic import command

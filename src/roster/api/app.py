@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from roster import __version__
+from roster.accounts import passwords
 from roster.api import accounts, admin, errors, lifecycle, observability, webhooks, workos
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
@@ -22,6 +23,7 @@ from roster.sync.worker import Worker
 def create_app(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        passwords.warm_up()  # the first unknown account's sign-in costs what every other does
         near = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
         checks = AccessChecks(rt)
         schedules = Schedules(rt)
