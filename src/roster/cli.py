@@ -31,6 +31,7 @@ from roster.directories import (
 from roster.runtime import Runtime, open_runtime
 from roster.settings import get_settings
 from roster.sources import source_types
+from roster.sources.azure import split_pem
 from roster.store import jobs, repo
 from roster.store.db import iso
 from roster.sync.pipeline import Phase, RunResult
@@ -142,8 +143,8 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 @click.option("--org", "org_id", required=True)
 @click.option("--type", "dtype", type=click.Choice(sorted(source_types())), required=True)
 @click.option("--name", required=True)
-@click.option("--url", required=True, help="ldap://host[:port] or ldaps://host[:port]")
-@click.option("--bind-dn", required=True)
+@click.option("--url", default=None, help="LDAP: ldap://host[:port] or ldaps://host[:port]")
+@click.option("--bind-dn", default=None, help="LDAP: the account Roster binds as.")
 @click.option(
     "--bind-password-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -154,9 +155,30 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
     "--search-path",
     "search_paths",
     multiple=True,
-    required=True,
-    help="Repeatable, e.g. 'CN=Users, DC=domain, DC=local'.",
+    help="LDAP, repeatable, e.g. 'CN=Users, DC=domain, DC=local'.",
 )
+@click.option("--tenant-id", default=None, help="Azure: the tenant's id (a GUID) or one of its domains.")
+@click.option("--client-id", default=None, help="Azure: the app registration's application (client) id.")
+@click.option(
+    "--client-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Azure: file holding the client secret's value (else env ROSTER_CLIENT_SECRET).",
+)
+@click.option(
+    "--certificate-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Azure: PEM file with the certificate and its private key (certificate credentials).",
+)
+@click.option("--cloud", type=click.Choice(["global", "usgov", "usgov-dod", "china"]), default=None)
+@click.option(
+    "--login-url", default=None, help="Azure: the login host, e.g. https://login.microsoftonline.com"
+)
+@click.option(
+    "--graph-url", default=None, help="Azure: the Graph root, e.g. https://graph.microsoft.com/v1.0"
+)
+@click.option("--upn-as-email", is_flag=True, help="Azure: a user without mail/otherMails gets its UPN.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--start-tls", is_flag=True)
 @click.option("--insecure-skip-tls-verify", is_flag=True, help="Tests only: do not verify certificates.")
@@ -206,18 +228,35 @@ def directory_create(
     change_detection: str,
     user_bind_template: str | None,
     member_range_size: int | None,
+    tenant_id: str | None,
+    client_id: str | None,
+    client_secret_file: Path | None,
+    certificate_file: Path | None,
+    cloud: str | None,
+    login_url: str | None,
+    graph_url: str | None,
+    upn_as_email: bool,
     as_json: bool,
 ) -> None:
-    """Add a directory to an organization (validated; the password is stored encrypted)."""
-    if bind_password_file is not None:
-        try:
-            password = bind_password_file.read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                f"bind_password_file: cannot read {bind_password_file}: {exc.strerror}"
-            ) from None
-    else:
-        password = get_settings().bind_password or ""
+    """Add a directory to an organization (validated; its secret is stored encrypted)."""
+    mapping = {"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")}
+    if dtype == "azure":
+        settings: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "client_id": client_id,
+            "cloud": cloud,
+            "login_url": login_url,
+            "graph_url": graph_url,
+            "ca_file": ca_file,
+            "upn_as_email": upn_as_email,
+            "mapping": mapping,
+            "near_real_time_seconds": near_real_time_seconds,
+        }
+        secret = _azure_secret(settings, client_secret_file, certificate_file)
+        row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, secret))
+        emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+        return
+    password = _read_secret(bind_password_file, "bind_password", get_settings().bind_password)
     if not password:
         raise ConfigError("bind_password: give --bind-password-file FILE or set ROSTER_BIND_PASSWORD")
     settings = {
@@ -227,7 +266,7 @@ def directory_create(
         "ca_file": ca_file,
         "start_tls": start_tls,
         "insecure_skip_tls_verify": insecure_skip_tls_verify,
-        "mapping": {"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")},
+        "mapping": mapping,
         "member_range_size": member_range_size,
         "user_bind_template": user_bind_template,
         "change_detection": change_detection,
@@ -235,6 +274,33 @@ def directory_create(
     }
     row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, password))
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+def _read_secret(path: Path | None, field: str, default: str | None) -> str:
+    if path is None:
+        return default or ""
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{field}_file: cannot read {path}: {exc.strerror}") from None
+
+
+def _azure_secret(settings: dict[str, Any], secret_file: Path | None, certificate_file: Path | None) -> str:
+    """The client secret, or the private key of certificate credentials (its certificate goes
+    to the settings)."""
+    if certificate_file is not None:
+        if secret_file is not None:
+            raise ConfigError("client_secret: give --client-secret-file or --certificate-file, not both")
+        key, certificate = split_pem(_read_secret(certificate_file, "certificate", None))
+        settings["certificate_pem"] = certificate
+        return key
+    secret = _read_secret(secret_file, "client_secret", os.environ.get("ROSTER_CLIENT_SECRET"))
+    if not secret:
+        raise ConfigError(
+            "client_secret: give --client-secret-file FILE, --certificate-file PEM "
+            "or set ROSTER_CLIENT_SECRET"
+        )
+    return secret
 
 
 @directory.command("list")

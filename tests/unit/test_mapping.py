@@ -74,7 +74,7 @@ def test_override_maps_email_from_another_attribute() -> None:
     ("overrides", "message"),
     [
         ({"mail": "x"}, "mapping.user.mail: unknown field"),
-        ({"email": "bad attr!"}, "mapping.user.email: 'bad attr!' is not an LDAP attribute name"),
+        ({"email": "bad attr!"}, "mapping.user.email: 'bad attr!' is not an attribute name"),
     ],
 )
 def test_bad_overrides_name_the_field(overrides: dict[str, str], message: str) -> None:

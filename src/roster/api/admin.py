@@ -67,6 +67,28 @@ class DirectoryIn(Strict):
     )
 
 
+class AzureDirectoryIn(Strict):
+    """Microsoft Entra ID: a client secret, or certificate credentials (certificate and key PEM)."""
+
+    organization_id: str
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["azure"]
+    tenant_id: str = Field(min_length=1, description="The tenant's id (a GUID) or one of its domains.")
+    client_id: str = Field(min_length=1, description="The app registration's application (client) id.")
+    client_secret: str | None = Field(default=None, min_length=1, repr=False)
+    certificate_pem: str | None = Field(default=None, description="Certificate credentials: the certificate.")
+    private_key_pem: str | None = Field(default=None, min_length=1, repr=False)
+    cloud: Literal["global", "usgov", "usgov-dod", "china"] = "global"
+    login_url: str | None = None
+    graph_url: str | None = None
+    ca_file: str | None = None
+    upn_as_email: bool = Field(
+        default=False, description="No mail nor otherMails: use the UPN (not a guest's)."
+    )
+    mapping: Mapping_ | None = None
+    near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
+
+
 class DirectoryPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     url: str | None = None
@@ -202,12 +224,23 @@ def _operator_only(who: Principal, values: dict[str, Any]) -> None:
 
 
 @router.post("/directories", status_code=201)
-def create_directory_(body: DirectoryIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+def create_directory_(
+    body: Annotated[DirectoryIn | AzureDirectoryIn, Field(discriminator="type")],
+    rt: RuntimeDep,
+    who: PrincipalDep,
+) -> dict[str, Any]:
     check_org(who, body.organization_id, "organization", body.organization_id)
     _operator_only(who, body.model_dump())
-    settings = body.model_dump(exclude={"organization_id", "name", "type", "bind_password"})
+    secrets = {"bind_password", "client_secret", "private_key_pem"}
+    settings = body.model_dump(exclude={"organization_id", "name", "type", *secrets})
     settings["mapping"] = body.mapping.model_dump() if body.mapping else None
-    spec = DirectorySpec(body.organization_id, body.name, body.type, settings, body.bind_password)
+    if isinstance(body, AzureDirectoryIn):
+        if body.client_secret and body.certificate_pem:
+            raise ApiError(422, "invalid", "client_secret: give a client secret or a certificate, not both")
+        secret = body.private_key_pem if body.certificate_pem else body.client_secret
+    else:
+        secret = body.bind_password
+    spec = DirectorySpec(body.organization_id, body.name, body.type, settings, secret)
     return directory_view(create_directory(rt, spec))
 
 

@@ -47,11 +47,17 @@ class AttributeMapping:
 
     @classmethod
     def from_overrides(
-        cls, user: Mapping[str, str] | None = None, group: Mapping[str, str] | None = None
+        cls,
+        user: Mapping[str, str] | None = None,
+        group: Mapping[str, str] | None = None,
+        defaults: AttributeMapping | None = None,
     ) -> AttributeMapping:
+        """``defaults`` (the LDAP defaults unless given: a source with its own names, such as
+        Microsoft Graph) with the directory's overrides."""
+        base = defaults or cls()
         return cls(
-            user=_override(USER_FIELDS, user or {}, "user"),
-            group=_override(GROUP_FIELDS, group or {}, "group"),
+            user=_override(base.user, user or {}, "user"),
+            group=_override(base.group, group or {}, "group"),
         )
 
 
@@ -65,7 +71,7 @@ def _override(
                 f"mapping.{kind}.{name}: unknown field; known fields are {', '.join(sorted(base))}"
             )
         if not isinstance(attribute, str) or not _ATTRIBUTE_NAME.match(attribute):
-            raise MappingError(f"mapping.{kind}.{name}: {attribute!r} is not an LDAP attribute name")
+            raise MappingError(f"mapping.{kind}.{name}: {attribute!r} is not an attribute name")
         out[name] = (attribute.lower(),)
     return out
 

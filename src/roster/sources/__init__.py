@@ -10,6 +10,7 @@ from __future__ import annotations
 from roster.connectors.base import ConfigError, Connector
 from roster.crypto import SecretBox
 from roster.settings import Settings
+from roster.sources.azure import AZURE
 from roster.sources.base import Directory, SourceType, VerifyOutcome
 from roster.sources.ldap import LDAP_SOURCES
 
@@ -23,7 +24,7 @@ __all__ = [
     "source_types",
 ]
 
-_REGISTRY: dict[str, SourceType] = {s.name: s for s in LDAP_SOURCES}
+_REGISTRY: dict[str, SourceType] = {s.name: s for s in (*LDAP_SOURCES, AZURE)}
 
 
 def source_types() -> dict[str, SourceType]:

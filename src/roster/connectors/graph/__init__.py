@@ -1,0 +1,1 @@
+"""Microsoft Entra ID through Microsoft Graph: client credentials (msal), delta queries."""

@@ -1,0 +1,199 @@
+"""Entra ID through Graph delta queries: a full read is a first delta round of users and groups,
+an incremental run follows the stored delta links.
+
+The cursor is ``{"users": deltaLink, "groups": deltaLink}``. In a round, ``@odata.nextLink`` is
+followed to the ``@odata.deltaLink``; a group's ``members@delta`` may span several appearances
+(merged, in any order). An incremental round gives partial objects (an updated object carries
+only what changed): those are read again whole (``GET /users/{id}``) before they become records;
+member changes become membership operations, never a reload of the group.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+from roster.connectors.base import ConnectionReport, ConnectorError, FailureReason, PathCheck, Progress
+from roster.connectors.graph.client import DeltaExpired, GraphClient
+from roster.connectors.graph.config import GROUP_SELECT, USER_SELECT, GraphConfig
+from roster.connectors.graph.decode import group_record, member_entries, user_record
+from roster.domain.delta import Delta, MemberOp, MemberOpKind
+from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot
+from roster.domain.snapshot import SnapshotBuilder
+
+_USER_FIELDS = tuple(USER_SELECT.split(","))
+_GROUP_FIELDS = ("displayName", "description")
+
+
+class GraphConnector:
+    def __init__(self, config: GraphConfig, client: GraphClient | None = None) -> None:
+        self.config = config
+        self.client = client or GraphClient(config)
+
+    def test(self) -> ConnectionReport:
+        """A token, then one user and one group (each needs its permission)."""
+        server = self.config.graph_url
+        try:
+            self.client.token()
+        except ConnectorError as exc:
+            return ConnectionReport(False, server, str(exc))
+        checks = []
+        for kind in ("users", "groups"):
+            try:
+                self.client.get(kind, {"$top": "1", "$select": "id"})
+                checks.append(PathCheck(kind, True, "readable"))
+            except ConnectorError as exc:
+                checks.append(PathCheck(kind, False, str(exc)))
+        ok = all(c.ok for c in checks)
+        return ConnectionReport(
+            ok, server, "token acquired" if ok else "token acquired; a read failed", tuple(checks)
+        )
+
+    def snapshot(
+        self, progress: Progress | None = None, previous: Mapping[str, str] | None = None
+    ) -> Snapshot:
+        builder = SnapshotBuilder()
+        try:
+            users_link = self._read_users(builder, progress)
+            groups_link = self._read_groups(builder, progress)
+        except DeltaExpired as exc:  # a first round has no delta token to expire
+            raise ConnectorError(
+                FailureReason.SEARCH_FAILED, f"Graph refused a first delta round: {exc}"
+            ) from None
+        cursor = json.dumps({"users": users_link, "groups": groups_link})
+        return replace(builder.build(), cursor=cursor)
+
+    def _read_users(self, builder: SnapshotBuilder, progress: Progress | None) -> str:
+        items, link = self._round("users/delta", {"$select": USER_SELECT}, progress)
+        for item in items:
+            if "@removed" in item:
+                continue
+            record = user_record(item, self.config)
+            if isinstance(record, Skipped):
+                builder.add_skipped(record)
+            else:
+                builder.add_user(record)
+        return link
+
+    def _read_groups(self, builder: SnapshotBuilder, progress: Progress | None) -> str:
+        items, link = self._round("groups/delta", {"$select": GROUP_SELECT}, progress)
+        props: dict[str, dict[str, Any]] = {}
+        members: dict[str, list[str]] = {}
+        for item in items:
+            if "@removed" in item:
+                continue
+            found = props.setdefault(str(item["id"]), {})
+            found.update({k: v for k, v in item.items() if k != "members@delta"})
+            listed = members.setdefault(str(item["id"]), [])
+            listed += [m for m, _, removed in member_entries(item) if not removed]
+        for gid, item in props.items():
+            builder.add_group(group_record(item, self.config, tuple(members[gid])))
+        return link
+
+    def _round(
+        self, path: str, params: dict[str, str] | None, progress: Progress | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every item of a delta round, and its delta link."""
+        items: list[dict[str, Any]] = []
+        for page in self._pages(path, params):
+            items += page.get("value", [])
+            if progress:
+                progress(len(items))
+            if "@odata.deltaLink" in page:
+                return items, str(page["@odata.deltaLink"])
+        raise ConnectorError(FailureReason.SEARCH_FAILED, f"Graph ended {path} without a delta link")
+
+    def _pages(self, url: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+        page = self.client.get(url, params)
+        yield page
+        while "@odata.nextLink" in page:
+            page = self.client.get(str(page["@odata.nextLink"]))
+            yield page
+
+    def changes(self, cursor: str, progress: Progress | None = None) -> Delta | None:
+        links = _links(cursor)
+        if links is None:
+            return None
+        try:
+            user_items, users_link = self._round(links["users"], None, progress)
+            group_items, groups_link = self._round(links["groups"], None, progress)
+            users, skipped, removed = self._changed_users(user_items)
+            groups, ops, gone = self._changed_groups(group_items)
+        except DeltaExpired:
+            return None  # the delta token expired (7 days) or was refused: read everything again
+        return Delta(
+            cursor=json.dumps({"users": users_link, "groups": groups_link}),
+            users=users,
+            groups=groups,
+            removed=frozenset(removed | gone),
+            skipped=tuple(skipped),
+            member_ops=tuple(ops),
+        )
+
+    def _changed_users(
+        self, items: list[dict[str, Any]]
+    ) -> tuple[dict[str, DirectoryUser], list[Skipped], set[str]]:
+        users: dict[str, DirectoryUser] = {}
+        skipped: list[Skipped] = []
+        removed: set[str] = set()
+        for item in items:
+            uid = str(item["id"])
+            if "@removed" in item:
+                removed.add(uid)
+                continue
+            whole = item if all(f in item for f in _USER_FIELDS) else self._whole("users", uid, USER_SELECT)
+            if whole is None:  # deleted between the two reads: the next round says so
+                continue
+            record = user_record(whole, self.config)
+            if isinstance(record, Skipped):
+                skipped.append(record)
+            else:
+                users[uid] = record
+        return users, skipped, removed
+
+    def _changed_groups(
+        self, items: list[dict[str, Any]]
+    ) -> tuple[dict[str, DirectoryGroup], list[MemberOp], set[str]]:
+        groups: dict[str, DirectoryGroup] = {}
+        ops: list[MemberOp] = []
+        gone: set[str] = set()
+        for item in items:
+            gid = str(item["id"])
+            if "@removed" in item:
+                gone.add(gid)
+                continue
+            if any(f in item for f in _GROUP_FIELDS) and gid not in groups:
+                whole = (
+                    item
+                    if all(f in item for f in _GROUP_FIELDS)
+                    else self._whole("groups", gid, "id,displayName,description")
+                )
+                if whole is not None:
+                    groups[gid] = group_record(whole, self.config, None)
+            for member, counted, was_removed in member_entries(item):
+                if counted:
+                    ops.append(
+                        MemberOp(MemberOpKind.REMOVE if was_removed else MemberOpKind.ADD, gid, member)
+                    )
+        return groups, ops, gone
+
+    def _whole(self, kind: str, object_id: str, select: str) -> dict[str, Any] | None:
+        try:
+            return self.client.get(f"{kind}/{object_id}", {"$select": select})
+        except ConnectorError as exc:
+            if exc.diagnostic == "Request_ResourceNotFound":
+                return None
+            raise
+
+
+def _links(cursor: str) -> dict[str, str] | None:
+    """The two delta links of a cursor; None for a cursor this connector did not write."""
+    try:
+        links = json.loads(cursor)
+    except ValueError:
+        return None
+    if not isinstance(links, dict) or not all(isinstance(links.get(k), str) for k in ("users", "groups")):
+        return None
+    return {"users": links["users"], "groups": links["groups"]}
