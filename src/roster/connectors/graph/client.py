@@ -11,6 +11,7 @@ and transient faults retried as Microsoft's throttling guidance asks, errors nam
 from __future__ import annotations
 
 import email.utils
+import functools
 import random
 import ssl
 import time
@@ -41,9 +42,11 @@ class GraphClient:
             verify = ssl.create_default_context()
             verify.load_verify_locations(config.ca_file)
         self._http = httpx.Client(timeout=config.timeout, verify=verify)
+        self._session = _session(config)
 
     def close(self) -> None:
         self._http.close()
+        self._session.close()
 
     # Tokens
     def token(self) -> str:
@@ -63,8 +66,6 @@ class GraphClient:
     def _msal(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
             cfg = self.config
-            session = requests.Session()
-            session.verify = cfg.ca_file or True
             credential: Any = cfg.credential.secret
             if cfg.credential.private_key_pem:
                 credential = {
@@ -76,7 +77,7 @@ class GraphClient:
                     cfg.client_id,
                     client_credential=credential,
                     authority=f"{cfg.login_url}/{cfg.tenant_id}",
-                    http_client=session,
+                    http_client=self._session,
                     instance_discovery=False,  # the login host is given (national clouds, proxies)
                     timeout=cfg.timeout,
                 )
@@ -111,6 +112,16 @@ class GraphClient:
             raise ConnectorError(FailureReason.TIMEOUT, f"Graph did not answer in time: {exc}") from None
         except httpx.TransportError as exc:
             raise _unreachable(url, exc) from None
+
+
+def _session(config: GraphConfig) -> requests.Session:
+    """msal's HTTP session. The CA goes on every request: requests lets REQUESTS_CA_BUNDLE in the
+    environment override a session's own ``verify``."""
+    session = requests.Session()
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, verify=config.ca_file or True, timeout=config.timeout
+    )
+    return session
 
 
 def wait_for(response: httpx.Response, attempt: int) -> float:

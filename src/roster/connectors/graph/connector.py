@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -28,12 +29,25 @@ _GROUP_FIELDS = ("displayName", "description")
 
 
 class GraphConnector:
-    def __init__(self, config: GraphConfig, client: GraphClient | None = None) -> None:
+    def __init__(self, config: GraphConfig) -> None:
         self.config = config
-        self.client = client or GraphClient(config)
+        self.client = GraphClient(config)
+
+    @contextmanager
+    def _connected(self) -> Iterator[GraphClient]:
+        """A client for one call (its connections closed after; its token lives as long)."""
+        self.client = GraphClient(self.config)
+        try:
+            yield self.client
+        finally:
+            self.client.close()
 
     def test(self) -> ConnectionReport:
         """A token, then one user and one group (each needs its permission)."""
+        with self._connected():
+            return self._test()
+
+    def _test(self) -> ConnectionReport:
         server = self.config.graph_url
         try:
             self.client.token()
@@ -54,6 +68,14 @@ class GraphConnector:
     def snapshot(
         self, progress: Progress | None = None, previous: Mapping[str, str] | None = None
     ) -> Snapshot:
+        with self._connected():
+            return self._snapshot(progress)
+
+    def changes(self, cursor: str, progress: Progress | None = None) -> Delta | None:
+        with self._connected():
+            return self._changes(cursor, progress)
+
+    def _snapshot(self, progress: Progress | None) -> Snapshot:
         builder = SnapshotBuilder()
         try:
             users_link = self._read_users(builder, progress)
@@ -112,7 +134,7 @@ class GraphConnector:
             page = self.client.get(str(page["@odata.nextLink"]))
             yield page
 
-    def changes(self, cursor: str, progress: Progress | None = None) -> Delta | None:
+    def _changes(self, cursor: str, progress: Progress | None) -> Delta | None:
         links = _links(cursor)
         if links is None:
             return None
