@@ -380,7 +380,7 @@ def directory_verify_password(directory_id: str, login: str, password_stdin: boo
 @json_option
 @handle_errors
 def directory_test(directory_id: str, as_json: bool) -> None:
-    """Bind and look up every search path."""
+    """Check the connection: bind (LDAP) or sign in (Entra ID), then read every search path or resource."""
     report = test_directory(runtime(), directory_id)
     data = {
         "ok": report.ok,

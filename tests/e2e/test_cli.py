@@ -287,3 +287,41 @@ def test_webhooks_from_the_cli(cli: Cli, slapd: Slapd, tree: Tree) -> None:
         del cli.env["ROSTER_WEBHOOK_ALLOW_PRIVATE"]
         refused = cli.run("webhook", "create", org, "http://127.0.0.1:9/x")
         assert refused.returncode == 2 and "loopback, link-local or private" in refused.stderr
+
+
+def test_an_azure_directory_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    """Create (secret in a file, stored encrypted), test and sync an Entra directory; bad input names
+    the field and stores nothing."""
+    from roster.demo.graph import GraphEmulator
+    from roster.demo.graph_tenant import Tenant
+    from tests.support.graph import SECRET, company, register_app
+
+    with GraphEmulator(tmp_path / "graph", Tenant(), page_size=2).running() as graph:
+        company(graph.tenant)
+        app = register_app(graph)
+        org = cli.ok("org", "create", "Contoso")["id"]
+        (cli.folder / "secret").write_text(SECRET + "\n")
+        base = ["directory", "create", "--org", org, "--type", "azure", "--name", "Entra"]
+        base += [
+            "--tenant-id",
+            graph.tenant.tenant_id,
+            "--login-url",
+            graph.base,
+            "--graph-url",
+            graph.graph_url,
+        ]
+        base += ["--ca-file", str(graph.ca_file)]
+        bad = cli.run(*base, "--client-id", "not-a-guid", "--client-secret-file", "secret")
+        assert (
+            bad.returncode != 0 and "client_id: 'not-a-guid' is not an application (client) id" in bad.stderr
+        )
+        missing = cli.run(*base, "--client-id", app.client_id)
+        assert missing.returncode != 0 and "client_secret: give --client-secret-file" in missing.stderr
+        assert cli.ok("directory", "list") == []
+        d = cli.ok(*base, "--client-id", app.client_id, "--client-secret-file", "secret")["id"]
+        assert SECRET.encode() not in (cli.folder / "roster.db").read_bytes()
+        report = cli.ok("directory", "test", d)
+        assert report["ok"] is True
+        run = cli.ok("sync", d)
+        assert run["status"] == "succeeded" and run["counts"]["user_created"] == 5
+        assert cli.ok("sync", d)["kind"] == "incremental"

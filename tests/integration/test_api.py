@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -246,3 +247,53 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         assert http.get(f"/api/v1/directories/{d['id']}").status_code == 404
         deleted = http.get("/events", params={"events": "dsync.deleted"}).json()["data"]
         assert [e["data"]["id"] for e in deleted] == [d["id"]]
+
+
+def test_an_azure_directory_through_the_admin_api(rt: Runtime, api: Api, tmp_path: Path) -> None:
+    from roster.demo.graph import GraphEmulator
+    from roster.demo.graph_tenant import Tenant
+    from tests.support.graph import SECRET, company, register_app
+
+    with GraphEmulator(tmp_path / "graph", Tenant()).running() as graph:
+        company(graph.tenant)
+        app = register_app(graph)
+        org = new_org(rt)
+        body = {
+            "organization_id": org,
+            "name": "Entra",
+            "type": "azure",
+            "tenant_id": graph.tenant.tenant_id,
+            "client_id": app.client_id,
+            "client_secret": SECRET,
+            "login_url": graph.base,
+            "graph_url": graph.graph_url,
+            "ca_file": str(graph.ca_file),
+        }
+        with api.client(api.admin_key) as http:
+            r = http.post("/api/v1/directories", json={**body, "cloud": "mars"})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cloud"
+            r = http.post("/api/v1/directories", json={**body, "graph_url": "http://graph.example"})
+            assert r.status_code == 422 and r.json()["message"].startswith(
+                "graph_url: must be an https:// URL"
+            )
+            r = http.post("/api/v1/directories", json={k: v for k, v in body.items() if k != "client_secret"})
+            assert r.status_code == 422 and r.json()["message"].startswith("client_secret: is required")
+            assert http.get("/api/v1/directories").json()["data"] == []
+            r = http.post("/api/v1/directories", json=body)
+            assert r.status_code == 201, r.text
+            created = r.json()
+            assert SECRET not in r.text and created["config"]["tenant_id"] == graph.tenant.tenant_id
+            synced = http.post(
+                f"/api/v1/directories/{created['id']}/sync_runs", json={"wait": True, "force": True}
+            )
+            assert synced.status_code == 202 and synced.json()["status"] == "succeeded", synced.text
+            users = http.get("/directory_users", params={"directory": created["id"], "limit": 100}).json()[
+                "data"
+            ]
+            assert sorted(u["emails"][0]["value"] for u in users)[:2] == [
+                "ada@example.com",
+                "alan@example.com",
+            ]
+        with api.client(org_key(rt, org)) as http:
+            r = http.post("/api/v1/directories", json={**body, "ca_file": None})
+            assert r.status_code == 201  # a tenant's own key may add its directory (no server paths)

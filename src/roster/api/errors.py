@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster.accounts.service import Conflict, ManagedField
 from roster.connectors.base import ConfigError
+from roster.sources import source_types
 from roster.store.repo import NotFound
 from roster.sync.approvals import NotPending
 
@@ -82,7 +83,7 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            loc = _field(err)
             errors.append(
                 {
                     "field": ".".join(loc) or "body",
@@ -100,3 +101,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+
+def _field(err: Any) -> list[str]:
+    """Where a validation error is, as the client named it: a body that is one of several
+    shapes (directories: by ``type``) does not name the shape's tag in the field."""
+    raw = [str(p) for p in err.get("loc", ())]
+    if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        return ["type"]
+    if len(raw) >= 3 and raw[0] == "body" and raw[1] in source_types():
+        raw = raw[:1] + raw[2:]
+    return [p for p in raw if p not in ("body", "query", "path")]
