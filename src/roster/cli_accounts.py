@@ -13,6 +13,7 @@ from roster.accounts import lifecycle, service
 from roster.accounts.login import login as do_login
 from roster.cli_support import Failure, emit, handle_errors, json_option, runtime
 from roster.notify.mail import deliver
+from roster.sso.service import check_redirect_uris
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.schema import accounts, app_groups, mail_outbox, organizations
@@ -222,7 +223,7 @@ def login_command(org_id: str, email: str, as_json: bool) -> None:
 
 @click.group()
 def org_settings() -> None:
-    """Organization settings: group removal policy and directory alerts."""
+    """Organization settings: group removal policy, directory alerts, single sign-on redirect URIs."""
 
 
 @org_settings.command("set")
@@ -232,6 +233,12 @@ def org_settings() -> None:
 @click.option(
     "--alert-recipient", "recipients", multiple=True, help="An admin account to alert (repeatable)."
 )
+@click.option(
+    "--sso-redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Where single sign-on may send the browser back to (repeatable; replaces the list).",
+)
 @json_option
 @handle_errors
 def settings_set(
@@ -239,11 +246,17 @@ def settings_set(
     group_removal_policy: str | None,
     alert_only_selected: bool | None,
     recipients: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
     as_json: bool,
 ) -> None:
     warnings: list[str] = []
+    uris = check_redirect_uris(list(redirect_uris)) if redirect_uris else None
     with runtime().engine.begin() as conn:
         row = repo.get_organization(conn, org_id)
+        if uris is not None:
+            conn.execute(
+                sa.update(organizations).where(organizations.c.id == org_id).values(sso_redirect_uris=uris)
+            )
         if group_removal_policy:
             conn.execute(
                 sa.update(organizations)
@@ -254,7 +267,12 @@ def settings_set(
             only = row["notify_only_selected"] if alert_only_selected is None else alert_only_selected
             warnings = lifecycle.set_alerts(conn, org_id, bool(only), list(recipients))
         who = [p["email"] for p in lifecycle.recipients(conn, org_id)]
-    data = {"organization_id": org_id, "alert_recipients": who, "warnings": warnings}
+        data = {
+            "organization_id": org_id,
+            "alert_recipients": who,
+            "sso_redirect_uris": repo.get_organization(conn, org_id)["sso_redirect_uris"] or [],
+            "warnings": warnings,
+        }
     emit(
         as_json,
         data,

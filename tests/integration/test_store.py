@@ -57,7 +57,14 @@ def test_upgrading_a_filled_store_fills_in_normalized_dns(tmp_path: Path) -> Non
     now = "2026-01-01 00:00:00.000000"
     with engine.begin() as conn:
         org = repo.create_organization(conn, "Old")["id"]
-        d = repo.create_directory(conn, org, "old", "ldap", {}, None)["id"]
+        d = "directory_old"  # the tables as they were at 0008: no helper that reads today's columns
+        conn.execute(
+            sa.text(
+                "INSERT INTO directories (id, organization_id, name, type, state, config, created_at,"
+                " updated_at) VALUES (:d, :o, 'old', 'ldap', 'linking', '{}', :now, :now)"
+            ),
+            {"d": d, "o": org, "now": now},
+        )
         common = {"d": d, "o": org, "now": now}
         conn.execute(
             sa.text(

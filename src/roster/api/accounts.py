@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from roster.accounts import service
 from roster.accounts.login import login
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.sso.service import check_redirect_uris
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, organizations
 from roster.sync.schedule import parse_time, zone
@@ -67,6 +68,9 @@ class OrganizationPatch(Strict):
     incremental_minutes: int | None = Field(default=None, ge=1, le=1440, description="0/None: off")
     guard_max_share: float | None = Field(default=None, gt=0, le=1)
     guard_min_count: int | None = Field(default=None, ge=1)
+    sso_redirect_uris: list[str] | None = Field(
+        default=None, max_length=50, description="Where single sign-on may send the browser back to."
+    )
 
 
 class LoginIn(Strict):
@@ -96,6 +100,8 @@ def update_organization(
         zone(values["timezone"])
     if values.get("daily_sync_time") is not None:
         parse_time(values["daily_sync_time"])
+    if values.get("sso_redirect_uris") is not None:
+        values["sso_redirect_uris"] = check_redirect_uris(values["sso_redirect_uris"])
     with rt.engine.begin() as conn:
         repo.get_organization(conn, org_id)
         if values:
@@ -108,6 +114,7 @@ def update_organization(
         "incremental_minutes",
         "guard_max_share",
         "guard_min_count",
+        "sso_redirect_uris",
     )
     return {"object": "organization", "id": row["id"], "name": row["name"], **{k: row[k] for k in keys}}
 

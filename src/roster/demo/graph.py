@@ -4,7 +4,7 @@ It follows Microsoft's published protocol pages (learn.microsoft.com):
 - identity-platform "OAuth 2.0 client credentials flow" (``/{tenant}/oauth2/v2.0/token`` with a
   client secret or a certificate's signed client assertion, and its AADSTS error responses:
   90002 unknown tenant, 700016 unknown application, 7000215 wrong secret, 7000222 expired secret),
-  and the OpenID Connect discovery document msal reads first;
+  and the OpenID Connect discovery document msal reads first; users' sign-in is ``graph_login``;
 - Graph "Use delta query", "delta query for users/groups", "user: delta", "group: delta"
   (paging through ``@odata.nextLink`` to an ``@odata.deltaLink``, ``$select`` carried into both,
   ``members@delta``, ``@removed``; see ``graph_tenant`` for the state and its change journal), a
@@ -20,6 +20,7 @@ members per appearance, so groups split across pages as they do in Entra.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import secrets
 import ssl
@@ -32,11 +33,12 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
 
+from roster.demo.graph_login import SignIn
 from roster.demo.graph_tenant import Tenant
 from roster.demo.pki import make_pki
 
@@ -96,6 +98,7 @@ class GraphEmulator:
         self._pages: dict[str, _Paging] = {}
         self._deltas: dict[str, tuple[str, int, str | None, float]] = {}
         self._tls = make_pki(folder / "graph-pki", ("localhost",))
+        self.sign_in = SignIn(self.tenant)
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -146,11 +149,13 @@ class GraphEmulator:
         app = self.apps.get(form.get("client_id", ""))
         if app is None:
             return 400, _aad("unauthorized_client", 700016, "Application was not found in the directory.")
-        if form.get("grant_type") != "client_credentials":
+        if form.get("grant_type") not in ("client_credentials", "authorization_code"):
             return 400, _aad("unsupported_grant_type", 70003, "The grant type is not supported.")
         problem = self._client_problem(app, form, tenant)
         if problem is not None:
             return 401, problem
+        if form["grant_type"] == "authorization_code":
+            return self.sign_in.redeem(form, f"{self.base}/{self.tenant.tenant_id}/v2.0")
         access = secrets.token_urlsafe(32)
         self._tokens[access] = (app.client_id, time.time() + 3600)
         return 200, {
@@ -368,6 +373,10 @@ def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
             parts = [p for p in url.path.split("/") if p]
             if url.path.endswith("/.well-known/openid-configuration") and parts:
                 self._send(200, emulator.discovery(parts[0]))
+            elif parts[1:] == ["oauth2", "v2.0", "authorize"] and parts[0] == emulator.tenant.tenant_id:
+                self._answer_sign_in(query)
+            elif parts[1:] == ["discovery", "v2.0", "keys"]:
+                self._send(200, emulator.sign_in.jwks())
             elif url.path == "/common/discovery/instance":
                 self._send(
                     200,
@@ -378,6 +387,28 @@ def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
                 bearer = auth[7:] if auth.startswith("Bearer ") else None
                 status, body, headers = emulator.graph(url.path, query, bearer)
                 self._send(status, body, headers)
+
+        def _answer_sign_in(self, query: dict[str, str]) -> None:
+            target, params = emulator.sign_in.authorize(query)
+            if query.get("response_mode") == "form_post":
+                fields = "".join(
+                    f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+                    for k, v in params.items()
+                )
+                page = (
+                    f'<html><body onload="document.forms[0].submit()"><form method="POST" '
+                    f'action="{html.escape(target)}">{fields}</form></body></html>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                return
+            self.send_response(302)
+            self.send_header("Location", f"{target}?{urlencode(params)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)

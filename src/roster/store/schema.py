@@ -42,6 +42,8 @@ organizations = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
     sa.Column("daily_sync_time", sa.String(5), nullable=False, server_default="00:00"),
     sa.Column("incremental_minutes", sa.Integer, nullable=True),
+    # where single sign-on may send a browser back to (exact URIs; nothing else is ever redirected to)
+    sa.Column("sso_redirect_uris", sa.JSON, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -413,4 +415,32 @@ jobs = sa.Table(
     _ts("started_at", nullable=True),
     _ts("finished_at", nullable=True),
     sa.Index("ix_jobs_status_id", "status", "id"),
+)
+
+
+# Single sign-on through a directory's identity provider (OpenID Connect): a sign-in on its way
+# (keyed by a hash of the state sent to the provider), then a one-time code for the host application.
+sso_logins = sa.Table(
+    "sso_logins",
+    metadata,
+    _id(length=64),  # sha256 of the state
+    sa.Column("organization_id", sa.String(48), nullable=False),
+    sa.Column("directory_id", sa.String(48), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("host_state", sa.Text, nullable=True),
+    sa.Column("sealed", sa.Text, nullable=False),  # nonce and PKCE verifier, encrypted
+    _ts("created_at"),
+    _ts("expires_at"),
+)
+
+sso_codes = sa.Table(
+    "sso_codes",
+    metadata,
+    _id(length=64),  # sha256 of the code
+    sa.Column("organization_id", sa.String(48), nullable=False),
+    sa.Column("directory_user_id", sa.String(48), nullable=False),
+    sa.Column("account_id", sa.String(48), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("used_at", nullable=True),
 )

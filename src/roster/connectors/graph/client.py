@@ -63,6 +63,10 @@ class GraphClient:
         scheme, _, host = self.config.graph_url.split("/")[:3]
         return f"{scheme}//{host}/.default"
 
+    def app(self) -> msal.ConfidentialClientApplication:
+        """The msal application (its token cache lives as long as this client)."""
+        return self._msal()
+
     def _msal(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
             cfg = self.config
