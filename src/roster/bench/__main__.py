@@ -13,12 +13,14 @@ import platform
 import sys
 from pathlib import Path
 
-from roster.bench import sync, webhooks
+from roster.bench import graph, sync, webhooks
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
-    parser.add_argument("suites", nargs="*", default=["sync", "webhooks"], choices=["sync", "webhooks"])
+    parser.add_argument(
+        "suites", nargs="*", default=["sync", "webhooks"], choices=["sync", "webhooks", "graph"]
+    )
     parser.add_argument(
         "--users",
         default="100000",
@@ -69,6 +71,9 @@ def main() -> int:
             )
         if len(sizes) > 1:
             results["sync_growth"] = sync.growth(measured)
+    if "graph" in args.suites:
+        size = int(str(args.users).split(",")[0])
+        results[f"graph_{size}"] = graph.run(size, args.groups, args.memberships)
     if "webhooks" in args.suites:
         results["webhooks"] = webhooks.run(args.endpoints, args.events, args.database_url)
     args.out.parent.mkdir(parents=True, exist_ok=True)

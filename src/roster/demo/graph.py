@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import secrets
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -99,6 +100,8 @@ class GraphEmulator:
         self._deltas: dict[str, tuple[str, int, str | None, float]] = {}
         self._tls = make_pki(folder / "graph-pki", ("localhost",))
         self.sign_in = SignIn(self.tenant)
+        # benchmarks: POST /_emulator/changes?count=N&seed=S calls this (None: no such endpoint)
+        self.control: Callable[[int, int], int] | None = None
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -252,7 +255,17 @@ class GraphEmulator:
                 {},
             )
         top = int(query.get("$top", "100"))
-        items = self.tenant.full_round(kind)[:top]
+        wanted = _ids_filter(query.get("$filter"))
+        if wanted is not None and len(wanted) > 15:
+            return (
+                400,
+                _error("Request_UnsupportedQuery", "Too many values in an 'in' filter (at most 15)."),
+                {},
+            )
+        if wanted is not None:
+            items = [i for i in (self.tenant.visible(kind, w) for w in wanted) if i is not None]
+        else:
+            items = self.tenant.full_round(kind)[:top]
         values = [
             _select({k: v for k, v in i.items() if k != "members@delta"}, query.get("$select")) for i in items
         ]
@@ -305,6 +318,16 @@ class GraphEmulator:
         return first + later
 
 
+def _ids_filter(text: str | None) -> list[str] | None:
+    """The ids of ``id in ('a','b')`` (the one ``$filter`` form the emulator knows)."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*id\s+in\s*\((.*)\)\s*", text)
+    if match is None:
+        return []
+    return [v.strip().strip("'") for v in match.group(1).split(",") if v.strip()]
+
+
 def _select(item: dict[str, Any], select: str | None) -> dict[str, Any]:
     """The selected properties (``id`` always); a whole object lists every one, null when unset,
     as Graph does; a partial one (an update in a later round) only what it carries."""
@@ -353,6 +376,7 @@ def _der() -> Any:
 def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stall)
 
         def log_message(self, format: str, *args: Any) -> None:
             return
@@ -415,7 +439,10 @@ def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
             parts = [p for p in url.path.split("/") if p]
-            if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+            if url.path == "/_emulator/changes" and emulator.control is not None:
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                self._send(200, {"changed": emulator.control(int(query["count"]), int(query["seed"]))})
+            elif len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
                 status, body = emulator.token(form, parts[0])
                 self._send(status, body)
             else:

@@ -163,8 +163,8 @@ class Tenant:
         with self.lock:
             touched: dict[str, set[str]] = {}
             member_changes: dict[str, dict[str, str]] = {}
-            for change in self.journal:
-                if change.version <= version or self._kind(change.object_id) != kind:
+            for change in self.journal[version:]:  # the journal's n-th entry is version n + 1
+                if self._kind(change.object_id) != kind:
                     continue
                 touched.setdefault(change.object_id, set()).update(change.props)
                 if change.member is not None:

@@ -157,57 +157,48 @@ class GraphConnector:
     def _changed_users(
         self, items: list[dict[str, Any]]
     ) -> tuple[dict[str, DirectoryUser], list[Skipped], set[str]]:
+        """Records of the users a round names (partial ones read again whole, 15 per request:
+        the most an ``id in (...)`` filter takes), and the ids that left."""
+        removed = {str(i["id"]) for i in items if "@removed" in i}
+        whole = {str(i["id"]): i for i in items if "@removed" not in i and all(f in i for f in _USER_FIELDS)}
+        partial = [str(i["id"]) for i in items if "@removed" not in i and str(i["id"]) not in whole]
+        for start in range(0, len(partial), 15):
+            whole.update(self._by_ids("users", partial[start : start + 15], USER_SELECT))
         users: dict[str, DirectoryUser] = {}
         skipped: list[Skipped] = []
-        removed: set[str] = set()
-        for item in items:
-            uid = str(item["id"])
-            if "@removed" in item:
-                removed.add(uid)
-                continue
-            whole = item if all(f in item for f in _USER_FIELDS) else self._whole("users", uid, USER_SELECT)
-            if whole is None:  # deleted between the two reads: the next round says so
-                continue
-            record = user_record(whole, self.config)
+        for item in whole.values():  # one deleted between the two reads is gone: the next round says so
+            record = user_record(item, self.config)
             if isinstance(record, Skipped):
                 skipped.append(record)
             else:
-                users[uid] = record
+                users[record.external_id] = record
         return users, skipped, removed
+
+    def _by_ids(self, kind: str, ids: list[str], select: str) -> dict[str, dict[str, Any]]:
+        quoted = ",".join(f"'{i}'" for i in ids)
+        page = self.client.get(kind, {"$filter": f"id in ({quoted})", "$select": select})
+        return {str(item["id"]): item for item in page.get("value", [])}
 
     def _changed_groups(
         self, items: list[dict[str, Any]]
     ) -> tuple[dict[str, DirectoryGroup], list[MemberOp], set[str]]:
-        groups: dict[str, DirectoryGroup] = {}
-        ops: list[MemberOp] = []
-        gone: set[str] = set()
-        for item in items:
-            gid = str(item["id"])
-            if "@removed" in item:
-                gone.add(gid)
-                continue
-            if any(f in item for f in _GROUP_FIELDS) and gid not in groups:
-                whole = (
-                    item
-                    if all(f in item for f in _GROUP_FIELDS)
-                    else self._whole("groups", gid, "id,displayName,description")
-                )
-                if whole is not None:
-                    groups[gid] = group_record(whole, self.config, None)
-            for member, counted, was_removed in member_entries(item):
-                if counted:
-                    ops.append(
-                        MemberOp(MemberOpKind.REMOVE if was_removed else MemberOpKind.ADD, gid, member)
-                    )
+        """Records of groups whose properties changed (read again whole when partial), membership
+        operations in the order the round gives them, and the ids that left."""
+        gone = {str(i["id"]) for i in items if "@removed" in i}
+        named = [i for i in items if "@removed" not in i and any(f in i for f in _GROUP_FIELDS)]
+        whole = {str(i["id"]): i for i in named if all(f in i for f in _GROUP_FIELDS)}
+        partial = sorted({str(i["id"]) for i in named} - whole.keys())
+        for start in range(0, len(partial), 15):
+            whole.update(self._by_ids("groups", partial[start : start + 15], "id,displayName,description"))
+        groups = {gid: group_record(item, self.config, None) for gid, item in whole.items()}
+        ops = [
+            MemberOp(MemberOpKind.REMOVE if was_removed else MemberOpKind.ADD, str(item["id"]), member)
+            for item in items
+            if "@removed" not in item
+            for member, counted, was_removed in member_entries(item)
+            if counted
+        ]
         return groups, ops, gone
-
-    def _whole(self, kind: str, object_id: str, select: str) -> dict[str, Any] | None:
-        try:
-            return self.client.get(f"{kind}/{object_id}", {"$select": select})
-        except ConnectorError as exc:
-            if exc.diagnostic == "Request_ResourceNotFound":
-                return None
-            raise
 
 
 def _links(cursor: str) -> dict[str, str] | None:
