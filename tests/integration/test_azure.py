@@ -253,3 +253,76 @@ def test_a_working_connection_reads_a_user_and_a_group(sqlite_rt: Runtime, graph
     report = check_connection(sqlite_rt, d)
     assert report.ok, report
     assert [(p.path, p.ok) for p in report.paths] == [("users", True), ("groups", True)]
+
+
+def test_an_outage_alerts_the_admins_once(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    from roster.accounts.service import create_account
+    from roster.store.schema import mail_outbox
+    from roster.sync.access_check import check_access
+
+    company(graph.tenant)
+    app = register_app(graph)
+    org = new_org(sqlite_rt)
+    with sqlite_rt.engine.begin() as conn:
+        create_account(conn, org, "boss@other.example", role="admin")
+    d = azure_directory(sqlite_rt, org, graph, app)
+    _sync(sqlite_rt, d)
+    assert check_access(sqlite_rt, d) is True
+    app.secret_expired = True
+    assert check_access(sqlite_rt, d) is False
+    assert check_access(sqlite_rt, d) is False
+    with sqlite_rt.engine.connect() as conn:
+        subjects = [
+            r.subject
+            for r in conn.execute(sa.select(mail_outbox).where(mail_outbox.c.organization_id == org))
+        ]
+        last = repo.get_directory(conn, d)["last_check_error"]
+    assert [s for s in subjects if "cannot be reached" in s] == ["Directory Entra cannot be reached"]
+    assert "client_secret: the secret has expired" in last
+
+
+def test_near_real_time_runs_azure_directories(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    from roster.sync.scheduler import NearRealTime
+
+    company(graph.tenant)
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, register_app(graph), near_real_time_seconds=5)
+    submitted: list[str] = []
+    clock = iter([0.0, 1.0, 10.0])
+    near = NearRealTime(sqlite_rt.engine, submitted.append, clock=lambda: next(clock))
+    assert near.tick() == []  # not synced yet: the first run is an explicit one
+    _sync(sqlite_rt, d)
+    assert near.tick() == [d]
+
+
+def test_many_partial_updates_are_read_again_fifteen_at_a_time(
+    sqlite_rt: Runtime, graph: GraphEmulator
+) -> None:
+    ids = company(graph.tenant)
+    people = [person(graph.tenant, f"Extra{i} Person") for i in range(20)]
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, register_app(graph))
+    _sync(sqlite_rt, d)
+    for i, uid in enumerate(people):
+        graph.tenant.put_user({"jobTitle": f"Role {i}"}, uid)
+    graph.tenant.put_group({"description": "Renamed team"}, ids["eng"])
+    graph.requests.clear()
+    result = _sync(sqlite_rt, d)
+    assert result.counts["user_updated"] == 20 and result.counts["group_updated"] == 1
+    refetches = [r for r in graph.requests if "id in (" in r]
+    assert len(refetches) == 3  # 20 users: 15 + 5; one group
+    with sqlite_rt.engine.connect() as conn:
+        titles = {
+            r.job_title
+            for r in conn.execute(sa.select(directory_users).where(directory_users.c.directory_id == d))
+        }
+    assert {f"Role {i}" for i in range(20)} <= titles
+
+
+def test_a_cursor_naming_another_host_is_refused(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    company(graph.tenant)
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, register_app(graph))
+    _sync(sqlite_rt, d)
+    forged = '{"users": "https://attacker.example/v1.0/users/delta", "groups": "https://attacker.example/g"}'
+    with sqlite_rt.engine.begin() as conn:
+        repo.update_directory(conn, d, cursor=forged)
+    result = sync_directory(sqlite_rt, d, force=True)
+    assert result.status == "failed" and "graph_url:" in (result.error or "")  # no token leaves for it
