@@ -326,3 +326,59 @@ def test_a_cursor_naming_another_host_is_refused(sqlite_rt: Runtime, graph: Grap
         repo.update_directory(conn, d, cursor=forged)
     result = sync_directory(sqlite_rt, d, force=True)
     assert result.status == "failed" and "graph_url:" in (result.error or "")  # no token leaves for it
+
+
+def test_mapping_overrides_upn_as_email_and_guests(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    ids = company(graph.tenant)
+    plain = person(graph.tenant, "Plain Person", mail=None, otherMails=[])
+    app = register_app(graph)
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, app)
+    result = _sync(sqlite_rt, d)
+    assert result.counts["skipped"] == 1  # no mail, no otherMails, and the UPN is not allowed
+    upn = azure_directory(sqlite_rt, new_org(sqlite_rt, "Upn", domain=None), graph, app, upn_as_email=True)
+    _sync(sqlite_rt, upn)
+    got = state(sqlite_rt, upn)["users"]
+    assert got[plain][0] == "plain@example.onmicrosoft.com"
+    assert got[ids["Guest"]][0] == "guest@other.com"  # otherMails first; a guest's #EXT# UPN never
+    mapped = azure_directory(
+        sqlite_rt,
+        new_org(sqlite_rt, "Mapped", domain=None),
+        graph,
+        app,
+        mapping={"user": {"email": "userPrincipalName", "job_title": "userType"}},
+    )
+    _sync(sqlite_rt, mapped)
+    with sqlite_rt.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(directory_users).where(
+                directory_users.c.directory_id == mapped, directory_users.c.idp_id == ids["Ada Lovelace"]
+            )
+        ).one()
+    assert (row.email, row.job_title) == ("ada@example.onmicrosoft.com", "Member")
+
+
+def test_certificate_credentials_sync(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    from roster.demo.graph import App
+    from roster.demo.graph_tenant import new_guid
+    from tests.integration.test_graph_emulator import _certificate
+
+    company(graph.tenant)
+    key_pem, cert_pem = _certificate()
+    app = graph.register(App(client_id=new_guid(), certificate_pem=cert_pem.encode()))
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, app, secret=key_pem, certificate_pem=cert_pem)
+    assert _sync(sqlite_rt, d).counts["user_created"] == 5
+    with sqlite_rt.engine.connect() as conn:
+        stored = repo.get_directory(conn, d)
+    assert "PRIVATE KEY" not in str(stored["config"]) and "PRIVATE KEY" not in (stored["secret"] or "")
+
+
+def test_an_unreachable_login_host_is_named(sqlite_rt: Runtime, graph: GraphEmulator) -> None:
+    from roster.demo.slapd import free_port
+
+    company(graph.tenant)
+    closed = f"https://localhost:{free_port()}"
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, register_app(graph), login_url=closed)
+    report = check_connection(sqlite_rt, d)
+    assert not report.ok and f"cannot reach localhost:{closed.rsplit(':', 1)[1]}" in report.detail
+    result = sync_directory(sqlite_rt, d, force=True)
+    assert result.status == "failed" and result.error_reason == "unreachable"

@@ -11,7 +11,7 @@ member changes become membership operations, never a reload of the group.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -88,44 +88,61 @@ class GraphConnector:
         return replace(builder.build(), cursor=cursor)
 
     def _read_users(self, builder: SnapshotBuilder, progress: Progress | None) -> str:
-        items, link = self._round("users/delta", {"$select": USER_SELECT}, progress)
-        for item in items:
-            if "@removed" in item:
-                continue
-            record = user_record(item, self.config)
-            if isinstance(record, Skipped):
-                builder.add_skipped(record)
-            else:
-                builder.add_user(record)
-        return link
+        """Decoded page by page: a page's JSON is dropped once its users are records."""
+
+        def take(items: list[dict[str, Any]]) -> None:
+            for item in items:
+                if "@removed" in item:
+                    continue
+                record = user_record(item, self.config)
+                if isinstance(record, Skipped):
+                    builder.add_skipped(record)
+                else:
+                    builder.add_user(record)
+
+        return self._walk("users/delta", {"$select": USER_SELECT}, progress, take)
 
     def _read_groups(self, builder: SnapshotBuilder, progress: Progress | None) -> str:
-        items, link = self._round("groups/delta", {"$select": GROUP_SELECT}, progress)
+        """Groups may come back on later pages with more members: merged, keeping member ids only."""
         props: dict[str, dict[str, Any]] = {}
         members: dict[str, list[str]] = {}
-        for item in items:
-            if "@removed" in item:
-                continue
-            found = props.setdefault(str(item["id"]), {})
-            found.update({k: v for k, v in item.items() if k != "members@delta"})
-            listed = members.setdefault(str(item["id"]), [])
-            listed += [m for m, _, removed in member_entries(item) if not removed]
+
+        def take(items: list[dict[str, Any]]) -> None:
+            for item in items:
+                if "@removed" in item:
+                    continue
+                gid = str(item["id"])
+                props.setdefault(gid, {}).update({k: v for k, v in item.items() if k != "members@delta"})
+                members.setdefault(gid, []).extend(m for m, _, removed in member_entries(item) if not removed)
+
+        link = self._walk("groups/delta", {"$select": GROUP_SELECT}, progress, take)
         for gid, item in props.items():
-            builder.add_group(group_record(item, self.config, tuple(members[gid])))
+            builder.add_group(group_record(item, self.config, tuple(members.pop(gid))))
         return link
 
-    def _round(
-        self, path: str, params: dict[str, str] | None, progress: Progress | None
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every item of a delta round, and its delta link."""
-        items: list[dict[str, Any]] = []
+    def _walk(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        progress: Progress | None,
+        take: Callable[[list[dict[str, Any]]], None],
+    ) -> str:
+        """Hand every page's items to ``take``; return the round's delta link."""
+        seen = 0
         for page in self._pages(path, params):
-            items += page.get("value", [])
+            items = page.get("value", [])
+            take(items)
+            seen += len(items)
             if progress:
-                progress(len(items))
+                progress(seen)
             if "@odata.deltaLink" in page:
-                return items, str(page["@odata.deltaLink"])
+                return str(page["@odata.deltaLink"])
         raise ConnectorError(FailureReason.SEARCH_FAILED, f"Graph ended {path} without a delta link")
+
+    def _round(self, link: str, progress: Progress | None) -> tuple[list[dict[str, Any]], str]:
+        """Every item of an incremental round (small: what changed), and its delta link."""
+        items: list[dict[str, Any]] = []
+        return items, self._walk(link, None, progress, items.extend)
 
     def _pages(self, url: str, params: dict[str, str] | None) -> Iterator[dict[str, Any]]:
         page = self.client.get(url, params)
@@ -139,8 +156,8 @@ class GraphConnector:
         if links is None:
             return None
         try:
-            user_items, users_link = self._round(links["users"], None, progress)
-            group_items, groups_link = self._round(links["groups"], None, progress)
+            user_items, users_link = self._round(links["users"], progress)
+            group_items, groups_link = self._round(links["groups"], progress)
             users, skipped, removed = self._changed_users(user_items)
             groups, ops, gone = self._changed_groups(group_items)
         except DeltaExpired:
