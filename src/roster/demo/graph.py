@@ -240,6 +240,8 @@ class GraphEmulator:
                 _error("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
                 {},
             )
+        if len(parts) in (4, 5) and kind == "users" and parts[3] == "memberOf":
+            return self._member_of(parts, query)
         if len(parts) == 3 and parts[2] in DELTA_NAMES:
             return self._delta(kind, query)
         if len(parts) == 3:
@@ -270,6 +272,22 @@ class GraphEmulator:
             _select({k: v for k, v in i.items() if k != "members@delta"}, query.get("$select")) for i in items
         ]
         return 200, {"@odata.context": f"{self.graph_url}/$metadata#{kind}", "value": values}, {}
+
+    def _member_of(self, parts: list[str], query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """``/users/{id}/memberOf[/microsoft.graph.group]``: the groups listing the user directly."""
+        if self.tenant.visible("users", parts[2]) is None:
+            return 404, _error("Request_ResourceNotFound", f"Resource '{parts[2]}' does not exist."), {}
+        groups = self.tenant.member_of(parts[2])
+        start = int(query.get("$skiptoken", "0"))
+        page = groups[start : start + self.page_size]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.graph_url}/$metadata#directoryObjects",
+            "value": [{"@odata.type": "#microsoft.graph.group", "id": g} for g in page],
+        }
+        if start + self.page_size < len(groups):
+            path = "/".join(parts[1:])
+            body["@odata.nextLink"] = f"{self.graph_url}/{path}?$skiptoken={start + self.page_size}"
+        return 200, body, {}
 
     def _delta(self, kind: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         if "$skiptoken" in query:

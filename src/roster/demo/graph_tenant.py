@@ -142,6 +142,13 @@ class Tenant:
             return None
         return {"id": object_id, **{k: v for k, v in found.props.items() if not k.startswith("_")}}
 
+    def member_of(self, user_id: str) -> list[str]:
+        """The live groups that list ``user_id`` directly."""
+        with self.lock:
+            return sorted(
+                g for g, listed in self.members.items() if user_id in listed and not self.objects[g].deleted
+            )
+
     def full_round(self, kind: str) -> list[dict[str, Any]]:
         """Every live object of ``kind``, groups with their members as ``members@delta``."""
         with self.lock:
