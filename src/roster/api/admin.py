@@ -213,7 +213,8 @@ def _owned_directory(rt: Any, who: Principal, directory_id: str) -> dict[str, An
     return row
 
 
-OPERATOR_FIELDS = ("ca_file", "insecure_skip_tls_verify")
+# server file paths, the TLS opt-out, and hosts Roster would send requests to (an organization picks a cloud)
+OPERATOR_FIELDS = ("ca_file", "insecure_skip_tls_verify", "login_url", "graph_url")
 
 
 def _operator_only(who: Principal, values: dict[str, Any]) -> None:

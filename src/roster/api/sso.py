@@ -36,10 +36,8 @@ def authorize(
     if not organization:
         raise ApiError(422, "invalid_request", "organization: is required (an organization id)")
     try:
-        with rt.engine.begin() as conn:
-            url = service.start(
-                conn, rt.box, rt.settings, organization, redirect_uri, state, _callback(request)
-            )
+        callback = _callback(request)
+        url = service.start(rt.engine, rt.box, rt.settings, organization, redirect_uri, state, callback)
     except service.SsoError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     return RedirectResponse(url, status_code=302)
@@ -54,8 +52,7 @@ async def callback(request: Request, rt: RuntimeDep) -> RedirectResponse:
         raise ApiError(422, "invalid_request", "state: is required")
     problem = f"{error}: {form.get('error_description') or ''}" if error else None
     try:
-        with rt.engine.begin() as conn:
-            url = service.finish(conn, rt.box, rt.settings, state, code, problem)
+        url = service.finish(rt.engine, rt.box, rt.settings, state, code, problem)
     except service.SsoError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     return RedirectResponse(url, status_code=303)  # the browser follows a form post with a GET

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import jwt
+import requests
 
 from roster.connectors.base import ConnectorError
 from roster.connectors.graph.client import GraphClient
@@ -37,8 +38,8 @@ def begin(config: GraphConfig, redirect_uri: str, state: str) -> tuple[str, dict
         flow: dict[str, Any] = client.app().initiate_auth_code_flow(
             scopes=[], redirect_uri=redirect_uri, state=state, response_mode="form_post"
         )
-    except ConnectorError as exc:
-        raise SignInRefused("provider_unreachable", str(exc)) from None
+    except (ConnectorError, requests.RequestException, ValueError) as exc:
+        raise _unreachable(exc) from None
     finally:
         client.close()
     return str(flow["auth_uri"]), flow
@@ -49,10 +50,10 @@ def redeem(config: GraphConfig, flow: dict[str, Any], code: str, state: str) -> 
     client = GraphClient(config)
     try:
         result = client.app().acquire_token_by_auth_code_flow(flow, {"code": code, "state": state})
-    except ValueError as exc:  # msal: the state or the nonce is not this flow's
+    except (ValueError, RuntimeError) as exc:  # msal: the state or the nonce is not this flow's
         raise SignInRefused("invalid_id_token", f"the sign-in was refused: {exc}") from None
-    except ConnectorError as exc:
-        raise SignInRefused("provider_unreachable", str(exc)) from None
+    except (ConnectorError, requests.RequestException) as exc:
+        raise _unreachable(exc) from None
     finally:
         client.close()
     token = result.get("id_token")
@@ -60,6 +61,10 @@ def redeem(config: GraphConfig, flow: dict[str, Any], code: str, state: str) -> 
         description = str(result.get("error_description", result.get("error", "no ID token")))
         raise SignInRefused("code_refused", description.split(" Trace ID:", 1)[0])
     return verify_id_token(config, str(token), _nonce_hash(str(flow["nonce"])))
+
+
+def _unreachable(exc: Exception) -> SignInRefused:
+    return SignInRefused("provider_unreachable", f"the identity provider cannot be reached: {exc}")
 
 
 def _nonce_hash(nonce: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from roster.crypto import SecretBox
 from roster.settings import Settings
@@ -65,7 +65,7 @@ def _hash(token: str) -> str:
 
 
 def start(
-    conn: Connection,
+    engine: Engine,
     box: SecretBox,
     settings: Settings,
     organization_id: str,
@@ -73,36 +73,37 @@ def start(
     host_state: str | None,
     callback_url: str,
 ) -> str:
-    """Record a sign-in and return the provider's authorization URL."""
-    try:
-        org = repo.get_organization(conn, organization_id)
-    except repo.NotFound:
-        raise SsoError(404, "entity_not_found", f"organization: {organization_id!r} not found") from None
-    if redirect_uri not in (org["sso_redirect_uris"] or []):
-        raise SsoError(
-            422,
-            "invalid_redirect_uri",
-            f"redirect_uri: {redirect_uri!r} is not registered for this organization",
-        )
-    directory = _azure_directory(conn, organization_id)
+    """Record a sign-in and return the provider's authorization URL (the provider is asked
+    outside any transaction: a slow one holds no lock)."""
+    with engine.connect() as conn:
+        try:
+            org = repo.get_organization(conn, organization_id)
+        except repo.NotFound:
+            raise SsoError(404, "entity_not_found", f"organization: {organization_id!r} not found") from None
+        if redirect_uri not in (org["sso_redirect_uris"] or []):
+            message = f"redirect_uri: {redirect_uri!r} is not registered for this organization"
+            raise SsoError(422, "invalid_redirect_uri", message)
+        directory = _azure_directory(conn, organization_id)
     config = graph_config(directory, open_secret(directory, box), settings)
     state, now = secrets.token_urlsafe(32), utcnow()
     try:
         url, flow = begin(config, callback_url, state)
     except SignInRefused as exc:
         raise SsoError(502, exc.code, f"the identity provider: {exc}") from None
-    conn.execute(
-        sa.insert(sso_logins).values(
-            id=_hash(state),
-            organization_id=organization_id,
-            directory_id=directory["id"],
-            redirect_uri=redirect_uri,
-            host_state=host_state,
-            sealed=box.seal(json.dumps(flow)),
-            created_at=now,
-            expires_at=now + TTL,
+    with engine.begin() as conn:
+        conn.execute(sa.delete(sso_logins).where(sso_logins.c.expires_at < now))  # never finished
+        conn.execute(
+            sa.insert(sso_logins).values(
+                id=_hash(state),
+                organization_id=organization_id,
+                directory_id=directory["id"],
+                redirect_uri=redirect_uri,
+                host_state=host_state,
+                sealed=box.seal(json.dumps(flow)),
+                created_at=now,
+                expires_at=now + TTL,
+            )
         )
-    )
     return url
 
 
@@ -121,49 +122,56 @@ def _azure_directory(conn: Connection, organization_id: str) -> dict[str, Any]:
 
 
 def finish(
-    conn: Connection,
+    engine: Engine,
     box: SecretBox,
     settings: Settings,
     state: str,
     code: str | None,
     error: str | None,
 ) -> str:
-    """Where the browser goes after the provider: the host's redirect URI with a code or an error."""
-    login = _take_login(conn, state)
+    """Where the browser goes after the provider: the host's redirect URI with a code or an error.
+    The state is spent first, in a transaction of its own; the provider is asked outside any."""
+    with engine.begin() as conn:
+        login = _take_login(conn, state)
+        directory = repo.get_directory(conn, login["directory_id"])
     back = _back(login["redirect_uri"], login["host_state"])
     if error or not code:
         return back({"error": "access_denied", "error_description": error or "the provider sent no code"})
-    directory = repo.get_directory(conn, login["directory_id"])
     flow = json.loads(box.open(login["sealed"]))
     try:
         config = graph_config(directory, open_secret(directory, box), settings)
         claims = redeem(config, flow, code, state)
-        user_id, account_id = _linked(conn, directory["id"], str(claims["oid"]))
+        with engine.begin() as conn:
+            user_id, account_id = _linked(conn, directory["id"], str(claims["oid"]))
+            ours = _issue_code(conn, login["organization_id"], user_id, account_id)
     except SignInRefused as exc:
         return back({"error": "access_denied", "error_description": str(exc)})
-    now = utcnow()
-    ours = secrets.token_urlsafe(32)
+    return back({"code": ours})
+
+
+def _issue_code(conn: Connection, organization_id: str, user_id: str, account_id: str) -> str:
+    code, now = secrets.token_urlsafe(32), utcnow()
+    conn.execute(sa.delete(sso_codes).where(sso_codes.c.expires_at < now))
     conn.execute(
         sa.insert(sso_codes).values(
-            id=_hash(ours),
-            organization_id=login["organization_id"],
+            id=_hash(code),
+            organization_id=organization_id,
             directory_user_id=user_id,
             account_id=account_id,
             created_at=now,
             expires_at=now + TTL,
         )
     )
-    return back({"code": ours})
+    return code
 
 
 def _take_login(conn: Connection, state: str) -> dict[str, Any]:
-    """The sign-in this state names, used up (a state works once)."""
+    """The sign-in this state names, used up (a state works once, whoever submits it first)."""
     row = conn.execute(sa.select(sso_logins).where(sso_logins.c.id == _hash(state))).first()
-    if row is None:
-        raise SsoError(
-            400, "invalid_state", "state: no sign-in is waiting for this state (used, or never made)"
-        )
-    conn.execute(sa.delete(sso_logins).where(sso_logins.c.id == row.id))
+    taken = conn.execute(sa.delete(sso_logins).where(sso_logins.c.id == _hash(state)))
+    if row is None or taken.rowcount != 1:
+        message = "state: no sign-in is waiting for this state (used, or never made)"
+        raise SsoError(400, "invalid_state", message)
     expires = as_utc(row.expires_at)
     if expires is None or expires < utcnow():
         raise SsoError(400, "invalid_state", "state: this sign-in took longer than 10 minutes; start again")
@@ -190,6 +198,14 @@ def _linked(conn: Connection, directory_id: str, oid: str) -> tuple[str, str]:
     return str(user.id), str(account.id)
 
 
+def _linked_by_ids(conn: Connection, user_id: str, account_id: str) -> None:
+    """The user and the account a code was issued for are still active (a code outlives nothing)."""
+    user = conn.execute(sa.select(directory_users).where(directory_users.c.id == user_id)).first()
+    account = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
+    if user is None or user.state != "active" or not user.present or account is None or account.disabled:
+        raise SignInRefused("user_inactive", "this person is no longer active")
+
+
 def redeem_code(conn: Connection, who: Principal, code: str) -> dict[str, Any]:
     """The profile for a one-time code (the API key must speak for its organization)."""
     row = conn.execute(sa.select(sso_codes).where(sso_codes.c.id == _hash(code))).first()
@@ -203,6 +219,10 @@ def redeem_code(conn: Connection, who: Principal, code: str) -> dict[str, Any]:
     )
     if used.rowcount != 1:
         raise SsoError(400, "invalid_grant", "code: already used")
+    try:
+        _linked_by_ids(conn, row.directory_user_id, row.account_id)
+    except SignInRefused as exc:
+        raise SsoError(400, "invalid_grant", f"code: {exc}") from None
     user = conn.execute(sa.select(directory_users).where(directory_users.c.id == row.directory_user_id)).one()
     return {
         "token_type": "Bearer",
