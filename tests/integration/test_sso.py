@@ -20,7 +20,6 @@ from roster.demo.graph import GraphEmulator
 from roster.demo.graph_tenant import Tenant
 from roster.directories import sync_directory
 from roster.runtime import Runtime
-from roster.store import repo
 from roster.store.schema import accounts, directory_users, organizations, sso_codes, sso_logins
 from tests.integration.test_api import org_key
 from tests.support.graph import azure_directory, company, register_app
@@ -157,8 +156,43 @@ def test_a_code_from_another_organization_key_is_refused(setup: Setup) -> None:
 
 
 def test_rotated_signing_keys_are_fetched_again(setup: Setup) -> None:
+    assert "code" in setup.sign_in("Grace Hopper")
     setup.graph.sign_in.rotate(keep_old=False)
     back = setup.sign_in("Ada Lovelace")
-    assert "code" in back, back
+    assert "code" in back, back  # signed by a key the tenant published after the first sign-ins
+    assert setup.sdk.sso.get_profile_and_token(code=back["code"][0]).profile.email == "ada@example.com"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "sign_with"),
+    [
+        ({"aud": "00000000-0000-4000-8000-0000000000aa"}, None),
+        ({"iss": "https://login.example/other/v2.0"}, None),
+        ({"tid": "00000000-0000-4000-8000-0000000000bb"}, None),
+        ({"exp": 1_000_000_000, "iat": 999_999_000, "nbf": 999_999_000}, None),
+        ({"nonce": "not-this-sign-in"}, None),
+        ({}, "stranger"),
+        ({}, "none"),
+        ({}, "hs256"),
+    ],
+    ids=["audience", "issuer", "tenant", "expired", "nonce", "unknown-key", "unsigned", "hmac"],
+)
+def test_an_id_token_that_fails_any_check_is_refused(
+    setup: Setup, tamper: dict[str, object], sign_with: str | None
+) -> None:
+    setup.graph.sign_in.tamper, setup.graph.sign_in.sign_with = tamper, sign_with
+    back = setup.sign_in("Ada Lovelace")
+    assert back["error"] == ["access_denied"] and "code" not in back
+    assert "refused" in back["error_description"][0]
     with setup.rt.engine.connect() as conn:
-        assert repo.get_directory(conn, setup.directory)["state"] != "invalid_credentials"
+        assert conn.execute(sa.select(sa.func.count()).select_from(sso_codes)).scalar() == 0
+
+
+def test_a_state_works_once(setup: Setup) -> None:
+    setup.graph.sign_in.signed_in = setup.ids["Ada Lovelace"]
+    url = setup.sdk.sso.get_authorization_url(organization=setup.org, redirect_uri=HOST, state="s")
+    page = setup.browser.get(setup.browser.get(url).headers["location"])
+    action, fields = _form(page.text)
+    assert setup.browser.post(action, data=fields).status_code == 303
+    again = setup.browser.post(action, data=fields)  # the same form posted twice (a replay)
+    assert again.status_code == 400 and again.json()["message"].startswith("state: no sign-in is waiting")

@@ -41,6 +41,10 @@ class SignIn:
     signed_in: str | None = None  # the user who signs in at /authorize (the test plays the browser)
     keys: list[tuple[str, rsa.RSAPrivateKey]] = field(default_factory=list)  # newest first
     codes: dict[str, _Code] = field(default_factory=dict)
+    # tests of the relying party: claims to change in the next ID tokens, and how to sign them
+    # ("stranger": a key the tenant does not publish; "none": unsigned; "hs256": an HMAC)
+    tamper: dict[str, Any] = field(default_factory=dict)
+    sign_with: str | None = None
 
     def __post_init__(self) -> None:
         self.rotate()
@@ -51,6 +55,9 @@ class SignIn:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.keys = [(kid, key), *(self.keys if keep_old else [])]
         return kid
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return _sign_as(self.keys, self.sign_with, claims)
 
     def jwks(self) -> dict[str, Any]:
         out = []
@@ -106,8 +113,7 @@ class SignIn:
             "ver": "2.0",
             **({"nonce": found.nonce} if found.nonce else {}),
         }
-        kid, key = self.keys[0]
-        id_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+        id_token = self._sign({**claims, **self.tamper})
         return 200, {
             "token_type": "Bearer",
             "scope": "openid profile email",
@@ -115,6 +121,19 @@ class SignIn:
             "access_token": secrets.token_urlsafe(32),
             "id_token": id_token,
         }
+
+
+def _sign_as(keys: list[tuple[str, rsa.RSAPrivateKey]], how: str | None, claims: dict[str, Any]) -> str:
+    kid, key = keys[0]
+    if how == "stranger":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if how == "none":
+        return jwt.encode(claims, "", algorithm="none", headers={"kid": kid})
+    if how == "hs256":
+        return jwt.encode(
+            claims, "a-shared-secret-of-32-bytes-length!", algorithm="HS256", headers={"kid": kid}
+        )
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
 def _s256(verifier: str) -> str:

@@ -10,6 +10,7 @@ and transient faults retried as Microsoft's throttling guidance asks, errors nam
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import functools
 import random
@@ -128,17 +129,32 @@ def _session(config: GraphConfig) -> requests.Session:
     return session
 
 
+MAX_WAIT = 120.0  # seconds: a longer Retry-After fails the run (its cursor stays) rather than a worker
+
+
 def wait_for(response: httpx.Response, attempt: int) -> float:
-    """Seconds to wait before retrying: ``Retry-After`` when given, else 2^attempt with jitter."""
-    header = response.headers.get("Retry-After")
+    """Seconds to wait before retrying: ``Retry-After`` when given (seconds, fractional seconds or
+    an HTTP date), else 2^attempt with jitter; never more than ``MAX_WAIT``."""
+    header = (response.headers.get("Retry-After") or "").strip()
+    seconds: float | None = None
     if header:
         try:
-            return max(0.0, float(header))
+            seconds = float(header)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if header else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    return float(min(60.0, 2**attempt) * (0.5 + random.random() / 2))
+            seconds = _date_seconds(header)
+    if seconds is None or seconds != seconds:  # missing, unreadable, or NaN
+        seconds = min(60.0, 2.0**attempt) * (0.5 + random.random() / 2)
+    return min(MAX_WAIT, max(0.0, seconds))
+
+
+def _date_seconds(header: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC without saying so
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() - time.time()
 
 
 def _checked(response: httpx.Response, url: str) -> dict[str, Any]:
