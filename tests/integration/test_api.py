@@ -294,6 +294,23 @@ def test_an_azure_directory_through_the_admin_api(rt: Runtime, api: Api, tmp_pat
                 "ada@example.com",
                 "alan@example.com",
             ]
+            d = created["id"]
+            r = http.patch(
+                f"/api/v1/directories/{d}", json={"name": "Entra (EU)", "near_real_time_seconds": 30}
+            )
+            assert r.status_code == 200 and r.json()["config"]["near_real_time_seconds"] == 30, r.text
+            r = http.patch(
+                f"/api/v1/directories/{d}", json={"client_id": "00000000-0000-4000-8000-00000000abcd"}
+            )
+            assert r.status_code == 422 and r.json()["message"].startswith("client_secret: required when")
+            app.secret = "rotated-secret"
+            r = http.patch(f"/api/v1/directories/{d}", json={"client_secret": "rotated-secret"})
+            assert r.status_code == 200
+            again = http.post(f"/api/v1/directories/{d}/sync_runs", json={"wait": True, "force": True})
+            assert again.json()["status"] == "succeeded", again.text
+        plain = {k: v for k, v in body.items() if k not in ("ca_file", "login_url", "graph_url")}
         with api.client(org_key(rt, org)) as http:
             r = http.post("/api/v1/directories", json={**body, "ca_file": None})
-            assert r.status_code == 201  # a tenant's own key may add its directory (no server paths)
+            assert r.status_code == 403 and "login_url: only an admin API key" in r.json()["message"]
+            r = http.post("/api/v1/directories", json=plain)
+            assert r.status_code == 201  # a tenant's own key picks a cloud, not hosts

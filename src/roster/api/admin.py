@@ -103,6 +103,19 @@ class DirectoryPatch(Strict):
     user_bind_template: str | None = Field(default=None, max_length=500)
     change_detection: Literal["auto", "dirsync", "usn", "syncrepl", "off"] | None = None
     near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
+    # Microsoft Entra ID
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, min_length=1, repr=False)
+    certificate_pem: str | None = None
+    private_key_pem: str | None = Field(default=None, min_length=1, repr=False)
+    cloud: Literal["global", "usgov", "usgov-dod", "china"] | None = None
+    login_url: str | None = None
+    graph_url: str | None = None
+    upn_as_email: bool | None = None
+
+
+SECRETS = ("bind_password", "client_secret", "private_key_pem")
 
 
 class SyncIn(Strict):
@@ -268,22 +281,30 @@ def update_directory(
     cfg = dict(row["config"])
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
-    password = changes.pop("bind_password", None)
+    given = [changes.pop(k) for k in SECRETS if changes.get(k)]
+    password = given[0] if given else None
     source = source_type(row["type"])
+    field = source.secret_field or "secret"
     moved = sorted(k for k in source.connection_fields if k in changes and changes[k] != cfg.get(k))
     if moved and not password:
         raise ApiError(
             422,
             "invalid_request_parameters",
-            f"bind_password: required when changing {', '.join(moved)} (the stored password is only "
+            f"{field}: required when changing {', '.join(moved)} (the stored secret is only "
             "ever sent to the server it was given for)",
-            [{"field": "bind_password", "code": "required"}],
+            [{"field": field, "code": "required"}],
         )
     name = changes.pop("name", None) or row["name"]
+    if "cloud" in changes:  # a new cloud brings its own hosts unless they are given too
+        for key in ("login_url", "graph_url"):
+            if key not in changes:
+                cfg.pop(key, None)
     cfg.update({k: v for k, v in changes.items() if k != "mapping"})
     if "mapping" in changes:
         cfg["mapping"] = changes["mapping"] or {}
-    spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password)
+    # the stored secret only lets the check see that there is one; it is sent nowhere
+    stored = rt.box.open(row["secret"]) if row["secret"] else None
+    spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored)
     new_cfg = check_spec(spec)
     values: dict[str, Any] = {"name": name, "config": new_cfg}
     if new_cfg != row["config"]:
