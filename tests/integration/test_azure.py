@@ -395,3 +395,15 @@ def test_an_unreachable_login_host_is_named(sqlite_rt: Runtime, graph: GraphEmul
     assert not report.ok and f"cannot reach localhost:{closed.rsplit(':', 1)[1]}" in report.detail
     result = sync_directory(sqlite_rt, d, force=True)
     assert result.status == "failed" and result.error_reason == "unreachable"
+
+
+def test_a_token_serves_runs_until_it_nears_expiry_and_a_test_signs_in_again(
+    sqlite_rt: Runtime, graph: GraphEmulator
+) -> None:
+    company(graph.tenant)
+    d = azure_directory(sqlite_rt, new_org(sqlite_rt), graph, register_app(graph))
+    _sync(sqlite_rt, d)
+    _sync(sqlite_rt, d)
+    assert graph.token_requests == 1  # the second run (a new connector) reused the token
+    assert check_connection(sqlite_rt, d).ok
+    assert graph.token_requests == 2  # a connection test always proves the secret works now

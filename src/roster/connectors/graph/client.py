@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
+import hashlib
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,8 @@ from roster.connectors.base import ConnectorError, FailureReason
 from roster.connectors.graph.config import GraphConfig
 
 RETRIED = frozenset({429, 503, 504})
+_TOKENS: dict[str, tuple[str, float]] = {}  # sign-in (hashed) -> (access token, expiry)
+_TOKENS_LOCK = threading.Lock()
 
 
 class DeltaExpired(Exception):
@@ -50,14 +54,38 @@ class GraphClient:
         self._session.close()
 
     # Tokens
-    def token(self) -> str:
+    def token(self, fresh: bool = False) -> str:
+        """An access token for Graph: kept (in this process's memory) until 5 minutes before it
+        expires, so that frequent runs do not sign in each time; ``fresh`` signs in anyway (a
+        connection test must see a secret that no longer works)."""
+        key = self._token_key()
+        with _TOKENS_LOCK:
+            kept = _TOKENS.get(key)
+        if kept is not None and not fresh and kept[1] > time.time() + 300:
+            return kept[0]
         try:
             result = self._msal().acquire_token_for_client(scopes=[self._scope()])
         except requests.RequestException as exc:
             raise _unreachable(self.config.login_url, exc) from None
-        if "access_token" in result:
-            return str(result["access_token"])
-        raise _login_error(result, self.config)
+        if "access_token" not in result:
+            raise _login_error(result, self.config)
+        token = str(result["access_token"])
+        with _TOKENS_LOCK:
+            _TOKENS[key] = (token, time.time() + float(result.get("expires_in", 0)))
+        return token
+
+    def _token_key(self) -> str:
+        """Which sign-in a token belongs to (a changed secret or host is another sign-in)."""
+        cfg, cred = self.config, self.config.credential
+        parts = (
+            cfg.login_url,
+            cfg.tenant_id,
+            cfg.client_id,
+            self._scope(),
+            cred.secret,
+            cred.private_key_pem,
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def _scope(self) -> str:
         """``https://<graph host>/.default``: the application permissions granted to the app."""

@@ -52,7 +52,7 @@ class GraphConnector:
     def _test(self) -> ConnectionReport:
         server = self.config.graph_url
         try:
-            self.client.token()
+            self.client.token(fresh=True)
         except ConnectorError as exc:
             return ConnectionReport(False, server, str(exc))
         checks = []
