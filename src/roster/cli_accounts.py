@@ -13,7 +13,7 @@ from roster.accounts import lifecycle, service
 from roster.accounts.login import login as do_login
 from roster.cli_support import Failure, emit, handle_errors, json_option, runtime
 from roster.notify.mail import deliver
-from roster.sso.service import check_redirect_uris
+from roster.sso.redirects import check_redirect_uris
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.schema import accounts, app_groups, mail_outbox, organizations

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from roster.accounts import service
 from roster.accounts.login import login
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
-from roster.sso.service import check_redirect_uris
+from roster.sso.redirects import check_redirect_uris
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, organizations
 from roster.sync.schedule import parse_time, zone

@@ -13,7 +13,6 @@ from cryptography import x509
 
 from roster.connectors.base import ConfigError, Connector
 from roster.connectors.graph.config import GRAPH_MAPPING, Credential, GraphConfig, check_ids, hosts
-from roster.connectors.graph.connector import GraphConnector
 from roster.domain.mapping import AttributeMapping, MappingError
 from roster.settings import Settings
 from roster.sources.base import Directory, SourceType
@@ -41,6 +40,8 @@ def graph_config(directory: Directory, secret: str, settings: Settings) -> Graph
 
 
 def _connector(directory: Directory, secret: str, settings: Settings) -> Connector:
+    from roster.connectors.graph.connector import GraphConnector  # msal loads only when needed
+
     return GraphConnector(graph_config(directory, secret, settings))
 
 

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -46,18 +46,6 @@ class SsoError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status, self.code = status, code
         super().__init__(message)
-
-
-def check_redirect_uris(uris: list[str]) -> list[str]:
-    """Absolute https URIs without a fragment (http only to this machine, for development)."""
-    for uri in uris:
-        parts = urlsplit(uri)
-        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
-            raise ValueError(f"sso_redirect_uris: {uri!r} is not an absolute URL without a #fragment")
-        if parts.scheme == "http" and not local:
-            raise ValueError(f"sso_redirect_uris: {uri!r} must use https (http only for localhost)")
-    return list(dict.fromkeys(uris))
 
 
 def _hash(token: str) -> str:
