@@ -122,11 +122,9 @@ class GraphEmulator:
         return app
 
     def start(self) -> GraphEmulator:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self._tls.cert_file, self._tls.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.daemon_threads = True
+        server = _TlsServer(("127.0.0.1", 0), _handler(self), context)
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return self
@@ -344,6 +342,28 @@ def _ids_filter(text: str | None) -> list[str] | None:
     if match is None:
         return []
     return [v.strip().strip("'") for v in match.group(1).split(",") if v.strip()]
+
+
+class _TlsServer(ThreadingHTTPServer):
+    """TLS per connection, in the connection's thread: a client that gives up during the handshake
+    costs its own socket (closed here), never the accept loop or a leaked socket."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except OSError:
+            request.close()
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
 
 def _select(item: dict[str, Any], select: str | None) -> dict[str, Any]:
