@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-from roster.bench.sync import _cli, _sync_report
+from roster.bench.sync import cli, sync_report
 from roster.connectors.graph.config import GROUP_SELECT, USER_SELECT
 
 
@@ -63,12 +63,12 @@ def _measure(folder: Path, info: dict[str, Any], changes: int) -> dict[str, Any]
     }
     roster = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
     directory = _directory(roster, env, folder, info)
-    full_seconds, full_run, full_peak, _, counts = _sync_report(roster, env, [directory, "--force"])
+    full_seconds, full_run, full_peak, _, counts = sync_report(roster, env, [directory, "--force"])
     httpx.post(
         f"{info['base']}/_emulator/changes", params={"count": changes, "seed": 11}, verify=client.context
     )
     serve_incremental, _ = client.round(links)
-    inc_seconds, inc_run, inc_peak, kind, _ = _sync_report(roster, env, [directory, "--force"])
+    inc_seconds, inc_run, inc_peak, kind, _ = sync_report(roster, env, [directory, "--force"])
     client.close()
     return {
         "serve_full_seconds": round(serve_full, 2),
@@ -89,14 +89,14 @@ def _measure(folder: Path, info: dict[str, Any], changes: int) -> dict[str, Any]
 
 
 def _directory(roster: str, env: dict[str, str], folder: Path, info: dict[str, Any]) -> str:
-    _cli(roster, env, ["init"])
-    org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
+    cli(roster, env, ["init"])
+    org = json.loads(cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
     (folder / "secret").write_text(info["client_secret"])
     create = ["directory", "create", "--org", org, "--type", "azure", "--name", "bench"]
     create += ["--tenant-id", info["tenant_id"], "--client-id", info["client_id"]]
     create += ["--client-secret-file", str(folder / "secret"), "--login-url", info["base"]]
     create += ["--graph-url", info["graph_url"], "--ca-file", info["ca_file"], "--json"]
-    return str(json.loads(_cli(roster, env, create))["id"])
+    return str(json.loads(cli(roster, env, create))["id"])
 
 
 class _Reader:

@@ -194,7 +194,7 @@ def _measure_store(
     for _ in range(repeat):
         _apply_changes(folder, server, spec, incremental_changes, seed)
         seed += 1
-        seconds, run_seconds, peak, kind, _ = _sync_report(roster, env, [d, "--force"])
+        seconds, run_seconds, peak, kind, _ = sync_report(roster, env, [d, "--force"])
         incremental.append((seconds, run_seconds, peak))
         kinds.add(kind)
     results["incremental_seconds"] = _median(incremental, 0)
@@ -214,14 +214,14 @@ def _measure_store(
 
 def _new_store(roster: str, env: dict[str, str], folder: Path, server: Slapd) -> tuple[str, str]:
     """An organization with an API key and an LDAP directory on ``server``: (directory id, key)."""
-    _cli(roster, env, ["init"])
-    org = json.loads(_cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
-    key = json.loads(_cli(roster, env, ["apikey", "create", "--org", org, "--json"]))["secret"]
+    cli(roster, env, ["init"])
+    org = json.loads(cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
+    key = json.loads(cli(roster, env, ["apikey", "create", "--org", org, "--json"]))["secret"]
     (folder / "pw").write_text(server.admin_password)
     create = ["directory", "create", "--org", org, "--type", "ldap", "--name", "bench", "--url", server.url]
     create += ["--bind-dn", server.admin_dn, "--bind-password-file", str(folder / "pw")]
     create += ["--search-path", "DC=example, DC=com", "--json"]
-    return json.loads(_cli(roster, env, create))["id"], key
+    return json.loads(cli(roster, env, create))["id"], key
 
 
 def _readers_during_full_sync(
@@ -242,7 +242,7 @@ def _median(runs: list[tuple[float, float, int]], index: int) -> float:
 
 def _sync(roster: str, env: dict[str, str], args: list[str]) -> tuple[float, float, int, dict[str, int]]:
     """(process seconds, run seconds, peak RSS MB, counts) of one ``roster sync``."""
-    seconds, run_seconds, peak, _, counts = _sync_report(roster, env, args)
+    seconds, run_seconds, peak, _, counts = sync_report(roster, env, args)
     return seconds, run_seconds, peak, counts
 
 
@@ -251,7 +251,7 @@ def _writes(counts: dict[str, int]) -> int:
     return sum(v for k, v in counts.items() if k not in ("skipped", "ignored_members", "foreign_members"))
 
 
-def _sync_report(
+def sync_report(
     roster: str, env: dict[str, str], args: list[str]
 ) -> tuple[float, float, int, str, dict[str, int]]:
     seconds, peak, out = _timed([roster, "sync", *args, "--json"], env=env, stdout=subprocess.PIPE)
@@ -315,7 +315,7 @@ def _drop_postgres_schemas(url: str, schemas: list[str]) -> None:
     engine.dispose()
 
 
-def _cli(roster: str, env: dict[str, str], args: list[str]) -> str:
+def cli(roster: str, env: dict[str, str], args: list[str]) -> str:
     result = subprocess.run([roster, *args], env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"roster {' '.join(args[:2])} failed: {result.stderr[-2000:]}")
