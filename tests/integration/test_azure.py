@@ -190,6 +190,8 @@ def test_throttling_is_retried_as_the_server_asks(
     assert len(no_waiting) == 3
     if retry_after == "0.25":
         assert no_waiting == [0.25, 0.25, 0.25]
+    if retry_after is not None and retry_after != "0.25":  # "0", and a date already past: no wait
+        assert no_waiting == [0.0, 0.0, 0.0]
     if retry_after is None:  # exponential backoff with jitter: 0.5-1 s, 1-2 s, 2-4 s
         assert [0.5 <= no_waiting[0] <= 1, 1 <= no_waiting[1] <= 2, 2 <= no_waiting[2] <= 4] == [True] * 3
 

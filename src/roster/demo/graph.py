@@ -19,7 +19,6 @@ members per appearance, so groups split across pages as they do in Entra.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import re
@@ -397,18 +396,6 @@ def _aad(error: str, code: int, text: str) -> dict[str, Any]:
         "error_codes": [code],
         "trace_id": trace,
     }
-
-
-def thumbprint(certificate_pem: bytes) -> str:
-    """The certificate's SHA-1 thumbprint in hex (what msal's client credential names)."""
-    der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(_der())
-    return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
-
-
-def _der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
 
 
 def _handler(emulator: GraphEmulator) -> type[BaseHTTPRequestHandler]:
