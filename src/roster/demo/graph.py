@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 from cryptography import x509
 
-from roster.demo.graph_login import SignIn
+from roster.demo.graph_login import SignIn, aad_error
 from roster.demo.graph_tenant import Tenant
 from roster.demo.pki import make_pki
 
@@ -145,12 +145,14 @@ class GraphEmulator:
     def token(self, form: dict[str, str], tenant: str) -> tuple[int, dict[str, Any]]:
         self.token_requests += 1
         if tenant not in (self.tenant.tenant_id, "organizations"):
-            return 400, _aad("invalid_request", 90002, f"Tenant '{tenant}' not found.")
+            return 400, aad_error("invalid_request", 90002, f"Tenant '{tenant}' not found.")
         app = self.apps.get(form.get("client_id", ""))
         if app is None:
-            return 400, _aad("unauthorized_client", 700016, "Application was not found in the directory.")
+            return 400, aad_error(
+                "unauthorized_client", 700016, "Application was not found in the directory."
+            )
         if form.get("grant_type") not in ("client_credentials", "authorization_code"):
-            return 400, _aad("unsupported_grant_type", 70003, "The grant type is not supported.")
+            return 400, aad_error("unsupported_grant_type", 70003, "The grant type is not supported.")
         problem = self._client_problem(app, form, tenant)
         if problem is not None:
             return 401, problem
@@ -178,19 +180,19 @@ class GraphEmulator:
                     options={"require": ["exp", "aud", "iss", "sub"]},
                 )
             except jwt.PyJWTError as exc:
-                return _aad(
+                return aad_error(
                     "invalid_client", 700027, f"Client assertion failed signature validation. ({exc})"
                 )
             return None
         if app.secret is None or not secrets.compare_digest(form.get("client_secret", ""), app.secret):
-            return _aad(
+            return aad_error(
                 "invalid_client",
                 7000215,
                 "Invalid client secret provided. Ensure the secret being sent in the request is the "
                 "client secret value, not the client secret ID.",
             )
         if app.secret_expired:
-            return _aad("invalid_client", 7000222, "The provided client secret keys are expired.")
+            return aad_error("invalid_client", 7000222, "The provided client secret keys are expired.")
         return None
 
     def discovery(self, tenant: str) -> dict[str, Any]:
@@ -385,16 +387,6 @@ def _error(code: str, message: str) -> dict[str, Any]:
             "message": message,
             "innerError": {"date": formatdate(usegmt=True), "request-id": secrets.token_hex(8)},
         }
-    }
-
-
-def _aad(error: str, code: int, text: str) -> dict[str, Any]:
-    trace = secrets.token_hex(8)
-    return {
-        "error": error,
-        "error_description": f"AADSTS{code}: {text} Trace ID: {trace}",
-        "error_codes": [code],
-        "trace_id": trace,
     }
 
 

@@ -91,11 +91,17 @@ class SignIn:
     def redeem(self, form: dict[str, str], issuer: str) -> tuple[int, dict[str, Any]]:
         found = self.codes.pop(form.get("code", ""), None)
         if found is None or time.time() - found.issued > 600:
-            return 400, _aad("invalid_grant", 70008, "The provided authorization code is expired or used.")
+            return 400, aad_error(
+                "invalid_grant", 70008, "The provided authorization code is expired or used."
+            )
         if found.client_id != form.get("client_id") or found.redirect_uri != form.get("redirect_uri"):
-            return 400, _aad("invalid_grant", 50148, "The code was issued to another client or redirect URI.")
+            return 400, aad_error(
+                "invalid_grant", 50148, "The code was issued to another client or redirect URI."
+            )
         if found.challenge is not None and _s256(form.get("code_verifier", "")) != found.challenge:
-            return 400, _aad("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge.")
+            return 400, aad_error(
+                "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge."
+            )
         user = self.tenant.visible("users", found.user_id) or {}
         now = int(time.time())
         claims = {
@@ -140,5 +146,12 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def _aad(error: str, code: int, text: str) -> dict[str, Any]:
-    return {"error": error, "error_description": f"AADSTS{code}: {text}", "error_codes": [code]}
+def aad_error(error: str, code: int, text: str) -> dict[str, Any]:
+    """An Entra login error body: the OAuth error, and the AADSTS code in the description."""
+    trace = secrets.token_hex(8)
+    return {
+        "error": error,
+        "error_description": f"AADSTS{code}: {text} Trace ID: {trace}",
+        "error_codes": [code],
+        "trace_id": trace,
+    }

@@ -13,9 +13,9 @@ from cryptography import x509
 
 from roster.connectors.base import ConfigError, Connector
 from roster.connectors.graph.config import GRAPH_MAPPING, Credential, GraphConfig, check_ids, hosts
-from roster.domain.mapping import AttributeMapping, MappingError
+from roster.domain.mapping import AttributeMapping
 from roster.settings import Settings
-from roster.sources.base import Directory, SourceType
+from roster.sources.base import Directory, SourceType, check_mapping, check_near_real_time
 
 
 def graph_config(directory: Directory, secret: str, settings: Settings) -> GraphConfig:
@@ -55,17 +55,9 @@ def check(given: Mapping[str, Any], secret: str | None) -> dict[str, Any]:
     if not secret:
         field = "private_key" if certificate else "client_secret"
         raise ConfigError(f"{field}: is required for a directory of type 'azure'")
-    mapping = dict(given.get("mapping") or {})
-    unknown = set(mapping) - {"user", "group"}
-    if unknown:
-        raise ConfigError(f"mapping: unknown section {sorted(unknown)[0]!r}; use 'user' and 'group'")
-    try:
-        AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group"), GRAPH_MAPPING)
-    except MappingError as exc:
-        raise ConfigError(str(exc)) from None
+    mapping, _ = check_mapping(given.get("mapping"), GRAPH_MAPPING)
     near = given.get("near_real_time_seconds")
-    if near is not None and not 2 <= near <= 86400:
-        raise ConfigError("near_real_time_seconds: must be between 2 and 86400")
+    check_near_real_time(near)
     return {
         "tenant_id": tenant_id,
         "client_id": client_id,
@@ -75,7 +67,7 @@ def check(given: Mapping[str, Any], secret: str | None) -> dict[str, Any]:
         "ca_file": given.get("ca_file"),
         "certificate_pem": certificate,
         "upn_as_email": bool(given.get("upn_as_email")),
-        "mapping": {k: dict(v) for k, v in mapping.items()},
+        "mapping": mapping,
         "near_real_time_seconds": near,
     }
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from roster.connectors.base import Connector
+from roster.connectors.base import ConfigError, Connector
+from roster.domain.mapping import AttributeMapping, MappingError
 from roster.settings import Settings
 
 Directory = Mapping[str, Any]
@@ -36,3 +37,24 @@ class SourceType:
     # config keys whose change means the stored secret must be given again (it is only ever
     # sent to the server it was given for)
     connection_fields: tuple[str, ...] = ()
+
+
+def check_mapping(
+    given: Any, defaults: AttributeMapping | None = None
+) -> tuple[dict[str, dict[str, str]], AttributeMapping]:
+    """A directory's attribute overrides (``{"user": {...}, "group": {...}}``) on its type's
+    defaults: (what to store, the mapping they give)."""
+    mapping = dict(given or {})
+    unknown = set(mapping) - {"user", "group"}
+    if unknown:
+        raise ConfigError(f"mapping: unknown section {sorted(unknown)[0]!r}; use 'user' and 'group'")
+    try:
+        parsed = AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group"), defaults)
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    return {k: dict(v) for k, v in mapping.items()}, parsed
+
+
+def check_near_real_time(seconds: Any) -> None:
+    if seconds is not None and not 2 <= seconds <= 86400:
+        raise ConfigError("near_real_time_seconds: must be between 2 and 86400")

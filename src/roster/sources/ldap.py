@@ -10,9 +10,9 @@ from roster.connectors.ldap.bind import bind_name, verify_password
 from roster.connectors.ldap.config import LdapConfig, validate
 from roster.connectors.ldap.connector import LdapConnector
 from roster.domain.ldap_path import search_roots
-from roster.domain.mapping import AttributeMapping, MappingError
+from roster.domain.mapping import AttributeMapping
 from roster.settings import Settings
-from roster.sources.base import Directory, SourceType, VerifyOutcome
+from roster.sources.base import Directory, SourceType, VerifyOutcome, check_mapping, check_near_real_time
 
 CHANGE_DETECTION = ("auto", "dirsync", "usn", "syncrepl", "off")
 
@@ -49,21 +49,8 @@ def _verify(
     return VerifyOutcome(outcome.ok, str(outcome.reason), outcome.detail)
 
 
-def _mapping(given: Any) -> tuple[dict[str, dict[str, str]], AttributeMapping]:
-    mapping = dict(given or {})
-    unknown = set(mapping) - {"user", "group"}
-    if unknown:
-        raise ConfigError(f"mapping: unknown section {sorted(unknown)[0]!r}; use 'user' and 'group'")
-    try:
-        parsed = AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group"))
-    except MappingError as exc:
-        raise ConfigError(str(exc)) from None
-    return {k: dict(v) for k, v in mapping.items()}, parsed
-
-
 def _check_schedule(near_real_time: Any, change_detection: str) -> None:
-    if near_real_time is not None and not 2 <= near_real_time <= 86400:
-        raise ConfigError("near_real_time_seconds: must be between 2 and 86400")
+    check_near_real_time(near_real_time)
     if near_real_time is not None and change_detection == "off":
         raise ConfigError("near_real_time_seconds: needs incremental runs (change_detection is off)")
 
@@ -85,7 +72,7 @@ def check(flavour: str, given: Mapping[str, Any], password: str | None) -> dict[
     for required in ("url", "bind_dn", "search_paths"):
         if given.get(required) in (None, "", (), []):
             raise ConfigError(f"{required}: is required for a directory of type {flavour!r}")
-    mapping, parsed = _mapping(given.get("mapping"))
+    mapping, parsed = check_mapping(given.get("mapping"))
     change_detection = given.get("change_detection") or "auto"
     config = LdapConfig(
         url=given["url"],

@@ -176,22 +176,28 @@ def _back(redirect_uri: str, host_state: str | None) -> Callable[[dict[str, str]
 
 def _linked(conn: Connection, directory_id: str, oid: str) -> tuple[str, str]:
     """(directory user id, account id) of an active directory user with an enabled linked account."""
-    u, a = directory_users, accounts
+    u = directory_users
     user = conn.execute(sa.select(u).where(u.c.directory_id == directory_id, u.c.idp_id == oid)).first()
-    if user is None or user.state != "active" or not user.present:
-        raise SignInRefused("user_inactive", "this person is not an active user of the directory")
-    account = conn.execute(sa.select(a).where(a.c.directory_user_id == user.id)).first()
-    if account is None or account.disabled:
-        raise SignInRefused("account_disabled", "this person has no enabled account in the application")
-    return str(user.id), str(account.id)
+    account = None
+    if user is not None:
+        account = conn.execute(sa.select(accounts).where(accounts.c.directory_user_id == user.id)).first()
+    return _usable(user, account)
 
 
 def _linked_by_ids(conn: Connection, user_id: str, account_id: str) -> None:
     """The user and the account a code was issued for are still active (a code outlives nothing)."""
     user = conn.execute(sa.select(directory_users).where(directory_users.c.id == user_id)).first()
     account = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
-    if user is None or user.state != "active" or not user.present or account is None or account.disabled:
-        raise SignInRefused("user_inactive", "this person is no longer active")
+    _usable(user, account)
+
+
+def _usable(user: Any, account: Any) -> tuple[str, str]:
+    """A user Roster holds as active, with an enabled account: (user id, account id)."""
+    if user is None or user.state != "active" or not user.present:
+        raise SignInRefused("user_inactive", "this person is not an active user of the directory")
+    if account is None or account.disabled:
+        raise SignInRefused("account_disabled", "this person has no enabled account in the application")
+    return str(user.id), str(account.id)
 
 
 def redeem_code(conn: Connection, who: Principal, code: str) -> dict[str, Any]:
