@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,18 @@ from rich.table import Table
 from roster.cli_support import emit, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.connectors.base import ConfigError
-from roster.directories import DirectorySpec, create_directory, test_directory, verify_directory_password
+from roster.directories import (
+    DirectorySpec,
+    create_directory,
+    rotate_scim_token,
+    scim_base_url,
+    test_directory,
+    verify_directory_password,
+)
 from roster.settings import get_settings
 from roster.sources import source_types
 from roster.sources.azure import split_pem
+from roster.sources.scim import PROVIDERS
 from roster.store import repo
 from roster.store.db import iso
 
@@ -76,6 +85,12 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
     "--graph-url", default=None, help="Azure: the Graph root, e.g. https://graph.microsoft.com/v1.0"
 )
 @click.option("--upn-as-email", is_flag=True, help="Azure: a user without mail/otherMails gets its UPN.")
+@click.option(
+    "--provider",
+    type=click.Choice(sorted(PROVIDERS)),
+    default=None,
+    help="SCIM: the identity provider that pushes to this directory (default generic).",
+)
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--start-tls", is_flag=True)
 @click.option("--insecure-skip-tls-verify", is_flag=True, help="Tests only: do not verify certificates.")
@@ -133,10 +148,17 @@ def directory_create(
     login_url: str | None,
     graph_url: str | None,
     upn_as_email: bool,
+    provider: str | None,
     as_json: bool,
 ) -> None:
-    """Add a directory to an organization (validated; its secret is stored encrypted)."""
+    """Add a directory to an organization (validated; its secret is stored encrypted).
+
+    A SCIM directory prints its endpoint URL and bearer token, shown this once."""
     mapping = {"user": _mapping(map_user, "user"), "group": _mapping(map_group, "group")}
+    if dtype == "scim":
+        spec = DirectorySpec(org_id, name, dtype, {"provider": provider, "mapping": mapping})
+        _print_scim(create_directory(runtime(), spec), as_json)
+        return
     if dtype == "azure":
         settings: dict[str, Any] = {
             "tenant_id": tenant_id,
@@ -171,6 +193,43 @@ def directory_create(
     }
     row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, password))
     emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+
+
+def _print_scim(row: dict[str, Any], as_json: bool) -> None:
+    def text() -> None:
+        click.echo(f"directory      {row['id']}")
+        click.echo(f"endpoint URL   {row['scim_base_url']}")
+        click.echo(f"bearer token   {row['scim_token']}")
+        click.echo(
+            "Paste both into the identity provider's provisioning settings; the token is shown only now."
+        )
+
+    emit(as_json, _plain(row), text)
+
+
+@directory.command("scim-token")
+@click.argument("directory_id")
+@click.option("--rotate", is_flag=True, required=True, help="Issue a new bearer token.")
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(0, 7 * 24 * 60),
+    default=60,
+    show_default=True,
+    help="How long the current token keeps working.",
+)
+@json_option
+@handle_errors
+def directory_scim_token(directory_id: str, rotate: bool, grace_minutes: int, as_json: bool) -> None:
+    """Issue a new SCIM bearer token (shown once); the old one works for the grace period."""
+    rt = runtime()
+    token = rotate_scim_token(rt, directory_id, timedelta(minutes=grace_minutes))
+    data = {
+        "directory_id": directory_id,
+        "scim_base_url": scim_base_url(rt.settings, directory_id),
+        "scim_token": token,
+        "previous_token_valid_minutes": grace_minutes,
+    }
+    emit(as_json, data, lambda: click.echo(token))
 
 
 def _read_secret(path: Path | None, field: str, default: str | None) -> str:

@@ -15,6 +15,8 @@ from roster.domain.policy import DeletionGuard
 from roster.events.outbox import Outbox
 from roster.events.payloads import directory_payload
 from roster.runtime import Runtime
+from roster.scim import tokens as scim_tokens
+from roster.settings import Settings
 from roster.sources import VerifyOutcome, connector_for, open_secret, source_type
 from roster.store import repo
 from roster.store.db import utcnow
@@ -40,10 +42,29 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
 
 
 def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
+    """The new directory's row; a pushed source's (SCIM) also carries ``scim_base_url`` and its
+    first bearer token, ``scim_token``, shown this once."""
     config = check_spec(spec)
     sealed = rt.box.seal(spec.secret) if spec.secret else None
     with rt.engine.begin() as conn:
-        return repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
+        row = repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
+        if source_type(spec.type).pushed:
+            row["scim_base_url"] = scim_base_url(rt.settings, row["id"])
+            row["scim_token"] = scim_tokens.issue(conn, row["id"])
+    return row
+
+
+def scim_base_url(settings: Settings, directory_id: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/scim/v2/{directory_id}"
+
+
+def rotate_scim_token(rt: Runtime, directory_id: str, grace: timedelta) -> str:
+    """A new bearer token; the current one keeps working for ``grace``."""
+    with rt.engine.begin() as conn:
+        directory = repo.get_directory(conn, directory_id)
+        if not source_type(directory["type"]).pushed:
+            raise ConfigError(f"type: a directory of type {directory['type']!r} has no SCIM token")
+        return scim_tokens.issue(conn, directory_id, grace)
 
 
 def verify_directory_password(rt: Runtime, directory_id: str, login: str, password: str) -> VerifyOutcome:

@@ -34,6 +34,7 @@ PREFIXES = frozenset(
         "webhook",
         "delivery",
         "job",
+        "scim_request",
     }
 )
 

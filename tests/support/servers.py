@@ -29,9 +29,9 @@ def unavailable(what: str, why: str) -> None:
 
 
 @contextmanager
-def serve_app(app: object) -> Iterator[str]:
+def serve_app(app: object, port: int | None = None) -> Iterator[str]:
     """Run an ASGI app with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

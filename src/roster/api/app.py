@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from roster import __version__
 from roster.accounts import passwords
-from roster.api import accounts, admin, errors, lifecycle, observability, sso, webhooks, workos
+from roster.api import accounts, admin, errors, lifecycle, observability, scim, sso, webhooks, workos
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
@@ -77,6 +77,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     app.include_router(workos.router)
     app.include_router(sso.router)
+    app.include_router(scim.router)
     app.include_router(admin.router)
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)

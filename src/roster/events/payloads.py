@@ -28,7 +28,7 @@ def directory_payload(row: Mapping[str, Any], metadata: Mapping[str, Any] | None
         "id": row["id"],
         "organization_id": row["organization_id"],
         "external_key": row["id"],
-        "type": row["type"],
+        "type": (row.get("config") or {}).get("workos_type") or row["type"],
         "state": WORKOS_DIRECTORY_STATE.get(row["state"], row["state"]),
         "name": row["name"],
         "domain": row.get("domain"),

@@ -13,6 +13,7 @@ from roster.settings import Settings
 from roster.sources.azure import AZURE
 from roster.sources.base import Directory, SourceType, VerifyOutcome
 from roster.sources.ldap import LDAP_SOURCES
+from roster.sources.scim import SCIM
 
 __all__ = [
     "Directory",
@@ -24,7 +25,7 @@ __all__ = [
     "source_types",
 ]
 
-_REGISTRY: dict[str, SourceType] = {s.name: s for s in (*LDAP_SOURCES, AZURE)}
+_REGISTRY: dict[str, SourceType] = {s.name: s for s in (*LDAP_SOURCES, AZURE, SCIM)}
 
 
 def source_types() -> dict[str, SourceType]:

@@ -37,6 +37,8 @@ class SourceType:
     # config keys whose change means the stored secret must be given again (it is only ever
     # sent to the server it was given for)
     connection_fields: tuple[str, ...] = ()
+    # pushed by the provider (SCIM): Roster issues the endpoint's bearer tokens
+    pushed: bool = False
 
 
 def check_mapping(

@@ -146,6 +146,15 @@ def get_directory(conn: Connection, directory_id: str) -> dict[str, Any]:
     return get_row(conn, directories, directory_id, "directory")
 
 
+def lock_directory(conn: Connection, directory_id: str) -> dict[str, Any]:
+    """Take the directory's row first: ingests of one directory apply one after the other, each
+    against the cache the previous one committed (and a SCIM request reads what it changes
+    only after taking it)."""
+    d = directories
+    conn.execute(sa.update(d).where(d.c.id == directory_id).values(updated_at=d.c.updated_at))
+    return get_directory(conn, directory_id)
+
+
 def update_directory(conn: Connection, directory_id: str, **values: Any) -> dict[str, Any]:
     get_directory(conn, directory_id)
     conn.execute(

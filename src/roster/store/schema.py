@@ -444,3 +444,40 @@ sso_codes = sa.Table(
     _ts("expires_at"),
     _ts("used_at", nullable=True),
 )
+
+# Inbound SCIM: the bearer tokens of a ``scim`` directory (sha256 of the token; a rotated-out token
+# keeps working until ``expires_at``) and the log of what the provider sent.
+scim_tokens = sa.Table(
+    "scim_tokens",
+    metadata,
+    _id(length=64),  # sha256 of the token
+    sa.Column(
+        "directory_id",
+        sa.String(48),
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _ts("created_at"),
+    _ts("expires_at", nullable=True),  # None: the current token
+)
+
+scim_requests = sa.Table(
+    "scim_requests",
+    metadata,
+    _id(),
+    sa.Column(
+        "directory_id",
+        sa.String(48),
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("user_agent", sa.String(300), nullable=True),
+    sa.Column("body", sa.Text, nullable=True),  # redacted (no password), cut at 4 KB
+    sa.Column("run_id", sa.String(48), nullable=True),  # the sync run the request applied as
+    _ts("created_at"),
+    sa.Index("ix_scim_requests_directory_id_id", "directory_id", "id"),
+)

@@ -92,7 +92,7 @@ def ingest(
     caller started (a pull records its run before reading); otherwise one is started here."""
     policy = policy or Policy()
     kind = "dry_run" if policy.dry_run else ("incremental" if isinstance(batch, Delta) else "full")
-    directory = _lock(conn, directory_id)
+    directory = repo.lock_directory(conn, directory_id)
     if run_id is None:
         run_id = repo.start_run(conn, directory, trigger, kind)["id"]
     refused = _refusal(directory, batch, policy)
@@ -115,14 +115,6 @@ def ingest(
         directory_enabled(conn, directory["organization_id"], repo.get_directory(conn, directory_id))
     repo.finish_run(conn, run_id, "succeeded", counts, kind=kind)
     return Outcome(run_id, "succeeded", counts, changes=changes, kind=kind, ids=_ids(batch, touched))
-
-
-def _lock(conn: Connection, directory_id: str) -> dict[str, Any]:
-    """Take the directory's row first: ingests of one directory apply one after the other, each
-    against the cache the previous one committed."""
-    d = directories
-    conn.execute(sa.update(d).where(d.c.id == directory_id).values(updated_at=d.c.updated_at))
-    return repo.get_directory(conn, directory_id)
 
 
 def _refusal(directory: Mapping[str, Any], batch: Batch, policy: Policy) -> tuple[str, str, str] | None:

@@ -1,0 +1,162 @@
+"""The SCIM 2.0 endpoint of a ``scim`` directory: ``{ROSTER_PUBLIC_URL}/scim/v2/{directory id}``.
+
+It tolerates what provider set-up screens commonly get wrong: a trailing slash, a token sent
+without ``Bearer``, ``application/json`` for ``application/scim+json``. Every answer, errors
+included, is a SCIM body (RFC 7644 section 3.12); every request is logged for the directory's
+admins, its body redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from roster.api.auth import RuntimeDep
+from roster.runtime import Runtime
+from roster.scim import requests_log, schema, service, tokens
+from roster.scim.errors import ScimError, invalid_syntax
+from roster.scim.query import parse_query
+from roster.store.schema import directories
+
+router = APIRouter(tags=["scim"])
+log = logging.getLogger(__name__)
+MEDIA = "application/scim+json"
+_KINDS = {"users": "User", "groups": "Group"}
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@router.api_route("/scim/v2/{directory_id}", methods=_METHODS, include_in_schema=False)
+@router.api_route("/scim/v2/{directory_id}/{rest:path}", methods=_METHODS, include_in_schema=False)
+async def scim_endpoint(request: Request, rt: RuntimeDep, directory_id: str, rest: str = "") -> Response:
+    raw = await request.body()
+    reply = await run_in_threadpool(_handle, rt, request, directory_id, rest, raw)
+    await run_in_threadpool(
+        requests_log.record,
+        rt.engine,
+        directory_id,
+        request.method,
+        _path(request),
+        reply,
+        raw,
+        request.headers.get("user-agent"),
+    )
+    if reply.body is None:
+        return Response(status_code=reply.status, headers=reply.headers)
+    return JSONResponse(reply.body, status_code=reply.status, media_type=MEDIA, headers=reply.headers)
+
+
+def _path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _handle(rt: Runtime, request: Request, directory_id: str, rest: str, raw: bytes) -> service.Reply:
+    try:
+        _authorize(rt, directory_id, request.headers.get("authorization"))
+        ep = service.Endpoint(
+            rt.engine, directory_id, f"{rt.settings.public_url.rstrip('/')}/scim/v2/{directory_id}"
+        )
+        return _dispatch(
+            ep, request.method, [p for p in rest.split("/") if p], dict(request.query_params), raw
+        )
+    except ScimError as exc:
+        return service.Reply(exc.status, exc.body())
+
+
+def _authorize(rt: Runtime, directory_id: str, header: str | None) -> None:
+    """401 for a missing or wrong token and for an unknown directory alike (nothing to enumerate)."""
+    token = (header or "").strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    with rt.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(directories.c.type, directories.c.state).where(directories.c.id == directory_id)
+        ).first()
+        ok = (
+            bool(token)
+            and row is not None
+            and row.type == "scim"
+            and tokens.verify(conn, directory_id, token)
+        )
+    if not ok:
+        raise ScimError(401, "authorization: a valid bearer token of this directory is required")
+    if row is not None and row.state in ("inactive", "deleting"):
+        raise ScimError(403, "this directory is disabled in Roster; enable it to provision again")
+
+
+def _body(raw: bytes) -> Any:
+    if not raw.strip():
+        raise invalid_syntax("body: a JSON body is required")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise invalid_syntax(f"body: not valid JSON ({exc})") from None
+
+
+def _dispatch(
+    ep: service.Endpoint, method: str, parts: list[str], params: dict[str, str], raw: bytes
+) -> service.Reply:
+    if not parts:
+        raise ScimError(404, "use /Users, /Groups, /ServiceProviderConfig, /ResourceTypes or /Schemas")
+    head = parts[0].lower()
+    if head in ("serviceproviderconfig", "resourcetypes", "schemas"):
+        if method != "GET":
+            raise ScimError(405, f"{parts[0]}: only GET is supported")
+        return service.Reply(200, _discovery(ep, head, parts[1:]))
+    kind = _KINDS.get(head)
+    if kind is None or len(parts) > 2:
+        raise ScimError(404, f"{'/'.join(parts)}: no such SCIM endpoint")
+    if len(parts) == 1:
+        if method == "GET":
+            return service.list_resources(ep, kind, parse_query(params, kind))
+        if method == "POST":
+            if parts[0].lower() == ".search":
+                raise ScimError(404, ".search is not supported")
+            create = service.create_user if kind == "User" else service.create_group
+            return create(ep, _body(raw))
+        raise ScimError(405, f"{parts[0]}: {method} needs a resource id")
+    return _one(ep, kind, method, parts[1], params, raw)
+
+
+def _one(
+    ep: service.Endpoint, kind: str, method: str, scim_id: str, params: dict[str, str], raw: bytes
+) -> service.Reply:
+    user = kind == "User"
+    if method == "GET":
+        return service.get_resource(ep, kind, scim_id, parse_query(params, kind))
+    if method == "PUT":
+        return (service.replace_user if user else service.replace_group)(ep, scim_id, _body(raw))
+    if method == "PATCH":
+        return (service.patch_user if user else service.patch_group)(ep, scim_id, _body(raw))
+    if method == "DELETE":
+        return service.delete(ep, kind, scim_id)
+    raise ScimError(405, f"{method} is not supported on a single resource")
+
+
+def _discovery(ep: service.Endpoint, head: str, rest: list[str]) -> dict[str, Any]:
+    base = ep.base_url
+    if head == "serviceproviderconfig":
+        return schema.service_provider_config(base)
+    if head == "resourcetypes":
+        docs = {name: schema.resource_type_document(name, base) for name in schema.RESOURCE_TYPES}
+    else:
+        docs = {urn: schema.schema_document(urn, base) for urn in schema.schema_documents()}
+    if rest:
+        found = docs.get(rest[0])
+        if found is None:
+            raise ScimError(404, f"{rest[0]}: not found")
+        return found
+    items = list(docs.values())
+    return {
+        "schemas": [schema.LIST],
+        "totalResults": len(items),
+        "startIndex": 1,
+        "itemsPerPage": len(items),
+        "Resources": items,
+    }
