@@ -89,6 +89,19 @@ class AzureDirectoryIn(Strict):
     near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
 
 
+class ScimDirectoryIn(Strict):
+    """A directory the identity provider pushes to over SCIM 2.0; the answer carries its endpoint
+    URL (``scim_base_url``) and bearer token (``scim_token``), shown this once."""
+
+    organization_id: str
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["scim"]
+    provider: Literal["okta", "entra", "onelogin", "jumpcloud", "pingfederate", "rippling", "generic"] = (
+        "generic"
+    )
+    mapping: Mapping_ | None = None
+
+
 class DirectoryPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     url: str | None = None
@@ -239,7 +252,7 @@ def _operator_only(who: Principal, values: dict[str, Any]) -> None:
 
 @router.post("/directories", status_code=201)
 def create_directory_(
-    body: Annotated[DirectoryIn | AzureDirectoryIn, Field(discriminator="type")],
+    body: Annotated[DirectoryIn | AzureDirectoryIn | ScimDirectoryIn, Field(discriminator="type")],
     rt: RuntimeDep,
     who: PrincipalDep,
 ) -> dict[str, Any]:
@@ -248,14 +261,18 @@ def create_directory_(
     secrets = {"bind_password", "client_secret", "private_key_pem"}
     settings = body.model_dump(exclude={"organization_id", "name", "type", *secrets})
     settings["mapping"] = body.mapping.model_dump() if body.mapping else None
-    if isinstance(body, AzureDirectoryIn):
+    if isinstance(body, ScimDirectoryIn):
+        secret = None
+    elif isinstance(body, AzureDirectoryIn):
         if body.client_secret and body.certificate_pem:
             raise ApiError(422, "invalid", "client_secret: give a client secret or a certificate, not both")
         secret = body.private_key_pem if body.certificate_pem else body.client_secret
     else:
         secret = body.bind_password
     spec = DirectorySpec(body.organization_id, body.name, body.type, settings, secret)
-    return directory_view(create_directory(rt, spec))
+    row = create_directory(rt, spec)
+    shown_once = {k: row[k] for k in ("scim_base_url", "scim_token") if k in row}
+    return directory_view(row) | shown_once
 
 
 @router.get("/directories")

@@ -11,7 +11,18 @@ from fastapi.responses import JSONResponse
 
 from roster import __version__
 from roster.accounts import passwords
-from roster.api import accounts, admin, errors, lifecycle, observability, scim, sso, webhooks, workos
+from roster.api import (
+    accounts,
+    admin,
+    admin_scim,
+    errors,
+    lifecycle,
+    observability,
+    scim,
+    sso,
+    webhooks,
+    workos,
+)
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
@@ -79,6 +90,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(sso.router)
     app.include_router(scim.router)
     app.include_router(admin.router)
+    app.include_router(admin_scim.router)
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)
     app.include_router(webhooks.router)

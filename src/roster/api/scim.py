@@ -109,19 +109,39 @@ def _dispatch(
         if method != "GET":
             raise ScimError(405, f"{parts[0]}: only GET is supported")
         return service.Reply(200, _discovery(ep, head, parts[1:]))
+    if head == ".search" and len(parts) == 1:
+        if method != "POST":
+            raise ScimError(405, ".search: only POST is supported")
+        return service.search_all(ep, _search_params(_body(raw)))
     kind = _KINDS.get(head)
     if kind is None or len(parts) > 2:
-        raise ScimError(404, f"{'/'.join(parts)}: no such SCIM endpoint")
+        raise ScimError(404, f"{'/'.join(parts)}: no such SCIM endpoint (searches: /Users/.search)")
     if len(parts) == 1:
         if method == "GET":
             return service.list_resources(ep, kind, parse_query(params, kind))
         if method == "POST":
-            if parts[0].lower() == ".search":
-                raise ScimError(404, ".search is not supported")
             create = service.create_user if kind == "User" else service.create_group
             return create(ep, _body(raw))
         raise ScimError(405, f"{parts[0]}: {method} needs a resource id")
+    if parts[1] == ".search":
+        if method != "POST":
+            raise ScimError(405, ".search: only POST is supported")
+        return service.list_resources(ep, kind, parse_query(_search_params(_body(raw)), kind))
     return _one(ep, kind, method, parts[1], params, raw)
+
+
+def _search_params(body: Any) -> dict[str, str]:
+    """A SearchRequest (RFC 7644 section 3.4.3) as the query parameters of a list request."""
+    if not isinstance(body, dict):
+        raise invalid_syntax("body: must be a SearchRequest object")
+    params = {}
+    for key, value in body.items():
+        if key.lower() == "schemas" or value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        params[key] = str(value)
+    return params
 
 
 def _one(

@@ -121,6 +121,9 @@ def parse_path(text: str, resource_type: str, *, error: type = ScimError) -> Att
     """A plain attribute path (no filter): ``userName``, ``name.givenName``, ``urn:...:User:manager``."""
     urn = schema.RESOURCE_TYPES[resource_type][1]
     rest = text.strip()
+    whole = schema.extension_of(resource_type, rest)
+    if whole is not None:
+        return AttrPath(whole, "")  # an extension as a whole (a PATCH path)
     for candidate in (*schema.RESOURCE_TYPES[resource_type][2], urn):
         if rest.lower().startswith(candidate.lower() + ":"):
             urn, rest = candidate, rest[len(candidate) + 1 :]
@@ -396,14 +399,16 @@ def _compare(kind: str, op: str, have: Any, want: Any) -> bool:
 
 
 def _ordered(op: str, a: Any, b: Any) -> bool:
-    return {
-        "eq": a == b,
-        "ne": a != b,
-        "gt": a > b,
-        "ge": a >= b,
-        "lt": a < b,
-        "le": a <= b,
-    }[op]
+    return bool(
+        {
+            "eq": a == b,
+            "ne": a != b,
+            "gt": a > b,
+            "ge": a >= b,
+            "lt": a < b,
+            "le": a <= b,
+        }[op]
+    )
 
 
 def equality(node: Node) -> dict[str, Any]:

@@ -117,6 +117,9 @@ def _one(out: Patched, op: str, target: _Target, value: Any, resource_type: str)
     if resource_type == "Group" and path.attr == "members" and path.urn == schema.GROUP:
         _members(out, op, target, value)
         return
+    if path.attr == "" and target.value_filter is None:  # the path is an extension's URN
+        _extension(out.resource, op, path.urn, value, resource_type)
+        return
     container = _container(out.resource, path, create=op != "remove")
     if container is None:
         return
@@ -127,6 +130,19 @@ def _one(out: Patched, op: str, target: _Target, value: Any, resource_type: str)
         _sub(container, op, path, value, definition)
     else:
         _whole(container, op, path.attr, value, definition)
+
+
+def _extension(resource: dict[str, Any], op: str, urn: str, value: Any, resource_type: str) -> None:
+    if op == "remove":
+        resource.pop(urn, None)
+        return
+    if not isinstance(value, Mapping):
+        raise invalid_value(f"{urn}: the value must be an object of the extension's attributes")
+    current = resource.setdefault(urn, {})
+    for key, item in value.items():
+        if str(key).lower() != "schemas":
+            name = canonical_name(resource_type, urn, str(key))
+            current[name] = coerce(schema.attribute(urn, name), item)
 
 
 def _container(resource: dict[str, Any], path: AttrPath, create: bool) -> dict[str, Any] | None:

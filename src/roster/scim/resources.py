@@ -134,10 +134,12 @@ def _pick(items: Any, key: str = "value") -> str | None:
     if not isinstance(items, list):
         return None
     candidates = [i for i in items if isinstance(i, Mapping) and isinstance(i.get(key), str)]
-    for test in (lambda i: i.get("primary") is True, lambda i: str(i.get("type", "")).lower() == "work"):
-        for item in candidates:
-            if test(item):
-                return str(item[key])
+    for item in candidates:
+        if item.get("primary") is True:
+            return str(item[key])
+    for item in candidates:
+        if str(item.get("type", "")).lower() == "work":
+            return str(item[key])
     return str(candidates[0][key]) if candidates else None
 
 
@@ -146,7 +148,8 @@ def _text(value: Any) -> str | None:
 
 
 def user_record(scim_id: str, resource: Mapping[str, Any]) -> DirectoryUser:
-    name = resource.get("name") if isinstance(resource.get("name"), Mapping) else {}
+    given = resource.get("name")
+    name: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     first, last = _text(name.get("givenName")), _text(name.get("familyName"))
     display = _text(resource.get("displayName")) or _text(name.get("formatted"))
     enterprise = resource.get(schema.ENTERPRISE) or {}

@@ -41,6 +41,11 @@ def schema_documents() -> dict[str, dict[str, Any]]:
         doc: dict[str, Any] = model.to_schema().model_dump(mode="json", exclude_none=True)
         doc.pop("meta", None)
         docs[doc["id"]] = doc
+    for member in docs[GROUP]["attributes"]:
+        if member["name"] == "members":  # Roster names a member by its own display name
+            for sub in member.get("subAttributes", ()):
+                if sub["name"] == "display":
+                    sub["mutability"] = "readOnly"
     return docs
 
 

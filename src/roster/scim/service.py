@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -16,8 +16,9 @@ from roster.domain.delta import Delta, MemberOp, MemberOpKind
 from roster.scim import store
 from roster.scim.errors import ScimError, invalid_value, not_found, uniqueness
 from roster.scim.patch import apply_patch
-from roster.scim.query import ListQuery, listing, project
+from roster.scim.query import ListQuery, listing, parse_query, project
 from roster.scim.resources import group_record, member_ids, normalize, user_record
+from roster.scim.schema import MAX_RESULTS
 from roster.store import repo
 from roster.store.db import iso
 from roster.sync.ingest import Policy, ingest
@@ -44,7 +45,6 @@ class Reply:
 def render_user(ep: Endpoint, row: Mapping[str, Any]) -> dict[str, Any]:
     resource: dict[str, Any] = json.loads(row["raw_attributes"])
     resource["id"] = row["idp_id"]
-    resource.setdefault("active", True)
     resource["meta"] = _meta(ep, "User", row)
     return resource
 
@@ -115,6 +115,26 @@ def list_resources(ep: Endpoint, kind: str, query: ListQuery) -> Reply:
                 render_group(ep, r, None if members is None else members.get(r["id"], [])) for r in rows
             ]
     return Reply(200, listing(resources, query, kind))
+
+
+def search_all(ep: Endpoint, params: Mapping[str, str]) -> Reply:
+    """A search at the endpoint's root (RFC 7644 section 3.4.3): users, then groups. A filter
+    that names attributes of only one kind finds only that kind."""
+    found: list[dict[str, Any]] = []
+    errors = []
+    query = None
+    for kind in ("User", "Group"):
+        try:
+            query = parse_query(params, kind)
+        except ScimError as exc:
+            errors.append(exc)
+            continue
+        page = list_resources(ep, kind, replace(query, start=1, count=MAX_RESULTS)).body or {}
+        found.extend(page["Resources"])
+    if query is None:
+        raise errors[0]
+    listed = listing(found, replace(query, node=None, attributes=(), excluded=()), "User")
+    return Reply(200, listed)
 
 
 # ----------------------------------------------------------------------------------- writes

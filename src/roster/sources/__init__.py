@@ -21,6 +21,7 @@ __all__ = [
     "VerifyOutcome",
     "connector_for",
     "open_secret",
+    "pulled_types",
     "source_type",
     "source_types",
 ]
@@ -37,6 +38,11 @@ def source_type(name: str) -> SourceType:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(f"type: {name!r} is not supported; use one of {', '.join(_REGISTRY)}") from None
+
+
+def pulled_types() -> list[str]:
+    """The types Roster reads itself (scheduled runs, access checks); pushed ones (SCIM) are not."""
+    return [name for name, source in _REGISTRY.items() if source.connector is not None]
 
 
 def open_secret(directory: Directory, box: SecretBox) -> str:

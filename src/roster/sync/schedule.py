@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from roster.runtime import Runtime
+from roster.sources import pulled_types
 from roster.store import jobs, repo
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import directories, organizations, sync_runs
@@ -65,7 +66,7 @@ class Schedules:
             rows = conn.execute(
                 sa.select(d.c.id, d.c.cursor, o.c.timezone, o.c.daily_sync_time, o.c.incremental_minutes)
                 .join(o, o.c.id == d.c.organization_id)
-                .where(d.c.state.in_(["linked", "invalid_credentials"]))
+                .where(d.c.state.in_(["linked", "invalid_credentials"]), d.c.type.in_(pulled_types()))
             ).all()
             waiting = repo.held_directories(conn)
             for directory_id, cursor, tz, at, every in rows:

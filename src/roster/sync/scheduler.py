@@ -105,6 +105,7 @@ class AccessChecks:
 
     def tick(self) -> list[str]:
         from roster.notify.mail import deliver
+        from roster.sources import pulled_types
         from roster.sync.access_check import check_access
 
         settings, now = self.rt.settings, self.clock()
@@ -112,8 +113,11 @@ class AccessChecks:
         if now - self.started >= timedelta(seconds=settings.access_check_delay_seconds):
             with self.rt.engine.connect() as conn:
                 rows = repo.list_directories(conn)
+            pulled = set(pulled_types())
             for row in rows:
-                if row["state"] not in ("linked", "invalid_credentials") or not self._claim(row["id"], now):
+                if row["state"] not in ("linked", "invalid_credentials") or row["type"] not in pulled:
+                    continue  # nothing to check; a pushed directory (SCIM) is reached by its provider
+                if not self._claim(row["id"], now):
                     continue
                 try:
                     check_access(self.rt, row["id"], now=now)

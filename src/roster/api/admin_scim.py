@@ -1,0 +1,51 @@
+"""Admin API for SCIM directories: rotate the bearer token, read what the provider sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.directories import rotate_scim_token, scim_base_url
+from roster.scim import requests_log
+from roster.store import repo
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60, description="How long the old token works.")
+
+
+def _owned(rt: Any, who: Any, directory_id: str) -> None:
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+    check_org(who, row["organization_id"], "directory", directory_id)
+
+
+@router.post("/directories/{directory_id}/scim_token", status_code=201)
+def rotate_token(directory_id: str, body: TokenIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """A new bearer token, shown this once; the current one keeps working for ``grace_minutes``."""
+    _owned(rt, who, directory_id)
+    token = rotate_scim_token(rt, directory_id, timedelta(minutes=body.grace_minutes))
+    return {
+        "object": "scim_token",
+        "directory_id": directory_id,
+        "scim_base_url": scim_base_url(rt.settings, directory_id),
+        "scim_token": token,
+        "previous_token_valid_minutes": body.grace_minutes,
+    }
+
+
+@router.get("/directories/{directory_id}/scim_requests")
+def scim_requests(
+    directory_id: str, rt: RuntimeDep, who: PrincipalDep, limit: int = Query(default=100, ge=1, le=500)
+) -> dict[str, Any]:
+    """The newest requests the provider sent: method, path, status, User-Agent, redacted body, run."""
+    _owned(rt, who, directory_id)
+    with rt.engine.connect() as conn:
+        return {"object": "list", "data": requests_log.recent(conn, directory_id, limit)}
