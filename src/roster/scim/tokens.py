@@ -23,12 +23,16 @@ def _digest(token: str) -> str:
 
 
 def issue(conn: Connection, directory_id: str, grace: timedelta = timedelta(0)) -> str:
-    """A new current token; the tokens current until now stop working after ``grace``."""
+    """A new current token; every older token stops working after ``grace`` at the latest (a
+    rotation with no grace ends an earlier rotation's grace too)."""
     now = utcnow()
     t = scim_tokens
     conn.execute(
         sa.update(t)
-        .where(t.c.directory_id == directory_id, t.c.expires_at.is_(None))
+        .where(
+            t.c.directory_id == directory_id,
+            sa.or_(t.c.expires_at.is_(None), t.c.expires_at > now + grace),
+        )
         .values(expires_at=now + grace)
     )
     conn.execute(sa.delete(t).where(t.c.directory_id == directory_id, t.c.expires_at <= now))
