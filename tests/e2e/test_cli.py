@@ -325,3 +325,65 @@ def test_an_azure_directory_from_the_cli(cli: Cli, tmp_path: Path) -> None:
         run = cli.ok("sync", d)
         assert run["status"] == "succeeded" and run["counts"]["user_created"] == 5
         assert cli.ok("sync", d)["kind"] == "incremental"
+
+
+def test_a_scim_directory_from_the_cli_and_roster_serve(cli: Cli) -> None:
+    """The endpoint URL and token an IT admin pastes into their provider, then the provider's first
+    request to ``roster serve``; rotation keeps the old token for its grace period only."""
+    port = free_port()
+    env = {"ROSTER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    org = cli.ok("org", "create", "Acme", "--domain", "example.com")["id"]
+    made = cli.run(
+        "directory",
+        "create",
+        "--org",
+        org,
+        "--type",
+        "scim",
+        "--provider",
+        "okta",
+        "--name",
+        "Okta",
+        "--json",
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["scim_base_url"] == f"http://127.0.0.1:{port}/scim/v2/{created['id']}"
+    assert created["scim_token"].startswith("roster_scim_") and created["scim_token"] not in (
+        cli.folder / "roster.db"
+    ).read_bytes().decode("latin-1")
+    bad = cli.run("directory", "create", "--org", org, "--type", "scim", "--provider", "nope", "--name", "X")
+    assert bad.returncode != 0 and "provider" in bad.stderr.lower()
+    server = subprocess.Popen(
+        [ROSTER, "serve", "--port", str(port)],
+        cwd=cli.folder,
+        env={**cli.env, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "roster serve did not start"
+                time.sleep(0.1)
+        url = created["scim_base_url"] + "/Users"
+        body = {"userName": "ada@example.com", "emails": [{"value": "ada@example.com", "primary": True}]}
+        made_user = httpx.post(url, json=body, headers={"Authorization": created["scim_token"]}, timeout=30)
+        assert made_user.status_code == 201, made_user.text
+        rotated = cli.ok("directory", "scim-token", created["id"], "--rotate", "--grace-minutes", "0")
+        old = httpx.get(url, headers={"Authorization": f"Bearer {created['scim_token']}"}, timeout=30)
+        new = httpx.get(url, headers={"Authorization": f"Bearer {rotated['scim_token']}"}, timeout=30)
+        assert (old.status_code, new.status_code) == (401, 200)
+        assert [u["userName"] for u in new.json()["Resources"]] == ["ada@example.com"]
+        shown = cli.ok("directory", "show", created["id"])
+        assert shown["state"] == "linked" and shown["metadata"]["users"]["active"] == 1
+    finally:
+        server.terminate()
+        server.wait(15)
+        assert server.stderr is not None
+        server.stderr.close()

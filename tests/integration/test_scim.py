@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 from workos import WorkOSClient
 
+from roster.directories import rotate_scim_token
 from roster.domain.delta import Delta
 from roster.scim.resources import user_record
 from roster.store.schema import directory_users, scim_requests, scim_tokens
@@ -221,12 +223,9 @@ def test_a_ten_thousand_member_group_and_a_thousand_operations(site: ScimSite) -
 
 
 def test_tokens(site: ScimSite) -> None:
-    from roster.directories import rotate_scim_token
-    from datetime import timedelta
-
     for header in (site.token, f"bearer {site.token}", f"Bearer   {site.token}"):
         assert httpx.get(f"{site.base}/Users", headers={"Authorization": header}).status_code == 200
-    other, other_token = site.another_directory()
+    _, other_token = site.another_directory()
     denied = [
         httpx.get(f"{site.base}/Users"),
         httpx.get(f"{site.base}/Users", headers={"Authorization": "Bearer nope"}),
@@ -306,7 +305,7 @@ def test_bad_requests_name_the_field_and_change_nothing(site: ScimSite) -> None:
                 sa.select(scim_requests).where(scim_requests.c.directory_id == site.directory)
             ).all()
     assert "Secret-123" not in str(logged) and site.token not in str(logged)
-    first = [r for r in logged if r.method == "POST" and r.status == 201][0]
+    first = next(r for r in logged if r.method == "POST" and r.status == 201)
     assert first.user_agent == "roster-tests" and '"password":"[redacted]"' in first.body
     admin = httpx.get(
         f"{site.url}/api/v1/directories/{site.directory}/scim_requests",
