@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
@@ -43,9 +43,14 @@ def rotate_token(directory_id: str, body: TokenIn, rt: RuntimeDep, who: Principa
 
 @router.get("/directories/{directory_id}/scim_requests")
 def scim_requests(
-    directory_id: str, rt: RuntimeDep, who: PrincipalDep, limit: int = Query(default=100, ge=1, le=500)
+    directory_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    who: PrincipalDep,
+    limit: int = Query(default=100, ge=1, le=500),
 ) -> dict[str, Any]:
     """The newest requests the provider sent: method, path, status, User-Agent, redacted body, run."""
     _owned(rt, who, directory_id)
+    request.app.state.scim_log.flush()
     with rt.engine.connect() as conn:
         return {"object": "list", "data": requests_log.recent(conn, directory_id, limit)}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roster import __version__
 from roster.accounts import passwords
@@ -26,9 +28,28 @@ from roster.api import (
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
+from roster.scim.requests_log import Recorder
 from roster.sync.schedule import Schedules
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 from roster.sync.worker import Worker
+
+
+class BodyLimit:
+    """413 for a request whose declared body is larger than ``limit`` (a plain ASGI middleware:
+    Starlette's ``BaseHTTPMiddleware`` costs about a millisecond on every request)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                message = f"request body is larger than {self.limit} bytes"
+                response = JSONResponse({"code": "request_too_large", "message": message}, status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -52,7 +73,9 @@ def create_app(rt: Runtime) -> FastAPI:
         worker = Worker(rt)
         working = threading.Thread(target=worker.run_forever, name="roster-worker", daemon=True)
         working.start()
+        app.state.scim_log.start()
         yield
+        app.state.scim_log.stop()
         stop.set()
         deliverer.stop()
         worker.stop()
@@ -69,18 +92,9 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.runner = SyncRunner(rt)
+    app.state.scim_log = Recorder(rt.engine)
     errors.install(app)
-    limit = rt.settings.max_request_bytes
-
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse(
-                {"code": "request_too_large", "message": f"request body is larger than {limit} bytes"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +21,6 @@ from roster.runtime import Runtime
 from roster.scim import requests_log, schema, service, tokens
 from roster.scim.errors import ScimError, invalid_syntax
 from roster.scim.query import parse_query
-from roster.store.schema import directories
 
 router = APIRouter(tags=["scim"])
 log = logging.getLogger(__name__)
@@ -36,16 +34,9 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 async def scim_endpoint(request: Request, rt: RuntimeDep, directory_id: str, rest: str = "") -> Response:
     raw = await request.body()
     reply = await run_in_threadpool(_handle, rt, request, directory_id, rest, raw)
-    await run_in_threadpool(
-        requests_log.record,
-        rt.engine,
-        directory_id,
-        request.method,
-        _path(request),
-        reply,
-        raw,
-        request.headers.get("user-agent"),
-    )
+    agent = request.headers.get("user-agent")
+    entry = requests_log.entry(directory_id, request.method, _path(request), reply, raw, agent)
+    request.app.state.scim_log.add(entry)
     if reply.body is None:
         return Response(status_code=reply.status, headers=reply.headers)
     return JSONResponse(reply.body, status_code=reply.status, media_type=MEDIA, headers=reply.headers)
@@ -75,18 +66,10 @@ def _authorize(rt: Runtime, directory_id: str, header: str | None) -> None:
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
     with rt.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(directories.c.type, directories.c.state).where(directories.c.id == directory_id)
-        ).first()
-        ok = (
-            bool(token)
-            and row is not None
-            and row.type == "scim"
-            and tokens.verify(conn, directory_id, token)
-        )
-    if not ok:
+        state = tokens.authenticate(conn, directory_id, token) if token else None
+    if state is None:
         raise ScimError(401, "authorization: a valid bearer token of this directory is required")
-    if row is not None and row.state in ("inactive", "deleting"):
+    if state in ("inactive", "deleting"):
         raise ScimError(403, "this directory is disabled in Roster; enable it to provision again")
 
 

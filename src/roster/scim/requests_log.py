@@ -4,6 +4,8 @@ provider's User-Agent and the body with every password redacted (never the token
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +17,7 @@ from roster.scim.service import Reply
 from roster.store.db import iso, utcnow
 from roster.store.schema import directories, scim_requests
 
+log = logging.getLogger(__name__)
 MAX_BODY = 4096
 KEEP = 500  # requests kept per directory
 
@@ -37,27 +40,72 @@ def _body(raw: bytes) -> str | None:
     return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "…"
 
 
-def record(
-    engine: Engine, directory_id: str, method: str, path: str, reply: Reply, raw: bytes, agent: str | None
-) -> None:
+def entry(
+    directory_id: str, method: str, path: str, reply: Reply, raw: bytes, agent: str | None
+) -> dict[str, Any]:
+    return {
+        "id": new_id("scim_request"),
+        "directory_id": directory_id,
+        "method": method,
+        "path": path[:2000],
+        "status": reply.status,
+        "user_agent": (agent or "")[:300] or None,
+        "body": _body(raw),
+        "run_id": reply.run_id,
+        "created_at": utcnow(),
+    }
+
+
+class Recorder:
+    """Writes log entries in batches from one thread (a request does not wait for its entry's
+    commit); ``flush()`` writes what is queued, as a reader of the log does first."""
+
+    def __init__(self, engine: Engine, period: float = 0.5) -> None:
+        self.engine, self.period = engine, period
+        self._queue: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._write = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._queue.append(item)
+
+    def flush(self) -> None:
+        with self._write:
+            with self._lock:
+                items, self._queue = self._queue, []
+            if items:
+                write(self.engine, items)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="roster-scim-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.flush()
+            except Exception:
+                log.exception("writing the SCIM request log failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.flush()
+
+
+def write(engine: Engine, items: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
-        exists = conn.execute(sa.select(directories.c.id).where(directories.c.id == directory_id)).first()
-        if exists is None:
-            return  # an unknown directory: nothing to log it under
-        conn.execute(
-            sa.insert(scim_requests).values(
-                id=new_id("scim_request"),
-                directory_id=directory_id,
-                method=method,
-                path=path[:2000],
-                status=reply.status,
-                user_agent=(agent or "")[:300] or None,
-                body=_body(raw),
-                run_id=reply.run_id,
-                created_at=utcnow(),
-            )
-        )
-        _trim(conn, directory_id)
+        wanted = {i["directory_id"] for i in items}
+        known = set(conn.execute(sa.select(directories.c.id).where(directories.c.id.in_(wanted))).scalars())
+        kept = [i for i in items if i["directory_id"] in known]  # an unknown directory: nothing to log under
+        if kept:
+            conn.execute(sa.insert(scim_requests), kept)
+        for directory_id in known:
+            _trim(conn, directory_id)
 
 
 def _trim(conn: Connection, directory_id: str) -> None:

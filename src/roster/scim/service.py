@@ -142,9 +142,9 @@ def search_all(ep: Endpoint, params: Mapping[str, str]) -> Reply:
 
 def _write(ep: Endpoint, kind: str, build: Callable[[Connection], tuple[Delta, str]], status: int) -> Reply:
     with ep.engine.begin() as conn:
-        repo.lock_directory(conn, ep.directory_id)
+        locked = repo.lock_directory(conn, ep.directory_id)
         delta, scim_id = build(conn)
-        outcome = ingest(conn, ep.directory_id, delta, Policy(guard=None), trigger="scim")
+        outcome = ingest(conn, ep.directory_id, delta, Policy(guard=None), trigger="scim", locked=locked)
         if not outcome.ok:
             raise ScimError(409, f"not applied: {outcome.error}")
         if status == 204:

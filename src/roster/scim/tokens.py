@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from roster.crypto import same_digest
 from roster.store.db import as_utc, utcnow
-from roster.store.schema import scim_tokens
+from roster.store.schema import directories, scim_tokens
 
 PREFIX = "roster_scim_"
 
@@ -41,17 +41,21 @@ def issue(conn: Connection, directory_id: str, grace: timedelta = timedelta(0)) 
     return token
 
 
-def verify(conn: Connection, directory_id: str, presented: str) -> bool:
-    """Whether ``presented`` is a working token of this directory (every candidate is compared)."""
+def authenticate(conn: Connection, directory_id: str, presented: str) -> str | None:
+    """The directory's state when ``presented`` is one of its working tokens, else None (an
+    unknown directory and a wrong token look the same). One query; every candidate is compared
+    in constant time."""
     digest = _digest(presented)
     now = utcnow()
+    d, t = directories, scim_tokens
     rows = conn.execute(
-        sa.select(scim_tokens.c.id, scim_tokens.c.expires_at).where(
-            scim_tokens.c.directory_id == directory_id
-        )
+        sa.select(d.c.state, t.c.id, t.c.expires_at)
+        .join(t, t.c.directory_id == d.c.id)
+        .where(d.c.id == directory_id, d.c.type == "scim")
     ).all()
-    ok = False
+    state = None
     for row in rows:
         expires = as_utc(row.expires_at)
-        ok |= same_digest(row.id, digest) and (expires is None or expires > now)
-    return ok
+        if same_digest(row.id, digest) and (expires is None or expires > now):
+            state = row.state
+    return state

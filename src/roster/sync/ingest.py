@@ -87,12 +87,15 @@ def ingest(
     run_id: str | None = None,
     trigger: str = "manual",
     extra_counts: Mapping[str, int] | None = None,
+    locked: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Apply ``batch`` to the directory in the caller's transaction. ``run_id``: the run record the
-    caller started (a pull records its run before reading); otherwise one is started here."""
+    caller started (a pull records its run before reading); otherwise one is started here.
+    ``locked``: the directory's row, when the caller took its lock in this transaction already
+    (``repo.lock_directory``), to read what the batch changes before building it."""
     policy = policy or Policy()
     kind = "dry_run" if policy.dry_run else ("incremental" if isinstance(batch, Delta) else "full")
-    directory = repo.lock_directory(conn, directory_id)
+    directory = dict(locked) if locked is not None else repo.lock_directory(conn, directory_id)
     if run_id is None:
         run_id = repo.start_run(conn, directory, trigger, kind)["id"]
     refused = _refusal(directory, batch, policy)
