@@ -312,3 +312,35 @@ def test_bad_requests_name_the_field_and_change_nothing(site: ScimSite) -> None:
     assert "Secret-123" not in str(logged) and site.token not in str(logged)
     first = next(r for r in logged if r.method == "POST" and r.status == 201)
     assert first.user_agent == "roster-tests" and '"password":"[redacted]"' in first.body
+
+
+def test_put_delete_and_idempotent_member_changes(site: ScimSite) -> None:
+    with site.client() as client:
+        alice = _user(client, "alice@example.com")
+        bob = _user(client, "bob@example.com")
+        kept = client.put(f"/Users/{alice}", json={"userName": "Alice@Example.com", "title": "CEO"})
+        assert kept.status_code == 200 and kept.json()["title"] == "CEO" and "emails" not in kept.json()
+        taken = client.put(f"/Users/{bob}", json={"userName": "ALICE@example.com"})
+        assert taken.status_code == 409 and taken.json()["scimType"] == "uniqueness"
+        group = client.post("/Groups", json={"displayName": "G", "members": [{"value": alice}]}).json()["id"]
+        before = len(event_list(site.rt))
+        again = _patch({"op": "add", "path": "members", "value": [{"value": alice}]})
+        assert client.patch(f"/Groups/{group}", json=again).status_code == 200
+        assert (
+            client.patch(
+                f"/Groups/{group}", json=_patch({"op": "remove", "path": f'members[value eq "{bob}"]'})
+            ).status_code
+            == 200
+        )
+        assert len(event_list(site.rt)) == before  # re-adding a member, removing a non-member: no change
+        replaced = client.put(
+            f"/Groups/{group}", json={"displayName": "G2", "members": [{"value": bob}]}
+        ).json()
+        assert [m["value"] for m in replaced["members"]] == [bob]
+        assert client.delete(f"/Users/{bob}").status_code == 204
+        assert client.delete(f"/Users/{bob}").status_code == 404
+        assert client.get(f"/Groups/{group}").json().get("members", []) == []  # a leaver leaves its groups
+        assert client.delete(f"/Groups/{group}").status_code == 204
+        assert client.delete(f"/Groups/{group}").status_code == 404
+        too_big = client.post("/Users", content=b"x" * (site.rt.settings.max_request_bytes + 1))
+        assert too_big.status_code == 413 and too_big.json()["schemas"] == [ERROR]

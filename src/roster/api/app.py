@@ -28,6 +28,7 @@ from roster.api import (
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
+from roster.scim.errors import ScimError
 from roster.scim.requests_log import Recorder
 from roster.sync.schedule import Schedules
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
@@ -46,7 +47,10 @@ class BodyLimit:
             length = Headers(scope=scope).get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.limit):
                 message = f"request body is larger than {self.limit} bytes"
-                response = JSONResponse({"code": "request_too_large", "message": message}, status_code=413)
+                body: dict[str, object] = {"code": "request_too_large", "message": message}
+                if str(scope.get("path", "")).startswith("/scim/"):  # a SCIM client reads SCIM errors
+                    body = ScimError(413, f"body: {message}").body()
+                response = JSONResponse(body, status_code=413)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
