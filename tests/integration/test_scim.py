@@ -344,3 +344,75 @@ def test_put_delete_and_idempotent_member_changes(site: ScimSite) -> None:
         assert client.delete(f"/Groups/{group}").status_code == 404
         too_big = client.post("/Users", content=b"x" * (site.rt.settings.max_request_bytes + 1))
         assert too_big.status_code == 413 and too_big.json()["schemas"] == [ERROR]
+
+
+def test_hostile_input_is_refused_with_a_scim_error(site: ScimSite) -> None:
+    core = "urn:ietf:params:scim:schemas:core:2.0:User"
+    with site.client() as client:
+        alice = _user(client, "alice@example.com", **{f"{core}:password": "hunter2"})
+        assert "hunter2" not in client.get(f"/Users/{alice}").text
+        client.patch(f"/Users/{alice}", json=_patch({"op": "replace", "path": "password", "value": "s3cret"}))
+        with site.rt.engine.connect() as conn:
+            before = sorted(tuple(r) for r in conn.execute(sa.select(directory_users)))
+        raw = {"Content-Type": "application/scim+json"}
+        refused = [
+            client.post("/Users", content=b"[" * 5000, headers=raw),
+            client.post("/Users", content=json.dumps(_nested(200)).encode(), headers=raw),
+            client.post("/Users", content=b'{"userName": "n", "title": NaN}', headers=raw),
+            client.post("/Users", content=b'{"userName": "n", "title": 1e400}', headers=raw),
+            client.post("/Users", json={"userName": "m", "manager": 5}),
+            client.post("/Users", json={"userName": "m", "emails": "m@example.com"}),
+            client.post("/Users", json={"userName": "x" * 201}),
+            client.post("/Users", json={"userName": "nul\u0000byte"}),
+            client.post("/Users", json={"userName": 42}),
+            client.get("/Users", params={"filter": "(" * 2000 + "userName pr" + ")" * 2000}),
+            client.patch(f"/Users/{alice}", json=_patch({"op": "replace", "path": "name", "value": "Bob"})),
+        ]
+        for response in refused:
+            assert response.status_code == 400, response.text[:200]
+            assert response.json()["schemas"] == [ERROR]
+        with site.rt.engine.connect() as conn:
+            assert sorted(tuple(r) for r in conn.execute(sa.select(directory_users))) == before
+        undated = client.get("/Users", params={"filter": 'meta.created gt "2020-01-01T00:00:00"'}).json()
+        assert undated["totalResults"] == 1  # a date without a zone is UTC
+    httpx.post(f"{site.base}/Users", json={"userName": "intruder"}, headers={"Authorization": "Bearer no"})
+    admin = httpx.get(
+        f"{site.url}/api/v1/directories/{site.directory}/scim_requests",
+        headers={"Authorization": f"Bearer {org_key(site.rt, site.org)}"},
+    ).json()["data"]
+    assert admin and all(r["status"] != 401 for r in admin)  # only what the directory's provider sent
+    text = json.dumps(admin)
+    assert "hunter2" not in text and "s3cret" not in text and "intruder" not in text
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"userName": "deep"}
+    for _ in range(depth):
+        value = {"userName": "deep", "x": value}
+    return value
+
+
+def test_what_providers_look_up(site: ScimSite) -> None:
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    with site.client() as client:
+        jurgen = _user(client, "JÜRGEN@example.de")
+        assert client.post("/Users", json={"userName": "jürgen@example.de"}).status_code == 409
+        found = client.get("/Users", params={"filter": 'userName eq "jürgen@EXAMPLE.de"'}).json()
+        assert [r["id"] for r in found["Resources"]] == [jurgen]
+        quiet = client.post(
+            "/Users", json={"userName": "quiet@example.com", enterprise: {"department": "Ops"}}
+        )
+        assert client.get("/Users", params={"filter": "active eq true"}).json()["totalResults"] == 2
+        whole = client.get(f"/Users/{quiet.json()['id']}", params={"attributes": enterprise}).json()
+        assert whole[enterprise] == {"department": "Ops"}
+        group = client.post("/Groups", json={"displayName": "G", "members": [{"value": jurgen}]}).json()["id"]
+        check = {
+            "filter": f'id eq "{group}" and members[value eq "{jurgen}"]',
+            "excludedAttributes": "members",
+        }
+        answer = client.get("/Groups", params=check).json()
+        assert answer["totalResults"] == 1 and "members" not in answer["Resources"][0]
+        cleared = client.patch(
+            f"/Users/{jurgen}", json=_patch({"op": "replace", "path": "emails", "value": None})
+        ).json()
+        assert "emails" not in cleared

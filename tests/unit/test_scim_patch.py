@@ -155,3 +155,15 @@ def test_normalize_keeps_unknown_attributes_and_drops_what_is_not_the_providers(
     }
     with pytest.raises(ScimError, match="userName"):
         normalize({"name": {"givenName": "x"}}, "User")
+
+
+def test_null_removes_a_value() -> None:
+    patched = apply_patch(
+        USER,
+        _ops(
+            {"op": "replace", "path": "emails", "value": None},
+            {"op": "add", "path": "name.givenName", "value": None},
+        ),
+        "User",
+    ).resource
+    assert "emails" not in patched and patched["name"] == {"familyName": "Park"}

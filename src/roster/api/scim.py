@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,9 +35,10 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 async def scim_endpoint(request: Request, rt: RuntimeDep, directory_id: str, rest: str = "") -> Response:
     raw = await request.body()
     reply = await run_in_threadpool(_handle, rt, request, directory_id, rest, raw)
-    agent = request.headers.get("user-agent")
-    entry = requests_log.entry(directory_id, request.method, _path(request), reply, raw, agent)
-    request.app.state.scim_log.add(entry)
+    if reply.status != 401:  # only what the directory's own provider sent
+        agent = request.headers.get("user-agent")
+        entry = requests_log.entry(directory_id, request.method, _path(request), reply, raw, agent)
+        request.app.state.scim_log.add(entry)
     if reply.body is None:
         return Response(status_code=reply.status, headers=reply.headers)
     return JSONResponse(reply.body, status_code=reply.status, media_type=MEDIA, headers=reply.headers)
@@ -73,13 +75,47 @@ def _authorize(rt: Runtime, directory_id: str, header: str | None) -> None:
         raise ScimError(403, "this directory is disabled in Roster; enable it to provision again")
 
 
+MAX_NESTING = 32
+
+
 def _body(raw: bytes) -> Any:
+    """The request's JSON: finite numbers only, nested at most MAX_NESTING deep."""
     if not raw.strip():
         raise invalid_syntax("body: a JSON body is required")
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise invalid_syntax(f"body: nested more than {MAX_NESTING} levels deep") from None
     except ValueError as exc:
         raise invalid_syntax(f"body: not valid JSON ({exc})") from None
+    if _depth(value) > MAX_NESTING:
+        raise invalid_syntax(f"body: nested more than {MAX_NESTING} levels deep")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_NESTING:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _dispatch(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from roster.scim import schema
@@ -66,6 +66,7 @@ class ValuePath:
 
 Node = Compare | Present | Logical | Not | ValuePath
 
+MAX_DEPTH = 20  # parentheses and value filters, nested
 _COMPARE = {"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"}
 # what a provider may filter on: dotted attribute -> kind (ci: case-insensitive string)
 FILTERABLE: dict[str, dict[str, str]] = {
@@ -160,6 +161,7 @@ class _Parser:
         self.pos = 0
         self.resource_type = resource_type
         self.scope: AttrPath | None = None  # inside ``emails[...]``: ``type`` is ``emails.type``
+        self.depth = 0
 
     def peek(self) -> tuple[str, str, str | None] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -176,6 +178,14 @@ class _Parser:
         return token is not None and token[0] == "word" and token[1].lower() in words
 
     def expression(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise invalid_filter(f"filter: nested more than {MAX_DEPTH} levels deep")
+        node = self._disjunction()
+        self.depth -= 1
+        return node
+
+    def _disjunction(self) -> Node:
         node = self.conjunction()
         while self.word_is("or"):
             self.pos += 1
@@ -370,10 +380,12 @@ def values_at(resource: dict[str, Any], path: AttrPath) -> list[Any]:
 
 
 def _date(text: str) -> datetime | None:
+    """An RFC 3339 date; one without a zone is taken as UTC."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _compare(kind: str, op: str, have: Any, want: Any) -> bool:

@@ -114,6 +114,8 @@ def _one(out: Patched, op: str, target: _Target, value: Any, resource_type: str)
     path = target.path
     if path.attr in DROPPED or path.attr in READ_ONLY[resource_type]:
         return  # ids and meta are Roster's; a password is never kept
+    if value is None and op != "remove":
+        op = "remove"  # setting null removes the value (RFC 7644 section 3.5.2.3)
     if resource_type == "Group" and path.attr == "members" and path.urn == schema.GROUP:
         _members(out, op, target, value)
         return

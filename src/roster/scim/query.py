@@ -22,10 +22,14 @@ class ListQuery:
     attributes: tuple[str, ...] = ()  # dotted paths (URN-prefixed for extensions)
     excluded: tuple[str, ...] = ()
     narrow: Mapping[str, Any] = field(default_factory=dict)
+    filters_members: bool = False  # the filter names ``members``
 
     @property
     def wants_members(self) -> bool:
-        """Whether a group's members must be loaded (``excludedAttributes=members`` never does)."""
+        """Whether a group's members must be loaded: a filter on them, or an answer that shows
+        them (``excludedAttributes=members`` alone never loads them)."""
+        if self.filters_members:
+            return True
         if any(a.split(".")[0] == "members" for a in self.excluded):
             return False
         return not self.attributes or any(a.split(".")[0] == "members" for a in self.attributes)
@@ -42,6 +46,7 @@ def parse_query(params: Mapping[str, str], kind: str) -> ListQuery:
         attributes=_paths(lowered.get("attributes"), kind),
         excluded=_paths(lowered.get("excludedattributes"), kind),
         narrow=equality(node) if node is not None else {},
+        filters_members=node is not None and "members" in str(node),
     )
 
 
@@ -69,13 +74,26 @@ def _paths(raw: str | None, kind: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def matching(resources: list[dict[str, Any]], query: ListQuery, kind: str) -> list[dict[str, Any]]:
+    """The resources the filter selects (a user without ``active`` counts as active)."""
+    if query.node is None:
+        return resources
+    node = query.node
+    if kind == "User":
+        return [r for r in resources if matches(node, r if "active" in r else {**r, "active": True}, kind)]
+    return [r for r in resources if matches(node, r, kind)]
+
+
 def listing(resources: list[dict[str, Any]], query: ListQuery, kind: str) -> dict[str, Any]:
-    if query.node is not None:
-        resources = [r for r in resources if matches(query.node, r, kind)]
+    """One page of a list response from every matching resource."""
     page = resources[query.start - 1 : query.start - 1 + query.count]
+    return page_body(page, len(resources), query, kind)
+
+
+def page_body(page: list[dict[str, Any]], total: int, query: ListQuery, kind: str) -> dict[str, Any]:
     return {
         "schemas": [schema.LIST],
-        "totalResults": len(resources),
+        "totalResults": total,
         "startIndex": query.start,
         "itemsPerPage": len(page),
         "Resources": [project(r, query, kind) for r in page],
@@ -104,6 +122,10 @@ def _split(path: str) -> tuple[str | None, str, str | None]:
 
 def _copy(source: dict[str, Any], target: dict[str, Any], path: str) -> None:
     urn, attr, sub = _split(path)
+    if urn and not attr:  # a whole extension
+        if urn in source:
+            target[urn] = source[urn]
+        return
     src = source.get(urn) if urn else source
     if not isinstance(src, dict) or attr not in src:
         return
@@ -120,6 +142,9 @@ def _copy(source: dict[str, Any], target: dict[str, Any], path: str) -> None:
 def _drop(target: dict[str, Any], path: str) -> None:
     urn, attr, sub = _split(path)
     if attr in ALWAYS and urn is None:
+        return
+    if urn and not attr:  # a whole extension
+        target.pop(urn, None)
         return
     dst = target.get(urn) if urn else target
     if not isinstance(dst, dict):

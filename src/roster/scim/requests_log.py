@@ -22,12 +22,23 @@ MAX_BODY = 4096
 KEEP = 500  # requests kept per directory
 
 
+def _secret(name: Any) -> bool:
+    """``password``, ``urn:...:User:password``, a PATCH path to it (``password``, ``PASSWORD``)."""
+    return isinstance(name, str) and name.rpartition(":")[2].strip().lower() == "password"
+
+
 def redact(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: "[redacted]" if str(k).lower() == "password" else redact(v) for k, v in value.items()}
+        if _secret(value.get("path") or value.get("Path")):  # {"op": "replace", "path": "password", ...}
+            return {k: "[redacted]" if str(k).lower() == "value" else v for k, v in value.items()}
+        return {k: "[redacted]" if _secret(k) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "")  # PostgreSQL text holds no NUL
 
 
 def _body(raw: bytes) -> str | None:
@@ -35,8 +46,9 @@ def _body(raw: bytes) -> str | None:
         return None
     try:
         text = json.dumps(redact(json.loads(raw)), separators=(",", ":"), ensure_ascii=False)
-    except ValueError:
-        text = "[not JSON]"  # it could hold anything: never stored as sent
+    except Exception:  # not JSON, or too deep to read: it could hold anything, never stored as sent
+        text = "[not JSON]"
+    text = _clean(text)
     return text if len(text) <= MAX_BODY else text[:MAX_BODY] + "…"
 
 
@@ -47,9 +59,9 @@ def entry(
         "id": new_id("scim_request"),
         "directory_id": directory_id,
         "method": method,
-        "path": path[:2000],
+        "path": _clean(path[:2000]),
         "status": reply.status,
-        "user_agent": (agent or "")[:300] or None,
+        "user_agent": _clean(agent or "")[:300] or None,
         "body": _body(raw),
         "run_id": reply.run_id,
         "created_at": utcnow(),
@@ -76,8 +88,17 @@ class Recorder:
         with self._write:
             with self._lock:
                 items, self._queue = self._queue, []
-            if items:
+            if not items:
+                return
+            try:
                 write(self.engine, items)
+            except Exception:  # one bad entry must not lose the others
+                log.exception("writing %d SCIM log entries failed; writing them one by one", len(items))
+                for item in items:
+                    try:
+                        write(self.engine, [item])
+                    except Exception:
+                        log.warning("a SCIM log entry of %s could not be written", item["directory_id"])
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="roster-scim-log", daemon=True)

@@ -60,7 +60,8 @@ def normalize(body: Mapping[str, Any], resource_type: str) -> tuple[dict[str, An
     core = schema.RESOURCE_TYPES[resource_type][1]
     resource: dict[str, Any] = {}
     members: list[Any] | None = None
-    for key, value in body.items():
+    for given, value in body.items():
+        key = _unprefixed(str(given), core)
         extension = schema.extension_of(resource_type, key)
         if extension is not None:
             if not isinstance(value, Mapping):
@@ -87,8 +88,92 @@ def normalize(body: Mapping[str, Any], resource_type: str) -> tuple[dict[str, An
             continue
         resource[name] = coerce(schema.attribute(core, name), value)
     _check_required(resource, resource_type)
+    check_shapes(resource, resource_type)
     resource["schemas"] = [core, *(u for u in schema.RESOURCE_TYPES[resource_type][2] if u in resource)]
     return resource, members
+
+
+def _unprefixed(key: str, core: str) -> str:
+    """``urn:...:core:2.0:User:password`` is ``password``."""
+    return key[len(core) + 1 :] if key.lower().startswith(core.lower() + ":") else key
+
+
+# column sizes of the cache: longer values are refused, not cut
+LIMITS = {
+    "userName": 200,
+    "displayName": 400,
+    "title": 200,
+    "givenName": 200,
+    "familyName": 200,
+    "formatted": 400,
+    "emails": 320,
+    "phoneNumbers": 100,
+}
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "reference": (str,),
+    "dateTime": (str,),
+    "binary": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "decimal": (int, float),
+}
+
+
+def check_shapes(resource: Mapping[str, Any], resource_type: str) -> None:
+    """Every attribute the schemas define has the type they give it; no NUL characters, no value
+    longer than the cache keeps. Errors name the attribute."""
+    core, extensions = schema.RESOURCE_TYPES[resource_type][1:]
+    for urn, holder in ((core, resource), *((u, resource.get(u) or {}) for u in extensions)):
+        for name, value in holder.items():
+            definition = schema.attribute(urn, name)
+            if definition is not None:
+                _check_value(name, definition, value)
+    _check_text(resource, "")
+
+
+def _check_value(name: str, definition: Mapping[str, Any], value: Any) -> None:
+    if definition.get("multiValued"):
+        if not isinstance(value, list):
+            raise invalid_value(f"{name}: must be a list")
+        for item in value:
+            _check_one(name, definition, item)
+    else:
+        _check_one(name, definition, value)
+
+
+def _check_one(name: str, definition: Mapping[str, Any], value: Any) -> None:
+    kind = definition.get("type")
+    if kind == "complex":
+        if not isinstance(value, Mapping):
+            raise invalid_value(f"{name}: must be an object")
+        for key, item in value.items():
+            sub = schema.sub_attribute(definition, str(key))
+            if sub is not None and item is not None:
+                _check_one(f"{name}.{sub['name']}", sub, item)
+        limit = LIMITS.get(name)
+        if limit and isinstance(value.get("value"), str) and len(value["value"]) > limit:
+            raise invalid_value(f"{name}: a value is longer than {limit} characters")
+        return
+    expected = _SCALARS.get(str(kind))
+    if expected and (not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))):
+        raise invalid_value(f"{name}: must be a {kind}")
+    limit = LIMITS.get(name.rpartition(".")[2])
+    if limit and isinstance(value, str) and len(value) > limit:
+        raise invalid_value(f"{name}: is longer than {limit} characters")
+
+
+def _check_text(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid_value(f"{where or 'body'}: must not contain NUL characters")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(str(key), where)
+            _check_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
 
 
 def _owner(resource_type: str, name: str) -> str:

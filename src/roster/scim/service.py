@@ -16,9 +16,8 @@ from roster.domain.delta import Delta, MemberOp, MemberOpKind
 from roster.scim import store
 from roster.scim.errors import ScimError, invalid_value, not_found, uniqueness
 from roster.scim.patch import apply_patch
-from roster.scim.query import ListQuery, listing, parse_query, project
+from roster.scim.query import ListQuery, listing, matching, page_body, parse_query, project
 from roster.scim.resources import group_record, member_ids, normalize, user_record
-from roster.scim.schema import MAX_RESULTS
 from roster.store import repo
 from roster.store.db import iso
 from roster.sync.ingest import Policy, ingest
@@ -103,18 +102,27 @@ def _read(
     return render_group(ep, row, members)
 
 
-def list_resources(ep: Endpoint, kind: str, query: ListQuery) -> Reply:
+def _render_rows(ep: Endpoint, conn: Connection, kind: str, rows: list[Any], query: ListQuery) -> list[Any]:
+    if kind == "User":
+        return [render_user(ep, r) for r in rows]
+    members = store.members(conn, [r["id"] for r in rows]) if query.wants_members else None
+    return [render_group(ep, r, None if members is None else members.get(r["id"], [])) for r in rows]
+
+
+def _all_matching(ep: Endpoint, kind: str, query: ListQuery) -> list[dict[str, Any]]:
     with ep.engine.connect() as conn:
-        if kind == "User":
-            rows = store.list_users(conn, ep.directory_id, query.narrow)
-            resources = [render_user(ep, r) for r in rows]
-        else:
-            rows = store.list_groups(conn, ep.directory_id, query.narrow)
-            members = store.members(conn, [r["id"] for r in rows]) if query.wants_members else None
-            resources = [
-                render_group(ep, r, None if members is None else members.get(r["id"], [])) for r in rows
-            ]
-    return Reply(200, listing(resources, query, kind))
+        lister = store.list_users if kind == "User" else store.list_groups
+        rows = lister(conn, ep.directory_id, query.narrow)
+        return matching(_render_rows(ep, conn, kind, rows, query), query, kind)
+
+
+def list_resources(ep: Endpoint, kind: str, query: ListQuery) -> Reply:
+    if query.node is None:  # no filter: one page straight from the store (an import reads them all)
+        with ep.engine.connect() as conn:
+            total, rows = store.page(conn, ep.directory_id, kind, query.start - 1, query.count)
+            resources = _render_rows(ep, conn, kind, rows, query)
+        return Reply(200, page_body(resources, total, query, kind))
+    return Reply(200, listing(_all_matching(ep, kind, query), query, kind))
 
 
 def search_all(ep: Endpoint, params: Mapping[str, str]) -> Reply:
@@ -129,12 +137,10 @@ def search_all(ep: Endpoint, params: Mapping[str, str]) -> Reply:
         except ScimError as exc:
             errors.append(exc)
             continue
-        page = list_resources(ep, kind, replace(query, start=1, count=MAX_RESULTS)).body or {}
-        found.extend(page["Resources"])
+        found.extend(project(r, query, kind) for r in _all_matching(ep, kind, query))
     if query is None:
         raise errors[0]
-    listed = listing(found, replace(query, node=None, attributes=(), excluded=()), "User")
-    return Reply(200, listed)
+    return Reply(200, listing(found, replace(query, attributes=(), excluded=()), "User"))
 
 
 # ----------------------------------------------------------------------------------- writes

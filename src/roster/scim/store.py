@@ -43,9 +43,12 @@ def get_group(conn: Connection, directory_id: str, scim_id: str) -> Row | None:
 
 
 def user_named(conn: Connection, directory_id: str, username: str) -> Row | None:
-    """The present user whose ``userName`` equals ``username`` ignoring case."""
+    """The present user whose ``userName`` equals ``username`` ignoring case (SQL's ``lower``
+    folds only ASCII: other names are compared here, over the directory's users)."""
     u = directory_users
-    q = _users(directory_id).where(sa.func.lower(u.c.username) == username.lower())
+    q = _users(directory_id)
+    if username.isascii():
+        q = q.where(sa.func.lower(u.c.username) == username.lower())
     for row in conn.execute(q).mappings():
         if str(row["username"]).casefold() == username.casefold():
             return dict(row)
@@ -58,8 +61,9 @@ def list_users(conn: Connection, directory_id: str, narrow: Mapping[str, Any]) -
     q = _users(directory_id).order_by(u.c.id)
     if isinstance(narrow.get("id"), str):
         q = q.where(u.c.idp_id == narrow["id"])
-    if isinstance(narrow.get("userName"), str):
-        q = q.where(sa.func.lower(u.c.username) == narrow["userName"].lower())
+    name = narrow.get("userName")
+    if isinstance(name, str) and name.isascii():
+        q = q.where(sa.func.lower(u.c.username) == name.lower())
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
@@ -71,6 +75,17 @@ def list_groups(conn: Connection, directory_id: str, narrow: Mapping[str, Any]) 
     if isinstance(narrow.get("displayName"), str):
         q = q.where(g.c.name == narrow["displayName"])
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def page(conn: Connection, directory_id: str, kind: str, offset: int, limit: int) -> tuple[int, list[Row]]:
+    """(how many there are, one page of them in the stable order)."""
+    table = directory_users if kind == "User" else directory_groups
+    base = _users(directory_id) if kind == "User" else _groups(directory_id)
+    total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar() or 0
+    if limit <= 0:
+        return int(total), []
+    rows = conn.execute(base.order_by(table.c.id).offset(offset).limit(limit)).mappings()
+    return int(total), [dict(r) for r in rows]
 
 
 def members(conn: Connection, group_ids: Iterable[str]) -> dict[str, list[tuple[str, str | None, str]]]:
