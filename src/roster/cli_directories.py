@@ -22,6 +22,7 @@ from roster.directories import (
     test_directory,
     verify_directory_password,
 )
+from roster.scim import requests_log
 from roster.settings import get_settings
 from roster.sources import source_types
 from roster.sources.azure import split_pem
@@ -230,6 +231,29 @@ def directory_scim_token(directory_id: str, rotate: bool, grace_minutes: int, as
         "previous_token_valid_minutes": grace_minutes,
     }
     emit(as_json, data, lambda: click.echo(token))
+
+
+@directory.command("scim-log")
+@click.argument("directory_id")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@json_option
+@handle_errors
+def directory_scim_log(directory_id: str, limit: int, as_json: bool) -> None:
+    """What the identity provider sent to a SCIM directory, newest first (passwords redacted)."""
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        repo.get_directory(conn, directory_id)
+        rows = requests_log.recent(conn, directory_id, limit)
+
+    def text() -> None:
+        for r in rows:
+            click.echo(
+                f"{r['created_at']} {r['status']} {r['method']:6} {r['path']}  {r['user_agent'] or ''}"
+            )
+            if r["body"]:
+                click.echo(f"    {r['body'][:300]}")
+
+    emit(as_json, rows, text)
 
 
 def _read_secret(path: Path | None, field: str, default: str | None) -> str:

@@ -380,6 +380,11 @@ def test_a_scim_directory_from_the_cli_and_roster_serve(cli: Cli) -> None:
         new = httpx.get(url, headers={"Authorization": f"Bearer {rotated['scim_token']}"}, timeout=30)
         assert (old.status_code, new.status_code) == (401, 200)
         assert [u["userName"] for u in new.json()["Resources"]] == ["ada@example.com"]
+        deadline = time.monotonic() + 20  # the server writes its request log in batches, twice a second
+        while not (logged := cli.ok("directory", "scim-log", created["id"])) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [(r["method"], r["status"]) for r in logged][-1] == ("POST", 201)
+        assert logged[-1]["user_agent"].startswith("python-httpx")
         shown = cli.ok("directory", "show", created["id"])
         assert shown["state"] == "linked" and shown["metadata"]["users"]["active"] == 1
     finally:
