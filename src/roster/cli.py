@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from roster.cli_accounts import register as register_accounts
+from roster.cli_agent import agent
 from roster.cli_directories import directory
 from roster.cli_ops import runs, status, worker
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
@@ -222,6 +223,7 @@ def serve(host: str, port: int) -> None:
 
 
 main.add_command(directory)
+main.add_command(agent)
 register_accounts(main)
 main.add_command(webhook)
 for command in (status, runs, worker):

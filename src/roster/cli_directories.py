@@ -87,6 +87,13 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
 )
 @click.option("--upn-as-email", is_flag=True, help="Azure: a user without mail/otherMails gets its UPN.")
 @click.option(
+    "--connection",
+    type=click.Choice(["direct", "agent"]),
+    default="direct",
+    show_default=True,
+    help="LDAP/AD: agent for a directory behind a firewall (no URL nor password on the server).",
+)
+@click.option(
     "--provider",
     type=click.Choice(sorted(PROVIDERS)),
     default=None,
@@ -150,6 +157,7 @@ def directory_create(
     graph_url: str | None,
     upn_as_email: bool,
     provider: str | None,
+    connection: str,
     as_json: bool,
 ) -> None:
     """Add a directory to an organization (validated; its secret is stored encrypted).
@@ -177,9 +185,10 @@ def directory_create(
         emit(as_json, _plain(row), lambda: click.echo(row["id"]))
         return
     password = _read_secret(bind_password_file, "bind_password", get_settings().bind_password)
-    if not password:
+    if not password and connection == "direct":
         raise ConfigError("bind_password: give --bind-password-file FILE or set ROSTER_BIND_PASSWORD")
     settings = {
+        "connection": connection,
         "url": url,
         "bind_dn": bind_dn,
         "search_paths": search_paths,

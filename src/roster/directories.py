@@ -84,7 +84,7 @@ def verify_directory_password(rt: Runtime, directory_id: str, login: str, passwo
 def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
-    return connector_for(directory, rt.box, rt.settings).test()
+    return connector_for(directory, rt.box, rt.settings, rt.engine).test()
 
 
 def sync_directory(
@@ -101,7 +101,7 @@ def sync_directory(
 ) -> RunResult:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
-    connector = connector_for(directory, rt.box, rt.settings)
+    connector = connector_for(directory, rt.box, rt.settings, rt.engine)
     with rt.engine.connect() as conn:
         org = repo.get_organization(conn, directory["organization_id"])
     guard = DeletionGuard(

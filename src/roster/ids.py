@@ -35,6 +35,8 @@ PREFIXES = frozenset(
         "delivery",
         "job",
         "scim_request",
+        "agent",
+        "agent_task",
     }
 )
 

@@ -17,6 +17,7 @@ from roster.api import (
     accounts,
     admin,
     admin_scim,
+    agent,
     errors,
     lifecycle,
     observability,
@@ -107,6 +108,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(workos.router)
     app.include_router(sso.router)
     app.include_router(scim.router)
+    app.include_router(agent.router)
     app.include_router(admin.router)
     app.include_router(admin_scim.router)
     app.include_router(accounts.router)

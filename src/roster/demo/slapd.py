@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
@@ -60,6 +61,7 @@ class Slapd:
     ldaps_port: int = 0
     syncprov: bool = True  # RFC 4533 provider, for incremental runs
     sessionlog: bool = True  # syncprov remembers deletes; without it, consumers get a present phase
+    socket: Path | None = None  # listen on this local socket only (ldapi://), no TCP port at all
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,6 +70,8 @@ class Slapd:
 
     @property
     def url(self) -> str:
+        if self.socket is not None:
+            return "ldapi://" + quote(str(self.socket), safe="")
         return f"ldap://127.0.0.1:{self.port}"
 
     @property
@@ -127,6 +131,9 @@ class Slapd:
             raise SlapdError(f"slapadd failed: {result.stderr.strip()[-2000:]}")
 
     def start(self, timeout: float = 20.0) -> None:
+        if self.socket is not None:
+            self._start([self.url + "/"], timeout)
+            return
         if not self.port:
             self.port = free_port()
         urls = [self.url + "/"]
@@ -134,6 +141,20 @@ class Slapd:
             if not self.ldaps_port:
                 self.ldaps_port = free_port()
             urls.append(self.ldaps_url + "/")
+        self._start(urls, timeout)
+
+    def _ready(self) -> bool:
+        if self.socket is not None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(0.2)
+                return probe.connect_ex(str(self.socket)) == 0
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def _start(self, urls: list[str], timeout: float) -> None:
         with open(self.folder / "slapd.log", "ab") as log:
             self._proc = subprocess.Popen(
                 [SLAPD, "-d", "0", "-f", str(self.conf), "-h", " ".join(urls)],
@@ -147,13 +168,11 @@ class Slapd:
                 raise SlapdError(
                     f"slapd exited with {self._proc.returncode}; see {self.folder / 'slapd.log'}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if self._ready():
+                return
+            time.sleep(0.05)
         self.stop()
-        raise SlapdError(f"slapd did not listen on port {self.port} within {timeout} s")
+        raise SlapdError(f"slapd did not listen on {' '.join(urls)} within {timeout} s")
 
     def stop(self) -> None:
         stop_process(self._proc)

@@ -7,6 +7,10 @@ source; pushed sources such as SCIM have none) and its pass-through password che
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+
 from roster.connectors.base import ConfigError, Connector
 from roster.crypto import SecretBox
 from roster.settings import Settings
@@ -49,8 +53,18 @@ def open_secret(directory: Directory, box: SecretBox) -> str:
     return box.open(directory["secret"]) if directory["secret"] else ""
 
 
-def connector_for(directory: Directory, box: SecretBox, settings: Settings) -> Connector:
+def connector_for(
+    directory: Directory, box: SecretBox, settings: Settings, engine: Engine | None = None
+) -> Connector:
+    """How Roster reads this directory: directly, or (``connection: agent``) through its on-prem
+    agent, whose tasks go through the store (``engine``)."""
     source = source_type(directory["type"])
+    if (directory["config"] or {}).get("connection") == "agent":
+        if engine is None:
+            raise ConfigError("connection: a directory read through an agent needs the store")
+        from roster.agent.connector import AgentConnector
+
+        return AgentConnector(engine, directory, timedelta(seconds=settings.agent_task_seconds))
     if source.connector is None:
         raise ConfigError(f"type: directories of type {directory['type']!r} are not read by Roster")
     return source.connector(directory, open_secret(directory, box), settings)

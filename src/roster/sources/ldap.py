@@ -9,7 +9,7 @@ from roster.connectors.base import ConfigError, Connector
 from roster.connectors.ldap.bind import bind_name, verify_password
 from roster.connectors.ldap.config import LdapConfig, validate
 from roster.connectors.ldap.connector import LdapConnector
-from roster.domain.ldap_path import search_roots
+from roster.domain.ldap_path import SearchPathError, search_roots
 from roster.domain.mapping import AttributeMapping
 from roster.settings import Settings
 from roster.sources.base import Directory, SourceType, VerifyOutcome, check_mapping, check_near_real_time
@@ -67,8 +67,42 @@ def _check_template(template: str | None) -> None:
         ) from None
 
 
+def check_agent(flavour: str, given: Mapping[str, Any], password: str | None) -> dict[str, Any]:
+    """A directory read through its on-prem agent: the server keeps what to read and how to map
+    it; the URL, bind DN and password stay on the agent's host."""
+    for field in ("url", "bind_dn", "ca_file"):
+        if given.get(field):
+            raise ConfigError(f"{field}: is the agent's (give it to `roster agent enroll`), not the server's")
+    if password:
+        raise ConfigError("bind_password: stays on the agent's host; give it to `roster agent enroll`")
+    if given.get("search_paths") in (None, "", (), []):
+        raise ConfigError(f"search_paths: is required for a directory of type {flavour!r}")
+    mapping, _ = check_mapping(given.get("mapping"))
+    try:
+        roots = search_roots(tuple(given["search_paths"]))
+    except SearchPathError as exc:
+        raise ConfigError(f"search_path: {exc}") from None
+    change_detection = given.get("change_detection") or "auto"
+    _check_schedule(given.get("near_real_time_seconds"), change_detection)
+    _check_template(given.get("user_bind_template"))
+    return {
+        "connection": "agent",
+        "user_bind_template": given.get("user_bind_template"),
+        "change_detection": change_detection,
+        "near_real_time_seconds": given.get("near_real_time_seconds"),
+        "search_paths": [str(p) for p in roots],
+        "mapping": mapping,
+        "member_range_size": given.get("member_range_size"),
+    }
+
+
 def check(flavour: str, given: Mapping[str, Any], password: str | None) -> dict[str, Any]:
     """Validate every LDAP setting that needs no network; return the config to store."""
+    connection = given.get("connection") or "direct"
+    if connection == "agent":
+        return check_agent(flavour, given, password)
+    if connection != "direct":
+        raise ConfigError(f"connection: {connection!r} is not supported; use 'direct' or 'agent'")
     for required in ("url", "bind_dn", "search_paths"):
         if given.get(required) in (None, "", (), []):
             raise ConfigError(f"{required}: is required for a directory of type {flavour!r}")

@@ -481,3 +481,80 @@ scim_requests = sa.Table(
     _ts("created_at"),
     sa.Index("ix_scim_requests_directory_id_id", "directory_id", "id"),
 )
+
+# The on-prem agent: Roster's own CA for agent certificates (one row), one-time enrolment codes,
+# enrolled agents, the tasks they lease, and the chunks of what a sync task uploads.
+agent_ca = sa.Table(
+    "agent_ca",
+    metadata,
+    _id(length=16),  # "default"
+    sa.Column("cert_pem", sa.Text, nullable=False),
+    sa.Column("key_sealed", sa.Text, nullable=False),  # the CA's private key, encrypted
+    _ts("created_at"),
+)
+
+agent_codes = sa.Table(
+    "agent_codes",
+    metadata,
+    _id(length=64),  # sha256 of the code
+    sa.Column(
+        "directory_id", sa.String(48), sa.ForeignKey("directories.id", ondelete="CASCADE"), nullable=False
+    ),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("used_at", nullable=True),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    _id(),
+    sa.Column(
+        "directory_id",
+        sa.String(48),
+        sa.ForeignKey("directories.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("organization_id", sa.String(48), nullable=False),
+    sa.Column("public_key_pem", sa.Text, nullable=False),
+    sa.Column("cert_serial", sa.String(64), nullable=False),
+    _ts("cert_expires_at"),
+    sa.Column("hostname", sa.String(255), nullable=True),
+    sa.Column("version", sa.String(32), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # active | revoked
+    sa.Column("last_error", sa.Text, nullable=True),
+    _ts("last_seen_at", nullable=True),
+    _ts("created_at"),
+)
+
+agent_tasks = sa.Table(
+    "agent_tasks",
+    metadata,
+    _id(),
+    sa.Column(
+        "directory_id", sa.String(48), sa.ForeignKey("directories.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # full | incremental | test
+    sa.Column("status", sa.String(16), nullable=False),  # queued | leased | uploaded | failed | done
+    sa.Column("payload", sa.Text, nullable=False),  # JSON the agent needs (cursor, fingerprints...)
+    sa.Column("agent_id", sa.String(48), nullable=True),
+    _ts("lease_until", nullable=True),
+    sa.Column("result", sa.Text, nullable=True),  # a test's report, or a failure's reason
+    _ts("created_at"),
+    _ts("finished_at", nullable=True),
+    sa.Index("ix_agent_tasks_directory_id_status", "directory_id", "status"),
+)
+
+agent_uploads = sa.Table(
+    "agent_uploads",
+    metadata,
+    sa.Column(
+        "task_id",
+        sa.String(48),
+        sa.ForeignKey("agent_tasks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("offset", sa.BigInteger, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)

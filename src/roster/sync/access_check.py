@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def check_access(rt: Runtime, directory_id: str, now: datetime | None = None) -> bool:
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
-    report = connector_for(directory, rt.box, rt.settings).test()
+    report = connector_for(directory, rt.box, rt.settings, rt.engine).test()
     now = now or utcnow()
     with rt.engine.begin() as conn:
         values: dict[str, object] = {

@@ -35,8 +35,10 @@ class LdapConfig:
 
 def validate_url(url: str) -> str:
     parts = urlsplit(url)
+    if parts.scheme == "ldapi" and parts.netloc and not parts.path.strip("/"):
+        return url.rstrip("/")  # a local socket, e.g. ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi
     if parts.scheme not in ("ldap", "ldaps"):
-        raise ConfigError(f"url: {url!r} must start with ldap:// or ldaps://")
+        raise ConfigError(f"url: {url!r} must start with ldap://, ldaps:// or ldapi://")
     if not parts.hostname:
         raise ConfigError(f"url: {url!r} names no host")
     try:

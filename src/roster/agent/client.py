@@ -1,0 +1,194 @@
+"""``roster agent``, on the host next to the directory: enrol with a one-time code, then long-poll
+the server for tasks, run them with the LDAP connector, and upload what was read. It only ever
+connects out, over HTTPS (``HTTPS_PROXY`` is honoured), and signs every request with its own key."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from roster import __version__
+from roster.agent import proof
+from roster.agent.state import AgentState, Ldap, check_server, new_key, save
+from roster.connectors.base import ConfigError, ConnectorError
+from roster.settings import Settings
+from roster.sources.ldap import ldap_config
+from roster.wire import encode_batch
+
+log = logging.getLogger(__name__)
+CHUNK = 512 * 1024  # below the server's request size limit
+HEARTBEAT = 30.0
+
+
+def _verify(server_ca_file: str | None) -> Any:
+    return server_ca_file or True
+
+
+def enroll(
+    server: str, code: str, folder: Path, ldap: Ldap, bind_password: str, server_ca_file: str | None
+) -> AgentState:
+    server = check_server(server)
+    if not bind_password:
+        raise ConfigError("bind_password: give --bind-password-file FILE")
+    key = new_key(folder)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "roster agent")]))
+        .sign(key, hashes.SHA256())
+    )
+    from cryptography.hazmat.primitives import serialization
+
+    body = {
+        "code": code,
+        "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+        "hostname": socket.gethostname(),
+        "version": __version__,
+    }
+    try:
+        response = httpx.post(
+            f"{server}/agent/v1/enroll", json=body, verify=_verify(server_ca_file), timeout=30
+        )
+    except httpx.TransportError as exc:
+        raise ConfigError(f"server: cannot reach {server}: {exc}") from None
+    if response.status_code != 201:
+        raise ConfigError(_message(response))
+    answer = response.json()
+    state = AgentState(folder, server, answer["agent_id"], answer["directory_id"], ldap, server_ca_file)
+    save(state, answer["certificate"], answer["ca"], bind_password)
+    return state
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message") or response.text)
+    except ValueError:
+        return f"the server answered {response.status_code}"
+
+
+class Agent:
+    def __init__(self, state: AgentState, settings: Settings) -> None:
+        self.state, self.settings = state, settings
+        self.key = state.key()
+        self.http = httpx.Client(base_url=state.server, verify=_verify(state.server_ca_file), timeout=60)
+        self.stop = threading.Event()
+        self.last_error: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, body: bytes = b"", timeout: float = 60) -> httpx.Response:
+        headers = proof.sign(self.key, self.state.agent_id, method, path, body)
+        response = self.http.request(method, path, content=body, headers=headers, timeout=timeout)
+        if response.status_code in (401, 403):
+            raise ConfigError(f"the server refused this agent: {_message(response)}")
+        return response
+
+    def heartbeat(self) -> None:
+        body = {"hostname": socket.gethostname(), "version": __version__, "error": self.last_error}
+        self.request("POST", "/agent/v1/heartbeat", json.dumps(body).encode()).raise_for_status()
+
+    def next_task(self, wait: int = 20) -> dict[str, Any] | None:
+        response = self.request("GET", f"/agent/v1/tasks/next?wait={wait}", timeout=wait + 30)
+        response.raise_for_status()
+        return None if response.status_code == 204 else dict(response.json())
+
+    def run_forever(self) -> None:
+        """Heartbeats every 30 s, tasks as they come; reconnects with backoff and jitter."""
+        failures = 0
+        beat = threading.Thread(target=self._beat, name="roster-agent-heartbeat", daemon=True)
+        beat.start()
+        while not self.stop.is_set():
+            try:
+                task = self.next_task()
+                failures = 0
+                if task is not None:
+                    self.handle(task)
+            except httpx.TransportError as exc:
+                failures += 1
+                delay = min(60.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
+                log.warning("server unreachable (%s); retrying in %.1f s", exc, delay)
+                self.stop.wait(delay)
+
+    def _beat(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.heartbeat()
+            except (httpx.HTTPError, ConfigError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+            self.stop.wait(HEARTBEAT)
+
+    def connector(self, task: dict[str, Any]) -> Any:
+        from roster.connectors.ldap.connector import LdapConnector
+
+        given = task["payload"]["directory"]
+        ldap = self.state.ldap
+        config = {
+            **given["config"],
+            "url": ldap.url,
+            "bind_dn": ldap.bind_dn,
+            "ca_file": ldap.ca_file,
+            "start_tls": ldap.start_tls,
+            "insecure_skip_tls_verify": ldap.insecure_skip_tls_verify,
+        }
+        directory = {"type": given["type"], "config": config}
+        return LdapConnector(ldap_config(directory, self.state.bind_password(), self.settings))
+
+    def handle(self, task: dict[str, Any]) -> None:
+        task_id, kind, payload = task["id"], task["kind"], task["payload"]
+        try:
+            connector = self.connector(task)
+            if kind == "test":
+                report = connector.test()
+                paths = [{"path": p.path, "ok": p.ok, "detail": p.detail} for p in report.paths]
+                result = {"ok": report.ok, "server": report.server, "detail": report.detail, "paths": paths}
+                self.finish(task_id, "done", result)
+            elif kind == "incremental":
+                delta = connector.changes(payload["cursor"])
+                if delta is None:
+                    self.finish(task_id, "uploaded", {"full_needed": True})
+                else:
+                    self.upload(task_id, encode_batch(delta))
+            else:
+                self.upload(task_id, encode_batch(connector.snapshot(None, payload.get("previous") or {})))
+            self.last_error = None
+        except ConnectorError as exc:
+            self.last_error = str(exc)
+            self.finish(task_id, "failed", {"error": str(exc), "reason": str(exc.reason)})
+
+    def upload(self, task_id: str, data: bytes) -> None:
+        """The batch, compressed, in chunks; after a dropped connection it resumes where the
+        server's copy ends."""
+        packed = gzip.compress(data, compresslevel=6)
+        attempts = 0
+        while True:
+            try:
+                offset = int(self.request("GET", f"/agent/v1/tasks/{task_id}/upload").json()["size"])
+                while offset < len(packed):
+                    chunk = packed[offset : offset + CHUNK]
+                    answer = self.request("PUT", f"/agent/v1/tasks/{task_id}/upload?offset={offset}", chunk)
+                    answer.raise_for_status()
+                    offset = int(answer.json()["size"])
+                self.finish(task_id, "uploaded", None)
+                return
+            except httpx.TransportError as exc:
+                attempts += 1
+                if attempts > 8:
+                    raise
+                delay = min(30.0, 0.5 * 2**attempts) * random.uniform(0.5, 1.0)
+                log.warning("upload interrupted (%s); resuming in %.1f s", exc, delay)
+                self.stop.wait(delay)
+
+    def finish(self, task_id: str, status: str, result: dict[str, Any] | None) -> None:
+        body = json.dumps({"status": status, "result": result}).encode()
+        self.request("POST", f"/agent/v1/tasks/{task_id}/finish", body).raise_for_status()
