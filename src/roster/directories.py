@@ -17,7 +17,7 @@ from roster.events.payloads import directory_payload
 from roster.runtime import Runtime
 from roster.scim import tokens as scim_tokens
 from roster.settings import Settings
-from roster.sources import VerifyOutcome, connector_for, open_secret, source_type
+from roster.sources import VerifyOutcome, connector_for, password_check, source_type
 from roster.store import repo
 from roster.store.db import utcnow
 from roster.sync.pipeline import Phase, RunResult, run_sync
@@ -73,12 +73,11 @@ def verify_directory_password(rt: Runtime, directory_id: str, login: str, passwo
 
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
-    verify = source_type(directory["type"]).verify_password
-    if verify is None:
+    check = password_check(directory, rt.box, rt.settings, rt.engine)
+    if check is None:
         raise ConfigError(f"type: directories of type {directory['type']!r} take no password check here")
     template = directory["config"].get("user_bind_template") or "{login}"
-    secret = open_secret(directory, rt.box)
-    return verify(directory, secret, rt.settings, bind_name(template, login), password)
+    return check(bind_name(template, login), password)
 
 
 def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")
     max_request_bytes: int = Field(default=1_048_576, description="Largest accepted request body.")
+    agent_lease_seconds: float = Field(
+        default=120.0, description="An agent's hold on a task; a silent agent's sync goes to another."
+    )
     agent_task_seconds: float = Field(
         default=3600.0, description="How long a sync through an agent may take before the server gives up."
     )

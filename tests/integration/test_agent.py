@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from roster.agent import registry
 from roster.api.app import create_app
 from roster.demo.slapd import SLAPD, Slapd, SlapdError
-from roster.directories import DirectorySpec, create_directory, sync_directory
+from roster.directories import DirectorySpec, create_directory, sync_directory, verify_directory_password
 from roster.directories import test_directory as check_connection
 from roster.runtime import Runtime
 from roster.store.schema import directory_users
@@ -199,3 +199,28 @@ def test_enrolment_sync_and_revocation_through_the_agent(site: Site) -> None:
         registry.revoke(conn, agent["id"])
     refused = sync_directory(site.rt, site.directory)
     assert refused.status == "failed" and "no agent" in (refused.error or "")
+
+
+def test_a_login_through_the_agent_and_a_second_agent_taking_over(site: Site, tmp_path: Path) -> None:
+    ada = site.tree.add_user("ada", userPassword="Correct-Horse-1")
+    for name in ("a1", "a2"):
+        assert site.enroll(name).returncode == 0
+    first = site.start("a1")
+    ok = verify_directory_password(site.rt, site.directory, ada, "Correct-Horse-1")
+    wrong = verify_directory_password(site.rt, site.directory, ada, "Wrong-Horse-1")
+    assert (ok.ok, ok.reason) == (True, "ok")
+    assert (wrong.ok, wrong.reason) == (False, "invalid_credentials")
+    with site.rt.engine.connect() as conn:
+        stored = [
+            str(tuple(r))
+            for t in ("agent_tasks", "scim_requests", "sync_log")
+            for r in conn.execute(sa.text(f"select * from {t}"))
+        ]
+    assert not [s for s in stored if "Horse" in s]  # sealed while waiting, dropped once answered
+
+    first.terminate()  # one agent stops; the other serves the directory
+    first.wait(15)
+    site.start("a2")
+    outcome = sync_directory(site.rt, site.directory, force=True)
+    assert outcome.status == "succeeded", outcome.error
+    assert "ada@example.com" in {u[0] for u in _users(site.rt, site.directory).values()}

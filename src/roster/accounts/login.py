@@ -20,7 +20,7 @@ from roster.accounts.passwords import verify
 from roster.accounts.service import account_view, groups_of
 from roster.connectors.ldap.bind import BindReason, bind_name
 from roster.runtime import Runtime
-from roster.sources import open_secret, source_type
+from roster.sources import password_check
 from roster.store.db import as_utc, utcnow
 from roster.store.repo import get_directory
 from roster.store.schema import accounts, directory_users, login_throttle
@@ -141,10 +141,10 @@ def _check(rt: Runtime, account: dict[str, Any] | None, password: str) -> str:
         name = bind_name(template, user.username) if template and user.username else user.dn
     except ValueError:
         name = user.dn
-    check = source_type(directory["type"]).verify_password
+    check = password_check(directory, rt.box, rt.settings, rt.engine)
     if check is None:
         return "directory_unavailable"
-    outcome = check(directory, open_secret(directory, rt.box), rt.settings, name, password)
+    outcome = check(name, password)
     reason = _BIND_REASONS.get(outcome.reason, "directory_unavailable")
     if reason == "ok" and account["disabled"]:
         return "disabled"  # disabled here (by an admin, or by the directory at the last sync)

@@ -131,7 +131,11 @@ class Agent:
     def connector(self, task: dict[str, Any]) -> Any:
         from roster.connectors.ldap.connector import LdapConnector
 
-        given = task["payload"]["directory"]
+        return LdapConnector(ldap_config(self._directory(task), self.state.bind_password(), self.settings))
+
+    def _directory(self, task: dict[str, Any]) -> dict[str, Any]:
+        """What the server says to read, with this host's own connection to the directory."""
+        given = task["payload"].get("directory") or {"type": "ldap", "config": {"search_paths": []}}
         ldap = self.state.ldap
         config = {
             **given["config"],
@@ -141,11 +145,42 @@ class Agent:
             "start_tls": ldap.start_tls,
             "insecure_skip_tls_verify": ldap.insecure_skip_tls_verify,
         }
-        directory = {"type": given["type"], "config": config}
-        return LdapConnector(ldap_config(directory, self.state.bind_password(), self.settings))
+        return {"type": given["type"], "config": config}
 
     def handle(self, task: dict[str, Any]) -> None:
+        """Run one task, holding its lease while it runs."""
+        done = threading.Event()
+        keeper = threading.Thread(
+            target=self._hold, args=(task, done), name="roster-agent-lease", daemon=True
+        )
+        keeper.start()
+        try:
+            self._run(task)
+        finally:
+            done.set()
+
+    def _hold(self, task: dict[str, Any], done: threading.Event) -> None:
+        period = max(1.0, float(task.get("lease_seconds") or 120) / 3)
+        while not done.wait(period):
+            try:
+                self.request("POST", f"/agent/v1/tasks/{task['id']}/renew").raise_for_status()
+            except (httpx.HTTPError, ConfigError) as exc:
+                log.warning("could not renew task %s: %s", task["id"], exc)
+
+    def _login(self, task: dict[str, Any]) -> None:
+        from roster.agent.sealing import open_sealed
+        from roster.connectors.ldap.bind import verify_password
+
+        payload = task["payload"]
+        config = ldap_config(self._directory(task), self.state.bind_password(), self.settings)
+        outcome = verify_password(config, payload["name"], open_sealed(self.key, payload["sealed"]))
+        self.finish(task["id"], "done", {"reason": str(outcome.reason), "detail": outcome.detail})
+
+    def _run(self, task: dict[str, Any]) -> None:
         task_id, kind, payload = task["id"], task["kind"], task["payload"]
+        if kind == "login":
+            self._login(task)
+            return
         try:
             connector = self.connector(task)
             if kind == "test":

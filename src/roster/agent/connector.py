@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from roster.agent import tasks
-from roster.agent.registry import SILENT
+from roster.agent.registry import LIVE, SILENT
+from roster.agent.sealing import seal
 from roster.connectors.base import ConnectionReport, ConnectorError, FailureReason, PathCheck, Progress
 from roster.domain.delta import Delta
 from roster.domain.records import Snapshot
@@ -120,6 +121,39 @@ class AgentConnector:
                 FailureReason.SEARCH_FAILED, "the agent uploaded a snapshot for an incremental read"
             )
         return batch
+
+    def verify_password(self, name: str, password: str, wait: float = 10.0) -> tuple[str, str]:
+        """(reason, detail) of a bind as ``name`` done by one healthy agent: the password is sealed
+        to that agent's key, never stored readable, never given to another agent."""
+        a = agents
+        with self.engine.connect() as conn:
+            chosen = conn.execute(
+                sa.select(a.c.id, a.c.public_key_pem)
+                .where(
+                    a.c.directory_id == self.directory["id"],
+                    a.c.status == "active",
+                    a.c.last_seen_at > utcnow() - LIVE,
+                )
+                .order_by(a.c.last_seen_at.desc())
+                .limit(1)
+            ).first()
+        if chosen is None:
+            return "unreachable", "no agent of this directory is responding"
+        settings = {"type": self.directory["type"], "config": dict(self.directory["config"])}
+        payload = {"directory": settings, "name": name, "sealed": seal(chosen.public_key_pem, password)}
+        with self.engine.begin() as conn:
+            task_id = tasks.enqueue(conn, self.directory["id"], "login", payload, agent_id=chosen.id)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.engine.connect() as conn:
+                status, result = tasks.state(conn, task_id)
+            if status in ("done", "failed"):
+                found = result or {}
+                return str(found.get("reason", "error")), str(found.get("detail") or found.get("error") or "")
+            time.sleep(0.05)
+        with self.engine.begin() as conn:
+            tasks.abandon(conn, task_id, "the login was not answered in time")
+        return "timeout", "the agent did not answer in time"
 
     def test(self) -> ConnectionReport:
         try:

@@ -22,6 +22,7 @@ from roster.store.db import as_utc, iso, utcnow
 from roster.store.schema import agent_codes, agents
 
 SILENT = timedelta(seconds=120)  # an agent quiet this long is "not responding" and gets no work
+LIVE = timedelta(seconds=45)  # polled this recently (a poll lasts 20 s): trusted with a login
 MIN_VERSION = (0, 1, 0)
 
 
@@ -102,7 +103,7 @@ def enroll(
             hostname=hostname[:255],
             version=version[:32],
             status="active",
-            last_seen_at=now,
+            last_seen_at=None,  # healthy from its first heartbeat on
             created_at=now,
         )
     )

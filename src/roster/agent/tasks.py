@@ -23,7 +23,10 @@ class TaskGone(Exception):
     """The task is not (or no longer) this agent's."""
 
 
-def enqueue(conn: Connection, directory_id: str, kind: str, payload: dict[str, Any]) -> str:
+def enqueue(
+    conn: Connection, directory_id: str, kind: str, payload: dict[str, Any], agent_id: str | None = None
+) -> str:
+    """A task for any agent of the directory, or (``agent_id``) for that one only."""
     task_id = new_id("agent_task")
     conn.execute(
         sa.insert(agent_tasks).values(
@@ -31,6 +34,7 @@ def enqueue(conn: Connection, directory_id: str, kind: str, payload: dict[str, A
             directory_id=directory_id,
             kind=kind,
             status="queued",
+            agent_id=agent_id,
             payload=json.dumps(payload, separators=(",", ":")),
             created_at=utcnow(),
         )
@@ -38,14 +42,15 @@ def enqueue(conn: Connection, directory_id: str, kind: str, payload: dict[str, A
     return task_id
 
 
-def claim(conn: Connection, agent: dict[str, Any]) -> dict[str, Any] | None:
+def claim(conn: Connection, agent: dict[str, Any], lease: timedelta = LEASE) -> dict[str, Any] | None:
     """The oldest task of the agent's directory that is queued, or leased by an agent that went
     silent (when it is safe to repeat); leased to this agent."""
     t, now = agent_tasks, utcnow()
     lost = sa.and_(t.c.status == "leased", t.c.lease_until < now, t.c.kind.in_(REPEATABLE))
+    mine = sa.or_(t.c.agent_id.is_(None), t.c.agent_id == agent["id"], t.c.status == "leased")
     candidate = conn.execute(
         sa.select(t.c.id)
-        .where(t.c.directory_id == agent["directory_id"], sa.or_(t.c.status == "queued", lost))
+        .where(t.c.directory_id == agent["directory_id"], sa.or_(t.c.status == "queued", lost), mine)
         .order_by(t.c.id)
         .limit(1)
     ).scalar()
@@ -54,21 +59,22 @@ def claim(conn: Connection, agent: dict[str, Any]) -> dict[str, Any] | None:
     won = conn.execute(
         sa.update(t)
         .where(t.c.id == candidate, sa.or_(t.c.status == "queued", lost))
-        .values(status="leased", agent_id=agent["id"], lease_until=now + LEASE)
+        .values(status="leased", agent_id=agent["id"], lease_until=now + lease)
     ).rowcount
     if not won:
         return None  # another agent took it first
     conn.execute(sa.delete(agent_uploads).where(agent_uploads.c.task_id == candidate))  # a restart
     row = conn.execute(sa.select(t).where(t.c.id == candidate)).mappings().one()
-    return {"id": row["id"], "kind": row["kind"], "payload": json.loads(row["payload"])}
+    payload = json.loads(row["payload"])
+    return {"id": row["id"], "kind": row["kind"], "payload": payload, "lease_seconds": lease.total_seconds()}
 
 
-def _leased(conn: Connection, task_id: str, agent_id: str) -> None:
+def _leased(conn: Connection, task_id: str, agent_id: str, lease: timedelta = LEASE) -> None:
     t = agent_tasks
     held = conn.execute(
         sa.update(t)
         .where(t.c.id == task_id, t.c.agent_id == agent_id, t.c.status == "leased")
-        .values(lease_until=utcnow() + LEASE)
+        .values(lease_until=utcnow() + lease)
     ).rowcount
     if not held:
         raise TaskGone(f"task {task_id} is not leased to this agent")
@@ -83,9 +89,11 @@ def uploaded(conn: Connection, task_id: str) -> int:
     return int(total or 0)
 
 
-def append(conn: Connection, task_id: str, agent_id: str, offset: int, data: bytes) -> int:
+def append(
+    conn: Connection, task_id: str, agent_id: str, offset: int, data: bytes, lease: timedelta = LEASE
+) -> int:
     """Store a chunk at ``offset`` (which must be where the upload stands); the new size."""
-    _leased(conn, task_id, agent_id)
+    _leased(conn, task_id, agent_id, lease)
     size = uploaded(conn, task_id)
     if offset != size:
         return size  # the agent resumes from here
@@ -96,13 +104,21 @@ def append(conn: Connection, task_id: str, agent_id: str, offset: int, data: byt
 def finish(conn: Connection, task_id: str, agent_id: str, status: str, result: dict[str, Any] | None) -> None:
     """``uploaded`` (a sync's batch is complete), ``done`` (a test's report) or ``failed``."""
     _leased(conn, task_id, agent_id)
-    conn.execute(
-        sa.update(agent_tasks)
-        .where(agent_tasks.c.id == task_id)
-        .values(
-            status=status, result=json.dumps(result) if result is not None else None, finished_at=utcnow()
-        )
-    )
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+    values["result"] = json.dumps(result) if result is not None else None
+    conn.execute(sa.update(agent_tasks).where(agent_tasks.c.id == task_id).values(**values))
+    scrub(conn, task_id)
+
+
+def scrub(conn: Connection, task_id: str) -> None:
+    """A login's sealed password is dropped as soon as the login is answered or given up."""
+    t = agent_tasks
+    conn.execute(sa.update(t).where(t.c.id == task_id, t.c.kind == "login").values(payload="{}"))
+
+
+def renew(conn: Connection, task_id: str, agent_id: str, lease: timedelta = LEASE) -> None:
+    """The agent is still working on it (a long read uploads nothing for a while)."""
+    _leased(conn, task_id, agent_id, lease)
 
 
 def state(conn: Connection, task_id: str) -> tuple[str, dict[str, Any] | None]:
@@ -131,3 +147,4 @@ def abandon(conn: Connection, task_id: str, reason: str) -> None:
         .where(agent_tasks.c.id == task_id, agent_tasks.c.status.in_(["queued", "leased", "uploaded"]))
         .values(status="failed", result=json.dumps({"error": reason}), finished_at=utcnow())
     )
+    scrub(conn, task_id)

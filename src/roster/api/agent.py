@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -82,9 +83,13 @@ async def next_task(request: Request, rt: RuntimeDep, wait: int = 20) -> Respons
 
     def claim() -> dict[str, Any] | None:
         with rt.engine.begin() as conn:
-            registry.heartbeat(conn, agent["id"], None, None, agent["last_error"])
-            return tasks.claim(conn, agent)
+            return tasks.claim(conn, agent, _lease(rt))
 
+    def seen() -> None:  # a poll is a sign of life: once per poll, not per look at the queue
+        with rt.engine.begin() as conn:
+            registry.heartbeat(conn, agent["id"], None, None, agent["last_error"])
+
+    await run_in_threadpool(seen)
     while True:
         task = await run_in_threadpool(claim)
         if task is not None:
@@ -92,6 +97,25 @@ async def next_task(request: Request, rt: RuntimeDep, wait: int = 20) -> Respons
         if time.monotonic() >= deadline or await request.is_disconnected():
             return Response(status_code=204)
         await _sleep(0.25)
+
+
+def _lease(rt: Runtime) -> timedelta:
+    return timedelta(seconds=rt.settings.agent_lease_seconds)
+
+
+@router.post("/tasks/{task_id}/renew")
+async def renew(task_id: str, request: Request, rt: RuntimeDep) -> dict[str, str]:
+    agent, _ = await _agent(request, rt)
+
+    def hold() -> None:
+        with rt.engine.begin() as conn:
+            tasks.renew(conn, task_id, agent["id"], _lease(rt))
+
+    try:
+        await run_in_threadpool(hold)
+    except tasks.TaskGone as exc:
+        raise ApiError(409, "task_gone", str(exc)) from None
+    return {"status": "leased"}
 
 
 async def _sleep(seconds: float) -> None:
@@ -117,7 +141,7 @@ async def upload(task_id: str, request: Request, rt: RuntimeDep, offset: int) ->
 
     def store() -> int:
         with rt.engine.begin() as conn:
-            return tasks.append(conn, task_id, agent["id"], offset, body)
+            return tasks.append(conn, task_id, agent["id"], offset, body, _lease(rt))
 
     try:
         return {"size": await run_in_threadpool(store)}

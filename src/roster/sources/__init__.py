@@ -7,6 +7,7 @@ source; pushed sources such as SCIM have none) and its pass-through password che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -25,6 +26,7 @@ __all__ = [
     "VerifyOutcome",
     "connector_for",
     "open_secret",
+    "password_check",
     "pulled_types",
     "source_type",
     "source_types",
@@ -42,6 +44,25 @@ def source_type(name: str) -> SourceType:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(f"type: {name!r} is not supported; use one of {', '.join(_REGISTRY)}") from None
+
+
+def password_check(
+    directory: Directory, box: SecretBox, settings: Settings, engine: Engine
+) -> Callable[[str, str], VerifyOutcome] | None:
+    """How to check a password against this directory (a bind name, a password), or None."""
+    if (directory["config"] or {}).get("connection") == "agent":
+        connector = connector_for(directory, box, settings, engine)
+
+        def through_agent(name: str, password: str) -> VerifyOutcome:
+            reason, detail = connector.verify_password(name, password)  # type: ignore[attr-defined]
+            return VerifyOutcome(reason == "ok", reason, detail)
+
+        return through_agent
+    verify = source_type(directory["type"]).verify_password
+    if verify is None:
+        return None
+    secret = open_secret(directory, box)
+    return lambda name, password: verify(directory, secret, settings, name, password)
 
 
 def pulled_types() -> list[str]:

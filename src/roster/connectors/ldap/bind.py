@@ -95,7 +95,7 @@ def verify_password(config: LdapConfig, name: str, password: str) -> BindOutcome
     if not password:
         # An empty password would be an unauthenticated bind, which servers report as success.
         return BindOutcome(BindReason.INVALID_CREDENTIALS, "empty password")
-    if not (config.url.startswith("ldaps://") or config.start_tls):
+    if not (config.url.startswith(("ldaps://", "ldapi://")) or config.start_tls):  # ldapi: a local socket
         return BindOutcome(
             BindReason.INSECURE, "refusing to send a password without TLS (use ldaps:// or StartTLS)"
         )
