@@ -20,6 +20,7 @@ from roster.cli_ops import runs, status, worker
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.cli_webhooks import webhook
+from roster.connectors.base import ConfigError
 from roster.crypto import generate_key_file
 from roster.directories import (
     sync_directory,
@@ -212,14 +213,26 @@ def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @handle_errors
-def serve(host: str, port: int) -> None:
-    """Serve the API (WorkOS-compatible at /, admin at /api/v1)."""
+def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None) -> None:
+    """Serve the API (WorkOS-compatible at /, admin at /api/v1, SCIM, agents), over HTTPS with
+    --tls-cert and --tls-key (PEM files)."""
     import uvicorn
 
     from roster.api.app import create_app
 
-    uvicorn.run(create_app(runtime()), host=host, port=port, log_level="info")
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("tls_key: give --tls-cert and --tls-key together")
+    uvicorn.run(
+        create_app(runtime()),
+        host=host,
+        port=port,
+        log_level="info",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+    )
 
 
 main.add_command(directory)
