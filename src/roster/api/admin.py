@@ -45,9 +45,12 @@ class DirectoryIn(Strict):
     organization_id: str
     name: str = Field(min_length=1, max_length=200)
     type: Literal["ldap", "active_directory"]
-    url: str = Field(description="ldap://host[:port] or ldaps://host[:port]")
-    bind_dn: str = Field(min_length=1)
-    bind_password: str = Field(min_length=1, repr=False)
+    connection: Literal["direct", "agent"] = Field(
+        default="direct", description="agent: read by the on-prem agent (no URL nor password here)."
+    )
+    url: str | None = Field(default=None, description="ldap://host[:port] or ldaps://host[:port]")
+    bind_dn: str | None = Field(default=None, min_length=1)
+    bind_password: str | None = Field(default=None, min_length=1, repr=False)
     search_paths: list[str] = Field(min_length=1, description="e.g. 'CN=Users, DC=domain, DC=local'")
     ca_file: str | None = None
     start_tls: bool = False

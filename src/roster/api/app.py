@@ -16,6 +16,7 @@ from roster.accounts import passwords
 from roster.api import (
     accounts,
     admin,
+    admin_agent,
     admin_scim,
     agent,
     errors,
@@ -111,6 +112,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(agent.router)
     app.include_router(admin.router)
     app.include_router(admin_scim.router)
+    app.include_router(admin_agent.router)
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)
     app.include_router(webhooks.router)

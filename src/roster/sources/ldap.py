@@ -106,6 +106,8 @@ def check(flavour: str, given: Mapping[str, Any], password: str | None) -> dict[
     for required in ("url", "bind_dn", "search_paths"):
         if given.get(required) in (None, "", (), []):
             raise ConfigError(f"{required}: is required for a directory of type {flavour!r}")
+    if not password:
+        raise ConfigError(f"bind_password: is required for a directory of type {flavour!r}")
     mapping, parsed = check_mapping(given.get("mapping"))
     change_detection = given.get("change_detection") or "auto"
     config = LdapConfig(
