@@ -123,11 +123,22 @@ def org_list(as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; apply nothing.")
 @click.option("--force", is_flag=True, help="Apply even if the deletion guard objects.")
 @click.option("--full", is_flag=True, help="Read the whole directory, even when an incremental run could.")
+@click.option(
+    "--no-wait", is_flag=True, help="Queue the run for `roster serve` or `roster worker` and return at once."
+)
 @json_option
 @handle_errors
-def sync(directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool) -> None:
-    """Sync a directory now."""
+def sync(directory_id: str, dry_run: bool, force: bool, full: bool, no_wait: bool, as_json: bool) -> None:
+    """Sync a directory now (through its agent, for a directory behind a firewall)."""
     rt = runtime()
+    if no_wait:
+        with rt.engine.begin() as conn:
+            repo.get_directory(conn, directory_id)
+            job = jobs.enqueue_sync(
+                conn, directory_id, trigger="manual", dry_run=dry_run, force=force, full=full
+            )
+        emit(as_json, {"job_id": job, "status": "queued"}, lambda: click.echo(f"queued {job}"))
+        return
     owner = f"cli:{os.getpid()}"
     # a sync by hand takes the directory like a worker does: never two at once (long lease: no heartbeat here)
     with rt.engine.begin() as conn:

@@ -17,13 +17,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from roster.agent import registry
 from roster.api.app import create_app
+from roster.connectors.base import ConfigError
 from roster.demo.slapd import SLAPD, Slapd, SlapdError
 from roster.directories import DirectorySpec, create_directory, sync_directory, verify_directory_password
 from roster.directories import test_directory as check_connection
 from roster.runtime import Runtime
+from roster.store.db import utcnow
 from roster.store.schema import directory_users
 from tests.conftest import BASE_LDIF
 from tests.support.helpers import ldap_directory, new_org
@@ -65,6 +68,7 @@ class Site:
         self.directory = create_directory(rt, spec)["id"]
         (folder / "bind-password").write_text(slapd.admin_password + "\n")
         self.agents: list[subprocess.Popen[bytes]] = []
+        self.server: Any = None
         self.logs: list[Any] = []
 
     def code(self) -> str:
@@ -108,6 +112,20 @@ class Site:
             time.sleep(0.2)
         return proc
 
+    def restart(self, port: int, done: Any) -> None:
+        """Stop the server now; serve again on the same port a moment later (in a thread)."""
+        import threading
+
+        self.server.__exit__(None, None, None)
+
+        def again() -> None:
+            time.sleep(1.0)
+            self.server = serve_app(create_app(self.rt), port)
+            self.server.__enter__()
+            done.set()
+
+        threading.Thread(target=again, daemon=True).start()
+
     def listing(self) -> list[dict[str, Any]]:
         with self.rt.engine.connect() as conn:
             return registry.listing(conn, self.directory)
@@ -130,13 +148,16 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def site(sqlite_rt: Runtime, socket_slapd: Slapd, tmp_path: Path) -> Iterator[Site]:
     tree = Tree(socket_slapd)
-    with serve_app(create_app(sqlite_rt)) as url:
-        s = Site(sqlite_rt, url, socket_slapd, tree, tmp_path)
-        try:
-            yield s
-        finally:
-            s.stop()
-            tree.close()
+    server = serve_app(create_app(sqlite_rt))
+    url = server.__enter__()
+    s = Site(sqlite_rt, url, socket_slapd, tree, tmp_path)
+    s.server = server
+    try:
+        yield s
+    finally:
+        s.stop()
+        s.server.__exit__(None, None, None)
+        tree.close()
 
 
 def _users(rt: Runtime, directory_id: str) -> dict[str, tuple[Any, ...]]:
@@ -224,3 +245,147 @@ def test_a_login_through_the_agent_and_a_second_agent_taking_over(site: Site, tm
     outcome = sync_directory(site.rt, site.directory, force=True)
     assert outcome.status == "succeeded", outcome.error
     assert "ada@example.com" in {u[0] for u in _users(site.rt, site.directory).values()}
+
+
+def test_renewal_versions_and_a_silent_agent(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from roster.accounts.service import create_account
+    from roster.agent import client
+    from roster.agent.state import load
+    from roster.settings import Settings
+    from roster.store.schema import agents, mail_outbox
+    from roster.sync.access_check import check_access
+
+    assert site.enroll("a1").returncode == 0
+    agent = client.Agent(load(site.folder / "a1"), Settings())  # type: ignore[call-arg]
+    try:
+        agent.heartbeat()
+        old_key = (site.folder / "a1" / "agent.key").read_bytes()
+        assert agent.renew_if_due() is False  # 30 days left
+        assert agent.renew_if_due(before=timedelta(days=365)) is True
+        assert (site.folder / "a1" / "agent.key").read_bytes() != old_key
+        agent.heartbeat()  # the new key is the one the server knows now
+        stale = client.Agent(load(site.folder / "a1"), Settings())  # type: ignore[call-arg]
+        stale.key = serialization.load_pem_private_key(old_key, password=None)  # type: ignore[assignment]
+        with pytest.raises(ConfigError, match="signature"):
+            stale.heartbeat()
+        stale.close()
+        monkeypatch.setattr(client, "__version__", "0.0.9")
+        with pytest.raises(ConfigError, match=r"needs roster 0\.1\.0 or newer"):
+            agent.heartbeat()
+    finally:
+        agent.close()
+
+    with site.rt.engine.begin() as conn:
+        create_account(conn, site.org, "boss@other.example", role="admin")
+    [listed] = site.listing()
+    assert listed["status"] == "healthy"
+    with site.rt.engine.begin() as conn:  # silent for three minutes
+        past = utcnow() - timedelta(minutes=3)
+        conn.execute(
+            sa.update(agents).where(agents.c.directory_id == site.directory).values(last_seen_at=past)
+        )
+    [listed] = site.listing()
+    assert listed["status"] == "not_responding"
+    assert check_access(site.rt, site.directory) is False
+    assert check_access(site.rt, site.directory) is False
+    with site.rt.engine.connect() as conn:
+        subjects = [
+            r.subject
+            for r in conn.execute(sa.select(mail_outbox).where(mail_outbox.c.organization_id == site.org))
+        ]
+    assert [s for s in subjects if "cannot be reached" in s] == [
+        "Directory Behind the firewall cannot be reached"
+    ]
+
+
+def test_a_sync_whose_agent_dies_is_finished_by_another(socket_slapd: Slapd, tmp_path: Path) -> None:
+    import threading
+
+    from tests.conftest import make_runtime
+
+    rt = make_runtime(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, agent_lease_seconds=3)
+    tree = Tree(socket_slapd)
+    try:
+        with serve_app(create_app(rt)) as url:
+            site = Site(rt, url, socket_slapd, tree, tmp_path)
+            try:
+                site.tree.add_user("ada")
+                assert site.enroll("a1").returncode == 0 and site.enroll("a2").returncode == 0
+                first = site.start("a1")
+                first.send_signal(19)  # SIGSTOP: its long poll will take the task, then it dies
+                outcome: list[Any] = []
+                runner = threading.Thread(
+                    target=lambda: outcome.append(sync_directory(rt, site.directory, force=True))
+                )
+                runner.start()
+                deadline = time.monotonic() + 30
+                while not _leased_by(rt, _agent_ids(site)[0]):
+                    assert time.monotonic() < deadline, "the stopped agent never took the task"
+                    time.sleep(0.1)
+                first.kill()
+                first.wait(10)
+                site.start("a2")
+                runner.join(60)
+                assert outcome and outcome[0].status == "succeeded", outcome and outcome[0].error
+                assert {u[0] for u in _users(rt, site.directory).values()} == {"ada@example.com"}
+            finally:
+                site.stop()
+    finally:
+        tree.close()
+        rt.engine.dispose()
+
+
+def _agent_ids(site: Site) -> list[str]:
+    return [a["id"] for a in sorted(site.listing(), key=lambda a: a["id"])]
+
+
+def _leased_by(rt: Runtime, agent_id: str) -> bool:
+    from roster.store.schema import agent_tasks
+
+    with rt.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(agent_tasks.c.id).where(
+                agent_tasks.c.agent_id == agent_id, agent_tasks.c.status == "leased"
+            )
+        ).first()
+    return found is not None
+
+
+def test_an_upload_resumes_after_the_server_restarts(site: Site, sqlite_rt: Runtime) -> None:
+    import gzip
+    import threading
+
+    from roster.agent import client, tasks
+    from roster.agent.state import load
+    from roster.settings import Settings
+
+    assert site.enroll("a1").returncode == 0
+    agent = client.Agent(load(site.folder / "a1"), Settings())  # type: ignore[call-arg]
+    port = int(site.url.rsplit(":", 1)[1])
+    with sqlite_rt.engine.begin() as conn:
+        task_id = tasks.enqueue(conn, site.directory, "full", {})
+    data = os.urandom(3 * client.CHUNK + 1000)  # incompressible: four chunks
+    restarted = threading.Event()
+    real = agent.request
+    puts = 0
+
+    def request(method: str, path: str, body: bytes = b"", timeout: float = 60) -> Any:
+        nonlocal puts
+        answer = real(method, path, body, timeout)
+        if method == "PUT":
+            puts += 1
+            if puts == 2:  # the server goes away mid-upload, and comes back on the same port
+                site.restart(port, restarted)
+        return answer
+
+    try:
+        agent.heartbeat()
+        task = agent.next_task(wait=1)
+        assert task is not None and task["id"] == task_id
+        agent.request = request  # type: ignore[method-assign]
+        agent.upload(task_id, data)
+        assert restarted.is_set()
+        with sqlite_rt.engine.begin() as conn:
+            assert gzip.decompress(tasks.take_upload(conn, task_id)) == data
+    finally:
+        agent.close()

@@ -10,17 +10,19 @@ import logging
 import random
 import socket
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from roster import __version__
 from roster.agent import proof
-from roster.agent.state import AgentState, Ldap, check_server, new_key, save
+from roster.agent.state import AgentState, Ldap, check_server, replace_key, save
 from roster.connectors.base import ConfigError, ConnectorError
 from roster.settings import Settings
 from roster.sources.ldap import ldap_config
@@ -29,6 +31,7 @@ from roster.wire import encode_batch
 log = logging.getLogger(__name__)
 CHUNK = 512 * 1024  # below the server's request size limit
 HEARTBEAT = 30.0
+RENEW_BEFORE = timedelta(days=10)  # certificates last 30 days
 
 
 def _verify(server_ca_file: str | None) -> Any:
@@ -41,17 +44,12 @@ def enroll(
     server = check_server(server)
     if not bind_password:
         raise ConfigError("bind_password: give --bind-password-file FILE")
-    key = new_key(folder)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "roster agent")]))
-        .sign(key, hashes.SHA256())
-    )
-    from cryptography.hazmat.primitives import serialization
-
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key, csr = _key_and_csr()
+    replace_key(folder, key, None)
     body = {
         "code": code,
-        "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+        "csr": csr,
         "hostname": socket.gethostname(),
         "version": __version__,
     }
@@ -67,6 +65,16 @@ def enroll(
     state = AgentState(folder, server, answer["agent_id"], answer["directory_id"], ldap, server_ca_file)
     save(state, answer["certificate"], answer["ca"], bind_password)
     return state
+
+
+def _key_and_csr() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "roster agent")]))
+        .sign(key, hashes.SHA256())
+    )
+    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _message(response: httpx.Response) -> str:
@@ -89,10 +97,24 @@ class Agent:
 
     def request(self, method: str, path: str, body: bytes = b"", timeout: float = 60) -> httpx.Response:
         headers = proof.sign(self.key, self.state.agent_id, method, path, body)
+        headers[proof.VERSION] = __version__
         response = self.http.request(method, path, content=body, headers=headers, timeout=timeout)
         if response.status_code in (401, 403):
             raise ConfigError(f"the server refused this agent: {_message(response)}")
         return response
+
+    def renew_if_due(self, before: timedelta = RENEW_BEFORE) -> bool:
+        """A new key and certificate when the current one ends within ``before``."""
+        current = x509.load_pem_x509_certificate((self.state.folder / "agent.crt").read_bytes())
+        if current.not_valid_after_utc - datetime.now(UTC) > before:
+            return False
+        key, csr = _key_and_csr()
+        answer = self.request("POST", "/agent/v1/renew", json.dumps({"csr": csr}).encode())
+        answer.raise_for_status()
+        replace_key(self.state.folder, key, answer.json()["certificate"])
+        self.key = key
+        log.info("renewed this agent's certificate")
+        return True
 
     def heartbeat(self) -> None:
         body = {"hostname": socket.gethostname(), "version": __version__, "error": self.last_error}
@@ -110,6 +132,7 @@ class Agent:
         beat.start()
         while not self.stop.is_set():
             try:
+                self.renew_if_due()
                 task = self.next_task()
                 failures = 0
                 if task is not None:

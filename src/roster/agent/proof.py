@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 AGENT, DATE, SIGNATURE = "Roster-Agent", "Roster-Agent-Date", "Roster-Agent-Signature"
+VERSION = "Roster-Agent-Version"
 SKEW = 300
 
 

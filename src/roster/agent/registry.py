@@ -111,6 +111,29 @@ def enroll(
     return Enrolled(agent_id, certificate, ca.ca_pem(conn, box), directory)
 
 
+def renew(conn: Connection, box: SecretBox, agent: Mapping[str, Any], csr_pem: str) -> Enrolled:
+    """A new certificate for the agent (for the key in ``csr_pem``), asked for with its current one."""
+    try:
+        cert = ca.sign(conn, box, csr_pem, agent["id"], agent["organization_id"], agent["directory_id"])
+    except ValueError as exc:
+        raise AgentRefused(str(exc)) from None
+    public = cert.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    conn.execute(
+        sa.update(agents)
+        .where(agents.c.id == agent["id"])
+        .values(
+            public_key_pem=public.decode(),
+            cert_serial=format(cert.serial_number, "x"),
+            cert_expires_at=cert.not_valid_after_utc,
+        )
+    )
+    directory = repo.get_directory(conn, agent["directory_id"])
+    certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return Enrolled(agent["id"], certificate, ca.ca_pem(conn, box), directory)
+
+
 def authenticate(
     conn: Connection, headers: Mapping[str, str], method: str, target: str, body: bytes
 ) -> dict[str, Any]:
@@ -132,6 +155,11 @@ def authenticate(
         )
         if not why and row["status"] != "active":
             why = "this agent was revoked; enrol it again with a new code"
+        elif not why:
+            try:  # the version the agent runs now (it says so on every request)
+                _check_version(headers.get(proof.VERSION.lower()) or "0")
+            except AgentRefused as exc:
+                why = str(exc)
         elif not why and (as_utc(row["cert_expires_at"]) or utcnow()) <= utcnow():
             why = "this agent's certificate expired; enrol it again with a new code"
     if why:

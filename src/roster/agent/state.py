@@ -64,14 +64,16 @@ def _private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def new_key(folder: Path) -> ec.EllipticCurvePrivateKey:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = ec.generate_private_key(ec.SECP256R1())
+def replace_key(folder: Path, key: ec.EllipticCurvePrivateKey, certificate: str | None) -> None:
+    """Write a key (and its certificate) in place of the old ones, each file whole or not at all."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _private(folder / "agent.key", pem)
-    return key
+    _private(folder / "agent.key.new", pem)
+    if certificate is not None:
+        _private(folder / "agent.crt.new", certificate.encode())
+        os.replace(folder / "agent.crt.new", folder / "agent.crt")
+    os.replace(folder / "agent.key.new", folder / "agent.key")
 
 
 def save(state: AgentState, certificate: str, ca: str, bind_password: str) -> None:

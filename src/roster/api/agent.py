@@ -60,6 +60,28 @@ async def _agent(request: Request, rt: Runtime) -> tuple[dict[str, Any], bytes]:
         raise ApiError(401, "agent_refused", str(exc)) from None
 
 
+class RenewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csr: str = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/renew")
+async def renew_certificate(request: Request, rt: RuntimeDep) -> dict[str, str]:
+    """A new certificate for a new key, asked for with the current one (before it expires)."""
+    agent, body = await _agent(request, rt)
+    given = RenewIn.model_validate_json(body)
+
+    def sign() -> registry.Enrolled:
+        with rt.engine.begin() as conn:
+            return registry.renew(conn, rt.box, agent, given.csr)
+
+    try:
+        done = await run_in_threadpool(sign)
+    except registry.AgentRefused as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    return {"certificate": done.certificate_pem, "ca": done.ca_pem}
+
+
 @router.post("/heartbeat")
 async def heartbeat(request: Request, rt: RuntimeDep) -> dict[str, str]:
     agent, body = await _agent(request, rt)
