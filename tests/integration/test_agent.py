@@ -389,3 +389,70 @@ def test_an_upload_resumes_after_the_server_restarts(site: Site, sqlite_rt: Runt
             assert gzip.decompress(tasks.take_upload(conn, task_id)) == data
     finally:
         agent.close()
+
+
+def test_active_directory_logins_through_the_agent_keep_their_reasons(
+    sqlite_rt: Runtime, samba_dc: Any, ad_tree: Any, tmp_path: Path
+) -> None:
+    from roster.connectors.ldap.bind import BindReason
+    from tests.support.ad_tree import PASSWORD
+
+    ad_tree.add_user("ok")
+    ad_tree.add_user("lock")
+    ad_tree.add_user("off", disabled=True)
+    change = ad_tree.add_user("change")
+    ad_tree.replace(change, "pwdLastSet", [b"0"])
+    ad_tree.add_user("old", accountExpires=b"1")
+    org = new_org(sqlite_rt)
+    settings = {
+        "connection": "agent",
+        "search_paths": [ad_tree.search_path],
+        "user_bind_template": f"{{login}}.{ad_tree.name}@example.local",
+    }
+    directory = create_directory(sqlite_rt, DirectorySpec(org, "Corp AD", "active_directory", settings))["id"]
+    (tmp_path / "pw").write_text(samba_dc.admin_password)
+    with serve_app(create_app(sqlite_rt)) as url:
+        with sqlite_rt.engine.begin() as conn:
+            code = registry.issue_code(conn, directory, timedelta(minutes=5))[0]
+        enroll = [ROSTER, "agent", "enroll", "--server", url, "--code", code, "--dir", str(tmp_path / "a")]
+        enroll += [
+            "--url",
+            samba_dc.ldaps_url,
+            "--bind-dn",
+            samba_dc.admin_dn,
+            "--bind-password-file",
+            str(tmp_path / "pw"),
+        ]
+        enroll += ["--ca-file", str(samba_dc.ca_file)]
+        done = subprocess.run(enroll, capture_output=True, text=True, timeout=60, check=False, env=_env())
+        assert done.returncode == 0, done.stderr
+        with open(tmp_path / "agent.log", "wb") as log:
+            proc = subprocess.Popen(
+                [ROSTER, "agent", "run", "--dir", str(tmp_path / "a")], stdout=log, stderr=log, env=_env()
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while not any(a["status"] == "healthy" for a in _listing(sqlite_rt, directory)):
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.2)
+
+                def check(login: str, password: str) -> str:
+                    return verify_directory_password(sqlite_rt, directory, login, password).reason
+
+                assert check("ok", PASSWORD) == BindReason.OK
+                assert check("ok", "wrong") == BindReason.INVALID_CREDENTIALS
+                assert check("off", PASSWORD) == BindReason.DISABLED
+                assert check("change", PASSWORD) == BindReason.MUST_CHANGE_PASSWORD
+                assert check("old", PASSWORD) == BindReason.ACCOUNT_EXPIRED
+                for _ in range(3):
+                    assert check("lock", "wrong") == BindReason.INVALID_CREDENTIALS
+                assert check("lock", PASSWORD) == BindReason.LOCKED
+                assert sync_directory(sqlite_rt, directory, force=True).ok
+            finally:
+                proc.terminate()
+                proc.wait(15)
+
+
+def _listing(rt: Runtime, directory_id: str) -> list[dict[str, Any]]:
+    with rt.engine.connect() as conn:
+        return registry.listing(conn, directory_id)

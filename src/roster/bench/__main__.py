@@ -13,13 +13,16 @@ import platform
 import sys
 from pathlib import Path
 
-from roster.bench import graph, scim, sync, webhooks
+from roster.bench import agent, graph, scim, sync, webhooks
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench")
     parser.add_argument(
-        "suites", nargs="*", default=["sync", "webhooks"], choices=["sync", "webhooks", "graph", "scim"]
+        "suites",
+        nargs="*",
+        default=["sync", "webhooks"],
+        choices=["sync", "webhooks", "graph", "scim", "agent"],
     )
     parser.add_argument(
         "--users",
@@ -74,6 +77,9 @@ def main() -> int:
     if "graph" in args.suites:
         size = int(str(args.users).split(",")[0])
         results[f"graph_{size}"] = graph.run(size, args.groups, args.memberships)
+    if "agent" in args.suites:
+        size = int(str(args.users).split(",")[0])
+        results[f"agent_{size}"] = agent.run(size, args.groups, args.memberships)
     if "scim" in args.suites:
         results["scim"] = scim.run(postgres_url=args.postgres)
     if "webhooks" in args.suites:
