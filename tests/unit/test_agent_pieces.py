@@ -99,3 +99,46 @@ def test_leases_repeat_syncs_on_another_agent_but_never_logins(tmp_path: Path) -
             conn.execute(sa.select(agent_tasks.c.payload).where(agent_tasks.c.id == login)).scalar() == "{}"
         )
     rt.engine.dispose()
+
+
+def test_an_expired_or_foreign_code_is_refused(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from roster.agent import registry
+    from roster.directories import DirectorySpec, create_directory
+
+    rt = make_runtime(f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    org = new_org(rt)
+    paths = {"search_paths": ["DC=example, DC=com"]}
+    agent_dir = create_directory(rt, DirectorySpec(org, "A", "ldap", {"connection": "agent", **paths}))["id"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    with rt.engine.begin() as conn:
+        expired, _ = registry.issue_code(conn, agent_dir, timedelta(seconds=-1))
+        fresh, _ = registry.issue_code(conn, agent_dir, timedelta(minutes=5))
+    for code, version, why in [
+        (expired, "0.1.0", "unknown, used or expired"),
+        ("NOT-A-CODE", "0.1.0", "unknown, used or expired"),
+        (fresh, "0.0.1", "needs roster 0.1.0"),
+    ]:
+        with rt.engine.begin() as conn, pytest.raises(registry.AgentRefused, match=why):
+            registry.enroll(conn, rt.box, code, pem, "host", version)
+    with rt.engine.begin() as conn:
+        done = registry.enroll(conn, rt.box, fresh, pem, "host", "0.1.0")
+    cert = x509.load_pem_x509_certificate(done.certificate_pem.encode())
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == org
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == agent_dir
+    ca = x509.load_pem_x509_certificate(done.ca_pem.encode())
+    cert.verify_directly_issued_by(ca)
+    direct = {"url": "ldap://127.0.0.1", "bind_dn": "cn=x", **paths}
+    ldap_dir = create_directory(rt, DirectorySpec(org, "B", "ldap", direct, "pw"))["id"]
+    with (
+        rt.engine.begin() as conn,
+        pytest.raises(registry.AgentRefused, match="not connected through an agent"),
+    ):
+        registry.issue_code(conn, ldap_dir, timedelta(minutes=5))
+    rt.engine.dispose()
