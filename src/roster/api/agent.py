@@ -113,10 +113,12 @@ async def next_task(request: Request, rt: RuntimeDep, wait: int = 20) -> Respons
 
     await run_in_threadpool(seen)
     while True:
+        if await request.is_disconnected():  # a task taken for a gone agent would wait out its lease
+            return Response(status_code=204)
         task = await run_in_threadpool(claim)
         if task is not None:
             return JSONResponse(task)
-        if time.monotonic() >= deadline or await request.is_disconnected():
+        if time.monotonic() >= deadline:
             return Response(status_code=204)
         await _sleep(0.25)
 
