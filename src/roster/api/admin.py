@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from roster.api.auth import PrincipalDep, RuntimeDep, check_org, require_admin, scope_org
+from roster.api.admin_scim import ScimDirectoryIn
+from roster.api.auth import PrincipalDep, RuntimeDep, check_org, owned_directory, require_admin, scope_org
 from roster.api.errors import ApiError
+from roster.api.models import Mapping_, Strict
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
 from roster.directories import DirectorySpec, check_spec, create_directory, test_directory
@@ -22,10 +24,6 @@ from roster.store.repo import Principal
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class OrganizationIn(Strict):
     name: str = Field(min_length=1, max_length=200, description="The organization's display name.")
     domain: str | None = Field(default=None, max_length=253, description="Its main e-mail domain.")
@@ -34,11 +32,6 @@ class OrganizationIn(Strict):
 class ApiKeyIn(Strict):
     name: str = Field(default="api key", min_length=1, max_length=200)
     organization_id: str | None = Field(default=None, description="Scope; omit for an admin key.")
-
-
-class Mapping_(Strict):
-    user: dict[str, str] = Field(default_factory=dict, description="field -> LDAP attribute")
-    group: dict[str, str] = Field(default_factory=dict, description="field -> LDAP attribute")
 
 
 class DirectoryIn(Strict):
@@ -90,19 +83,6 @@ class AzureDirectoryIn(Strict):
     )
     mapping: Mapping_ | None = None
     near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
-
-
-class ScimDirectoryIn(Strict):
-    """A directory the identity provider pushes to over SCIM 2.0; the answer carries its endpoint
-    URL (``scim_base_url``) and bearer token (``scim_token``), shown this once."""
-
-    organization_id: str
-    name: str = Field(min_length=1, max_length=200)
-    type: Literal["scim"]
-    provider: Literal["okta", "entra", "onelogin", "jumpcloud", "pingfederate", "rippling", "generic"] = (
-        "generic"
-    )
-    mapping: Mapping_ | None = None
 
 
 class DirectoryPatch(Strict):
@@ -235,13 +215,6 @@ def create_api_key(body: ApiKeyIn, rt: RuntimeDep, who: PrincipalDep) -> dict[st
     }
 
 
-def _owned_directory(rt: Any, who: Principal, directory_id: str) -> dict[str, Any]:
-    with rt.engine.connect() as conn:
-        row = repo.get_directory(conn, directory_id)
-    check_org(who, row["organization_id"], "directory", directory_id)
-    return row
-
-
 # server file paths, the TLS opt-out, and hosts Roster would send requests to (an organization picks a cloud)
 OPERATOR_FIELDS = ("ca_file", "insecure_skip_tls_verify", "login_url", "graph_url")
 
@@ -288,7 +261,7 @@ def list_directories(rt: RuntimeDep, who: PrincipalDep, organization_id: str | N
 
 @router.get("/directories/{directory_id}")
 def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
-    row = _owned_directory(rt, who, directory_id)
+    row = owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         return directory_view(row, repo.directory_metadata(conn, directory_id))
 
@@ -297,7 +270,7 @@ def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[
 def update_directory(
     directory_id: str, body: DirectoryPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
-    row = _owned_directory(rt, who, directory_id)
+    row = owned_directory(rt, who, directory_id)
     cfg = dict(row["config"])
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
@@ -337,14 +310,14 @@ def update_directory(
 
 @router.delete("/directories/{directory_id}", status_code=204)
 def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> None:
-    _owned_directory(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
         remove_directory(conn, directory_id)
 
 
 @router.post("/directories/{directory_id}/test")
 def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
-    _owned_directory(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     report = test_directory(rt, directory_id)
     return {
         "ok": report.ok,
@@ -358,7 +331,7 @@ def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dic
 def trigger_sync(
     directory_id: str, rt: RuntimeDep, who: PrincipalDep, request: Request, body: SyncIn | None = None
 ) -> dict[str, Any]:
-    _owned_directory(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     body = body or SyncIn()
     try:
         job_id = request.app.state.runner.submit(
@@ -379,7 +352,7 @@ def trigger_sync(
 def list_runs(
     directory_id: str, rt: RuntimeDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
-    _owned_directory(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         rows = repo.list_runs(conn, directory_id, limit)
     return {"object": "list", "data": [run_view(r) for r in rows]}
@@ -470,7 +443,7 @@ def sync_log_entries(
 
     from roster.store.schema import sync_log, sync_runs
 
-    _owned_directory(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     q = sa.select(sync_log).where(sync_log.c.directory_id == directory_id)
     if run_id:
         q = q.where(sync_log.c.run_id == run_id)

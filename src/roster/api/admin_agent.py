@@ -9,9 +9,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from roster.agent import registry
-from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.api.auth import PrincipalDep, RuntimeDep, owned_directory
 from roster.api.errors import ApiError
-from roster.store import repo
 from roster.store.schema import agents
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -22,16 +21,10 @@ class CodeIn(BaseModel):
     ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
 
-def _owned(rt: Any, who: Any, directory_id: str) -> None:
-    with rt.engine.connect() as conn:
-        row = repo.get_directory(conn, directory_id)
-    check_org(who, row["organization_id"], "directory", directory_id)
-
-
 @router.post("/directories/{directory_id}/agent_codes", status_code=201)
 def agent_code(directory_id: str, body: CodeIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     """A one-time enrolment code (shown once) for an agent of this directory."""
-    _owned(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     try:
         with rt.engine.begin() as conn:
             code, expires = registry.issue_code(conn, directory_id, timedelta(minutes=body.ttl_minutes))
@@ -42,7 +35,7 @@ def agent_code(directory_id: str, body: CodeIn, rt: RuntimeDep, who: PrincipalDe
 
 @router.get("/directories/{directory_id}/agents")
 def directory_agents(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
-    _owned(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         return {"object": "list", "data": registry.listing(conn, directory_id)}
 
@@ -56,6 +49,6 @@ def revoke_agent(agent_id: str, rt: RuntimeDep, who: PrincipalDep) -> None:
         directory_id = conn.execute(sa.select(agents.c.directory_id).where(agents.c.id == agent_id)).scalar()
     if directory_id is None:
         raise ApiError(404, "entity_not_found", f"agent {agent_id} not found")
-    _owned(rt, who, directory_id)
+    owned_directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
         registry.revoke(conn, agent_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -51,3 +51,11 @@ def scope_org(who: Principal, requested: str | None) -> str | None:
     if requested is not None and requested != who.organization_id:
         raise ApiError(404, "entity_not_found", f"organization {requested!r} not found")
     return who.organization_id
+
+
+def owned_directory(rt: Runtime, who: Principal, directory_id: str) -> dict[str, Any]:
+    """The directory, when ``who`` may act on it (404 otherwise, as for any other organization's)."""
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+    check_org(who, row["organization_id"], "directory", directory_id)
+    return row
