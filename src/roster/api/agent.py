@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,12 +105,18 @@ async def next_task(request: Request, rt: RuntimeDep, wait: int = 20) -> Respons
     deadline = time.monotonic() + max(0, min(wait, 50))
 
     def claim() -> dict[str, Any] | None:
-        with rt.engine.begin() as conn:
-            return tasks.claim(conn, agent, _lease(rt))
+        try:
+            with rt.engine.begin() as conn:
+                return tasks.claim(conn, agent, _lease(rt))
+        except sa.exc.OperationalError:  # SQLite busy with a long ingest: look again next round
+            return None
 
     def seen() -> None:  # a poll is a sign of life: once per poll, not per look at the queue
-        with rt.engine.begin() as conn:
-            registry.heartbeat(conn, agent["id"], None, None, agent["last_error"])
+        try:
+            with rt.engine.begin() as conn:
+                registry.heartbeat(conn, agent["id"], None, None, agent["last_error"])
+        except sa.exc.OperationalError:
+            pass  # the next poll or heartbeat records it
 
     await run_in_threadpool(seen)
     while True:
