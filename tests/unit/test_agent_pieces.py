@@ -142,3 +142,33 @@ def test_an_expired_or_foreign_code_is_refused(tmp_path: Path) -> None:
     ):
         registry.issue_code(conn, ldap_dir, timedelta(minutes=5))
     rt.engine.dispose()
+
+
+def test_a_damaged_or_cut_upload_is_refused(tmp_path: Path) -> None:
+    import gzip
+
+    from roster.agent.connector import AgentConnector
+    from roster.connectors.base import ConnectorError
+    from roster.directories import DirectorySpec, create_directory
+    from roster.domain.records import Snapshot
+    from roster.wire import encode_batch
+
+    rt = make_runtime(f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    org = new_org(rt)
+    row = create_directory(
+        rt, DirectorySpec(org, "A", "ldap", {"connection": "agent", "search_paths": ["DC=example, DC=com"]})
+    )
+    agent = {"id": "agent_one", "directory_id": row["id"]}
+    connector = AgentConnector(rt.engine, row, timedelta(seconds=5))
+    whole = gzip.compress(encode_batch(Snapshot(users={}, groups={}, memberships=frozenset())))
+    for upload, why in [(b"not gzip at all", "damaged"), (whole[:-9], "cut short"), (whole, None)]:
+        with rt.engine.begin() as conn:
+            task = tasks.enqueue(conn, row["id"], "full", {})
+            tasks.claim(conn, agent)
+            tasks.append(conn, task, "agent_one", 0, upload)
+        if why is None:
+            assert isinstance(connector._batch(task), Snapshot)
+        else:
+            with pytest.raises(ConnectorError, match=why):
+                connector._batch(task)
+    rt.engine.dispose()

@@ -8,8 +8,8 @@ this connector's only I/O (``roster.agent.tasks``), behind the small ``Queue`` b
 
 from __future__ import annotations
 
-import gzip
 import time
+import zlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -83,14 +83,17 @@ class AgentConnector:
     def _batch(self, task_id: str) -> Snapshot | Delta:
         with self.engine.begin() as conn:
             packed = tasks.take_upload(conn, task_id)
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip, never inflated past MAX_UPLOAD
         try:
-            data = gzip.decompress(packed)
-        except (OSError, EOFError) as exc:
+            data = inflate.decompress(packed, MAX_UPLOAD + 1)
+        except zlib.error as exc:
             raise ConnectorError(
                 FailureReason.SEARCH_FAILED, f"the agent's upload is damaged: {exc}"
             ) from None
-        if len(data) > MAX_UPLOAD:
+        if len(data) > MAX_UPLOAD or inflate.unconsumed_tail:
             raise ConnectorError(FailureReason.SEARCH_FAILED, "the agent's upload is too large")
+        if not inflate.eof:
+            raise ConnectorError(FailureReason.SEARCH_FAILED, "the agent's upload is cut short")
         try:
             return decode_batch(data)
         except WireError as exc:
