@@ -156,7 +156,7 @@ def test_missing_password_and_bad_url_name_the_field(cli: Cli, slapd: Slapd) -> 
     bad_url = cli.run(*base, "--url", "https://example.com", env={"ROSTER_BIND_PASSWORD": "x"})
     assert (
         bad_url.returncode == 2
-        and "url: 'https://example.com' must start with ldap:// or ldaps://" in bad_url.stderr
+        and "url: 'https://example.com' must start with ldap://, ldaps:// or ldapi://" in bad_url.stderr
     )
     assert cli.ok("directory", "list") == []
 
