@@ -201,10 +201,10 @@ class Agent:
 
     def _run(self, task: dict[str, Any]) -> None:
         task_id, kind, payload = task["id"], task["kind"], task["payload"]
-        if kind == "login":
-            self._login(task)
-            return
         try:
+            if kind == "login":
+                self._login(task)
+                return
             connector = self.connector(task)
             if kind == "test":
                 report = connector.test()
@@ -223,13 +223,17 @@ class Agent:
         except ConnectorError as exc:
             self.last_error = str(exc)
             self.finish(task_id, "failed", {"error": str(exc), "reason": str(exc.reason)})
+        except (httpx.HTTPError, ConfigError):
+            raise  # the server is away or refuses this agent: run_forever decides
+        except Exception as exc:  # a bug must not stop the agent, nor leave the server waiting
+            log.exception("task %s failed", task_id)
+            self.last_error = f"internal error in the agent: {exc!r}"
+            self.finish(task_id, "failed", {"error": self.last_error})
 
     def upload(self, task_id: str, data: bytes) -> None:
         """The batch, compressed, in chunks; after a dropped connection it resumes where the
         server's copy ends."""
-        packed = gzip.compress(
-            data, compresslevel=1
-        )  # the fastest level: most of the gain, a fraction of the time
+        packed = gzip.compress(data, compresslevel=1)  # the fastest level: most of the gain
         attempts = 0
         while True:
             try:
