@@ -392,3 +392,14 @@ def test_a_scim_directory_from_the_cli_and_roster_serve(cli: Cli) -> None:
         server.wait(15)
         assert server.stderr is not None
         server.stderr.close()
+
+
+def test_sync_no_wait_queues_a_job(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    tree.add_user("ada")
+    _, d = make_directory(cli, slapd, tree)
+    queued = cli.ok("sync", d, "--no-wait")
+    assert queued["status"] == "queued" and queued["job_id"]
+    again = cli.ok("sync", d, "--no-wait")
+    assert again["job_id"] == queued["job_id"]  # a trigger for an already queued directory coalesces
+    missing = cli.run("sync", "directory_nope", "--no-wait")
+    assert missing.returncode != 0 and "directory_nope" in missing.stderr

@@ -245,6 +245,10 @@ def test_a_login_through_the_agent_and_a_second_agent_taking_over(site: Site, tm
     outcome = sync_directory(site.rt, site.directory, force=True)
     assert outcome.status == "succeeded", outcome.error
     assert "ada@example.com" in {u[0] for u in _users(site.rt, site.directory).values()}
+    from roster.accounts.login import login  # the account the sync linked signs in through the agent
+
+    assert login(site.rt, site.org, "ada@example.com", "Correct-Horse-1").reason == "ok"
+    assert login(site.rt, site.org, "ada@example.com", "Wrong-Horse-1").reason == "invalid_credentials"
 
 
 def test_renewal_versions_and_a_silent_agent(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
