@@ -34,22 +34,25 @@ class AgentConnector:
     def __init__(self, engine: Engine, directory: Mapping[str, Any], timeout: timedelta, poll: float = 0.2):
         self.engine, self.directory, self.timeout, self.poll = engine, directory, timeout, poll
 
-    def _healthy(self) -> bool:
+    def _live_agent(self, within: timedelta) -> Any:
+        """The directory's active agent heard from most recently within ``within`` (id, key), or None."""
         a = agents
         with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(a.c.id).where(
+            return conn.execute(
+                sa.select(a.c.id, a.c.public_key_pem)
+                .where(
                     a.c.directory_id == self.directory["id"],
                     a.c.status == "active",
-                    a.c.last_seen_at > utcnow() - SILENT,
+                    a.c.last_seen_at > utcnow() - within,
                 )
+                .order_by(a.c.last_seen_at.desc())
+                .limit(1)
             ).first()
-        return found is not None
 
     def _run(
         self, kind: str, payload: dict[str, Any], timeout: timedelta
     ) -> tuple[str, dict[str, Any] | None]:
-        if not self._healthy():
+        if self._live_agent(SILENT) is None:
             raise ConnectorError(
                 FailureReason.UNREACHABLE,
                 f"no agent of directory {self.directory['id']} is responding "
@@ -128,18 +131,7 @@ class AgentConnector:
     def verify_password(self, name: str, password: str, wait: float = 10.0) -> tuple[str, str]:
         """(reason, detail) of a bind as ``name`` done by one healthy agent: the password is sealed
         to that agent's key, never stored readable, never given to another agent."""
-        a = agents
-        with self.engine.connect() as conn:
-            chosen = conn.execute(
-                sa.select(a.c.id, a.c.public_key_pem)
-                .where(
-                    a.c.directory_id == self.directory["id"],
-                    a.c.status == "active",
-                    a.c.last_seen_at > utcnow() - LIVE,
-                )
-                .order_by(a.c.last_seen_at.desc())
-                .limit(1)
-            ).first()
+        chosen = self._live_agent(LIVE)
         if chosen is None:
             return "unreachable", "no agent of this directory is responding"
         settings = {"type": self.directory["type"], "config": dict(self.directory["config"])}

@@ -85,21 +85,13 @@ def enroll(
         raise AgentRefused("code: this enrolment code is unknown, used or expired; ask for a new one")
     directory = repo.get_directory(conn, spent.directory_id)
     agent_id = new_id("agent")
-    try:
-        cert = ca.sign(conn, box, csr_pem, agent_id, directory["organization_id"], directory["id"])
-    except ValueError as exc:
-        raise AgentRefused(str(exc)) from None
-    public = cert.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    certificate, key_columns = _certify(conn, box, csr_pem, agent_id, directory)
     conn.execute(
         sa.insert(agents).values(
             id=agent_id,
             directory_id=directory["id"],
             organization_id=directory["organization_id"],
-            public_key_pem=public.decode(),
-            cert_serial=format(cert.serial_number, "x"),
-            cert_expires_at=cert.not_valid_after_utc,
+            **key_columns,
             hostname=hostname[:255],
             version=version[:32],
             status="active",
@@ -107,30 +99,33 @@ def enroll(
             created_at=now,
         )
     )
-    certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
     return Enrolled(agent_id, certificate, ca.ca_pem(conn, box), directory)
 
 
-def renew(conn: Connection, box: SecretBox, agent: Mapping[str, Any], csr_pem: str) -> Enrolled:
-    """A new certificate for the agent (for the key in ``csr_pem``), asked for with its current one."""
+def _certify(
+    conn: Connection, box: SecretBox, csr_pem: str, agent_id: str, directory: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """(the signed certificate's PEM, the agent row's key columns) for the key in ``csr_pem``."""
     try:
-        cert = ca.sign(conn, box, csr_pem, agent["id"], agent["organization_id"], agent["directory_id"])
+        cert = ca.sign(conn, box, csr_pem, agent_id, directory["organization_id"], directory["id"])
     except ValueError as exc:
         raise AgentRefused(str(exc)) from None
     public = cert.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    conn.execute(
-        sa.update(agents)
-        .where(agents.c.id == agent["id"])
-        .values(
-            public_key_pem=public.decode(),
-            cert_serial=format(cert.serial_number, "x"),
-            cert_expires_at=cert.not_valid_after_utc,
-        )
-    )
+    columns = {
+        "public_key_pem": public.decode(),
+        "cert_serial": format(cert.serial_number, "x"),
+        "cert_expires_at": cert.not_valid_after_utc,
+    }
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), columns
+
+
+def renew(conn: Connection, box: SecretBox, agent: Mapping[str, Any], csr_pem: str) -> Enrolled:
+    """A new certificate for the agent (for the key in ``csr_pem``), asked for with its current one."""
     directory = repo.get_directory(conn, agent["directory_id"])
-    certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
+    certificate, key_columns = _certify(conn, box, csr_pem, agent["id"], directory)
+    conn.execute(sa.update(agents).where(agents.c.id == agent["id"]).values(**key_columns))
     return Enrolled(agent["id"], certificate, ca.ca_pem(conn, box), directory)
 
 
