@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     mail_sender: str = Field(default="roster@localhost", description="From: address of Roster's mail.")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base of links in e-mails.")
     link_ttl_hours: float = Field(default=24.0, description="How long e-mailed links stay valid.")
+    console_idle_minutes: float = Field(
+        default=30.0, description="A console session ends after this long without a request."
+    )
+    console_session_hours: float = Field(default=12.0, description="A console session ends after this long.")
     access_check_seconds: float = Field(default=60.0, description="Access check interval per directory.")
     access_check_delay_seconds: float = Field(default=60.0, description="Delay before the first check.")
     webhook_allow_private: bool = Field(

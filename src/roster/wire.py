@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from roster.domain.delta import Delta
+from roster.domain.pairs import PairRuns
 from roster.domain.records import Snapshot
 
 WIRE_VERSION: Literal[1] = 1
@@ -47,7 +48,11 @@ class WireError(ValueError):
 
 
 def encode_batch(batch: Batch) -> bytes:
-    envelope = _SnapshotEnvelope(batch=batch) if isinstance(batch, Snapshot) else _DeltaEnvelope(batch=batch)
+    if isinstance(batch, Snapshot):  # the models know dicts and sets, not spools and runs
+        plain = replace(batch, users=dict(batch.users), memberships=frozenset(batch.memberships))
+        envelope: BaseModel = _SnapshotEnvelope(batch=plain)
+    else:
+        envelope = _DeltaEnvelope(batch=batch)
     return envelope.model_dump_json().encode()
 
 
@@ -82,7 +87,7 @@ def _checked(batch: Batch) -> Batch:
             raise WireError(
                 f"batch.memberships: ({group!r}, {member!r}) names an object the snapshot does not hold"
             )
-    return replace(batch, member_digests={})
+    return replace(batch, member_digests={}, memberships=PairRuns.of(batch.memberships))
 
 
 def _json_object(where: str, text: str) -> None:

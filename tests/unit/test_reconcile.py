@@ -45,7 +45,7 @@ def apply_in_memory(cached: CachedState, changes: ChangeSet) -> CachedState:
         groups[gu.record.external_id] = replace(gu.previous, content_hash=gu.record.content_hash)
     for gd in changes.groups_deleted:
         del groups[gd.external_id]
-    changed = {g for g, _ in changes.members_added + changes.members_removed} | set(changes.member_hashes)
+    changed = {g for g, _ in (*changes.members_added, *changes.members_removed)} | set(changes.member_hashes)
     for ext in changed & set(groups):  # as the store keeps member digests
         groups[ext] = replace(groups[ext], members_hash=changes.member_hashes.get(ext))
     memberships = (set(cached.memberships) - set(changes.members_removed)) | set(changes.members_added)

@@ -59,7 +59,7 @@ def _keys(org: str, email: str, address: str | None) -> list[tuple[str, int]]:
     return keys
 
 
-def _throttled(conn: Connection, keys: list[tuple[str, int]]) -> int | None:
+def throttled(conn: Connection, keys: list[tuple[str, int]]) -> int | None:
     now = utcnow()
     for key, limit in keys:
         row = conn.execute(sa.select(login_throttle).where(login_throttle.c.key == key)).first()
@@ -72,7 +72,7 @@ def _throttled(conn: Connection, keys: list[tuple[str, int]]) -> int | None:
     return None
 
 
-def _record(conn: Connection, keys: list[tuple[str, int]], failed: bool) -> None:
+def record_attempt(conn: Connection, keys: list[tuple[str, int]], failed: bool) -> None:
     now = utcnow()
     for key, _ in keys:
         if not failed:
@@ -98,7 +98,7 @@ def _record(conn: Connection, keys: list[tuple[str, int]], failed: bool) -> None
 def login(rt: Runtime, org: str, email: str, password: str, address: str | None = None) -> LoginResult:
     keys = _keys(org, email, address)
     with rt.engine.begin() as conn:
-        wait = _throttled(conn, keys)
+        wait = throttled(conn, keys)
         if wait is not None:
             return LoginResult("too_many_attempts", retry_after=wait)
         account = (
@@ -113,7 +113,7 @@ def login(rt: Runtime, org: str, email: str, password: str, address: str | None 
     reason = _check(rt, dict(account) if account is not None else None, password)
     with rt.engine.begin() as conn:
         if reason != "directory_unavailable":
-            _record(conn, keys, failed=reason != "ok")
+            record_attempt(conn, keys, failed=reason != "ok")
         if reason != "ok" or account is None:
             return LoginResult(reason)
         view = account_view(dict(account), groups_of(conn, org, account["id"]))

@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from roster.domain.records import CachedGroup, CachedUser, DirectoryGroup, DirectoryUser, Skipped
+from roster.domain.pairs import EMPTY, PairRuns
+from roster.domain.records import (
+    NO_USERS,
+    CachedGroup,
+    CachedUser,
+    DirectoryGroup,
+    DirectoryUser,
+    KeyedRecords,
+    Skipped,
+)
 
 
 class ChangeKind(StrEnum):
@@ -41,14 +50,15 @@ class GroupUpdate:
 
 @dataclass(frozen=True)
 class ChangeSet:
-    users_created: tuple[DirectoryUser, ...] = ()
+    users_created: KeyedRecords = NO_USERS  # any sequence of users given becomes KeyedRecords
     users_updated: tuple[UserUpdate, ...] = ()
     users_removed: tuple[CachedUser, ...] = ()
     groups_created: tuple[DirectoryGroup, ...] = ()
     groups_updated: tuple[GroupUpdate, ...] = ()
     groups_deleted: tuple[CachedGroup, ...] = ()
-    members_added: tuple[tuple[str, str], ...] = ()  # (group external id, member external id)
-    members_removed: tuple[tuple[str, str], ...] = ()
+    # (group external id, member external id), sorted; any collection of pairs given becomes runs
+    members_added: PairRuns = EMPTY
+    members_removed: PairRuns = EMPTY
     skipped: tuple[Skipped, ...] = field(default=())
     ignored_members: int = 0
     foreign_members: int = 0
@@ -58,6 +68,11 @@ class ChangeSet:
     # users whose content is unchanged but whose entry fingerprint is new: Roster id -> fingerprint
     # (stored silently, so that the next read can skip decoding them)
     source_hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users_created", KeyedRecords.of(self.users_created))
+        for name in ("members_added", "members_removed"):
+            object.__setattr__(self, name, PairRuns.of(getattr(self, name)))
 
     @property
     def notes(self) -> tuple[str, ...]:

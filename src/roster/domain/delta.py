@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from roster.domain.changes import ChangeSet
+from roster.domain.pairs import PairRuns
 from roster.domain.reconcile import diff_groups, diff_users
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Skipped, ref_key
 
@@ -145,14 +146,14 @@ def reconcile_delta(delta: Delta, cached: CachedState, refs: Mapping[str, str]) 
         elif op.group in live_groups and op.member in live_members and op.member != op.group:
             pairs.add(pair)
     return ChangeSet(
-        users_created=tuple(users_created),
+        users_created=users_created,
         users_updated=tuple(users_updated),
         users_removed=tuple(users_removed),
         groups_created=tuple(groups_created),
         groups_updated=tuple(groups_updated),
         groups_deleted=tuple(groups_deleted),
-        members_added=tuple(sorted(pairs - before)),
-        members_removed=tuple(sorted(before - pairs)),
+        members_added=PairRuns.of(pairs - before),
+        members_removed=PairRuns.of(before - pairs),
         skipped=tuple(sorted(delta.skipped, key=lambda s: (s.external_id, s.dn or ""))),
     )
 

@@ -18,22 +18,25 @@ from collections.abc import Iterable, Mapping
 
 from roster.domain.changes import ChangeSet, GroupUpdate, UserUpdate
 from roster.domain.mapping import members_digest
-from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, Snapshot
+from roster.domain.pairs import PairRuns, difference
+from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, KeyedRecords, Snapshot
 
 
 def diff_users(
     records: Mapping[str, DirectoryUser], cached: CachedState
-) -> tuple[list[DirectoryUser], list[UserUpdate]]:
-    """New users, and known ones whose content changed or who come back (sorted by id)."""
+) -> tuple[KeyedRecords, list[UserUpdate]]:
+    """New users, and known ones whose content changed or who come back (sorted by id). New users
+    are named, not read: ``records`` may hold them outside memory (a spooled read)."""
     created, updated = [], []
     for ext in sorted(records):
-        record = records[ext]
         previous = cached.users.get(ext)
         if previous is None:
-            created.append(record)
-        elif previous.content_hash != record.content_hash or not previous.present:
+            created.append(ext)
+            continue
+        record = records[ext]
+        if previous.content_hash != record.content_hash or not previous.present:
             updated.append(UserUpdate(previous, record))
-    return created, updated
+    return KeyedRecords(records, tuple(created)), updated
 
 
 def diff_groups(
@@ -94,11 +97,9 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
     groups_created, groups_updated = diff_groups(snapshot.groups, cached)
     groups_deleted = [cached.groups[ext] for ext in sorted(cached.groups) if ext not in snapshot.groups]
     loaded = cached.membership_groups
-    if loaded is None:
-        wanted = snapshot.memberships
-    else:  # only these groups' memberships were loaded; every other group's digest matched
-        relevant = loaded | (snapshot.groups.keys() - cached.groups.keys())
-        wanted = frozenset(p for p in snapshot.memberships if p[0] in relevant) if relevant else frozenset()
+    # None: every group's memberships were loaded; else only these groups' (the others' digests matched)
+    relevant = None if loaded is None else loaded | (snapshot.groups.keys() - cached.groups.keys())
+    added, removed = difference(PairRuns.of(snapshot.memberships), PairRuns.of(cached.memberships), relevant)
     hashes = {
         ext: digest
         for ext, digest in digests.items()
@@ -106,14 +107,14 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
     }
 
     return ChangeSet(
-        users_created=tuple(users_created),
+        users_created=users_created,
         users_updated=tuple(users_updated),
         users_removed=tuple(users_removed),
         groups_created=tuple(groups_created),
         groups_updated=tuple(groups_updated),
         groups_deleted=tuple(groups_deleted),
-        members_added=tuple(sorted(wanted - cached.memberships)),
-        members_removed=tuple(sorted(cached.memberships - wanted)),
+        members_added=added,
+        members_removed=removed,
         skipped=tuple(sorted(snapshot.skipped, key=lambda s: (s.external_id, s.dn or ""))),
         ignored_members=snapshot.ignored_members,
         foreign_members=snapshot.foreign_members,
@@ -124,11 +125,12 @@ def reconcile(snapshot: Snapshot, cached: CachedState, digests: Mapping[str, str
 
 def _new_fingerprints(snapshot: Snapshot, cached: CachedState) -> dict[str, str]:
     out: dict[str, str] = {}
-    for ext, record in snapshot.users.items():
-        seen = cached.users.get(ext)
+    for ext, seen in cached.users.items():
+        if ext not in snapshot.users:
+            continue
+        record = snapshot.users[ext]
         if (
-            seen is not None
-            and record.source_hash is not None
+            record.source_hash is not None
             and seen.present
             and seen.content_hash == record.content_hash
             and seen.source_hash != record.source_hash

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import overload
 
 from roster.domain.dn import normalize_dn
 
@@ -62,6 +64,54 @@ class Skipped:
     reason: str
 
 
+class KeyedRecords(Sequence[DirectoryUser]):
+    """The users of ``keys``, read from ``records`` when asked for: a change set names the users a
+    run creates without holding them (a spooled read keeps them in a file until they are written).
+    Equal to any sequence of the same users in the same order."""
+
+    __slots__ = ("_records", "keys")
+
+    def __init__(self, records: Mapping[str, DirectoryUser], keys: tuple[str, ...]) -> None:
+        self._records = records
+        self.keys = keys
+
+    @classmethod
+    def of(cls, users: Iterable[DirectoryUser]) -> KeyedRecords:
+        if isinstance(users, KeyedRecords):
+            return users
+        held = {u.external_id: u for u in users}
+        return cls(held, tuple(held))
+
+    @overload
+    def __getitem__(self, index: int) -> DirectoryUser: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[DirectoryUser]: ...
+    def __getitem__(self, index: int | slice) -> DirectoryUser | list[DirectoryUser]:
+        if isinstance(index, slice):
+            return [self._records[k] for k in self.keys[index]]
+        return self._records[self.keys[index]]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[DirectoryUser]:
+        return (self._records[k] for k in self.keys)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.keys)
+
+    def __repr__(self) -> str:
+        return f"KeyedRecords({list(self.keys)!r})"
+
+
+NO_USERS = KeyedRecords({}, ())
+
+
 def ref_key(external_id: str, dn: str | None) -> str:
     """How members name an object: its normalized DN where the source has DNs, else its id."""
     return normalize_dn(dn) if dn else external_id
@@ -72,12 +122,13 @@ class Snapshot:
     """A complete read of a directory.
 
     ``memberships`` holds ``(group external id, member external id)`` pairs whose
-    member is a user or a group of this snapshot.
+    member is a user or a group of this snapshot (any set; readers build a
+    ``PairRuns``, which holds a million pairs in a tenth of a set's memory).
     """
 
     users: Mapping[str, DirectoryUser]
     groups: Mapping[str, DirectoryGroup]
-    memberships: frozenset[tuple[str, str]]
+    memberships: AbstractSet[tuple[str, str]]
     skipped: tuple[Skipped, ...] = ()
     ignored_members: int = 0  # member values naming nothing inside the search paths
     foreign_members: int = 0  # foreign security principals (members from other domains)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 from roster.domain.mapping import members_digest
+from roster.domain.pairs import PairRuns
 from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot, ref_key
 
 
 class SnapshotBuilder:
     """Collects records in any order; duplicates (overlapping paths) count once."""
 
-    def __init__(self) -> None:
-        self.users: dict[str, DirectoryUser] = {}
+    def __init__(self, users: MutableMapping[str, DirectoryUser] | None = None) -> None:
+        """``users``: where decoded users go (a spool keeps a large read's users out of memory)."""
+        self.users: MutableMapping[str, DirectoryUser] = {} if users is None else users
         self.groups: dict[str, DirectoryGroup] = {}
         self.skipped: dict[str, Skipped] = {}
         self._dn_index: dict[str, str] = {}
@@ -57,10 +59,16 @@ class SnapshotBuilder:
         A snapshot's groups always carry their member lists (``member_refs`` None counts as empty)."""
         index = self._dn_index
         skipped_dns = {ref_key(s.external_id, s.dn) for s in self.skipped.values()}
-        members: dict[str, set[str]] = {}
+        primary: dict[str, list[str]] = {}
+        for user_ext, key in self._primary:
+            group_ext = self._group_keys.get(key)
+            if group_ext is not None and (user_ext in self.users or user_ext in self.unchanged):
+                primary.setdefault(group_ext, []).append(user_ext)
+        runs: dict[str, tuple[str, ...]] = {}  # one group's member set at a time, then its sorted run
+        digests: dict[str, str] = {}
         ignored = foreign = 0
         for ext, group in self.groups.items():
-            found = members[ext] = set()
+            found = set(primary.get(ext, ()))
             for dn in group.member_refs or ():
                 member = index.get(dn)
                 if member is not None:
@@ -70,16 +78,13 @@ class SnapshotBuilder:
                     foreign += 1
                 elif dn not in skipped_dns:
                     ignored += 1
-        for user_ext, key in self._primary:
-            group_ext = self._group_keys.get(key)
-            if group_ext is not None and (user_ext in self.users or user_ext in self.unchanged):
-                members[group_ext].add(user_ext)
-        memberships = frozenset((g, m) for g, found in members.items() for m in found)
+            run = runs[ext] = tuple(sorted(found))
+            digests[ext] = members_digest(run)
         return Snapshot(
             users=self.users,
             groups=self.groups,
-            memberships=memberships,
-            member_digests={g: members_digest(found) for g, found in members.items()},
+            memberships=PairRuns.from_sorted(runs),
+            member_digests=digests,
             skipped=tuple(self.skipped.values()),
             ignored_members=ignored,
             foreign_members=foreign,

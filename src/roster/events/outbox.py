@@ -45,8 +45,7 @@ class Outbox:
         )
         # (kind, data, user ref, group ref, the users of a run of memberships of that group)
         self._pending: list[tuple[str, str, str | None, str | None, list[str]]] = []
-        self._objects: dict[str, str] = {}  # object versions the pending events name
-        self._refs: dict[str, str] = {}  # object JSON -> its ref
+        self._objects: dict[str, str] = {}  # object versions to store at the next flush
         self._last: str | None = None
         self._locked = False
         self.written = 0
@@ -56,10 +55,9 @@ class Outbox:
         if len(self._pending) >= CHUNK:
             self.flush()
 
-    def add_membership(self, kind: str, user: str, group: str) -> None:
-        """A membership event naming the JSON of its user and group (stored once each). Events of
-        one group and kind that follow each other share one row (a run, see ``events.feed``)."""
-        user_ref, group_ref = self._ref(user), self._ref(group)
+    def add_membership(self, kind: str, user_ref: str, group_ref: str) -> None:
+        """A membership event naming versions of its user and group (``ref``). Events of one group
+        and kind that follow each other share one row (a run, see ``events.feed``)."""
         last = self._pending[-1] if self._pending else None
         if last is not None and last[0] == kind and last[3] == group_ref and 0 < len(last[4]) < RUN_MAX:
             last[4].append(user_ref)
@@ -68,11 +66,11 @@ class Outbox:
         if len(self._pending) >= CHUNK:
             self.flush()
 
-    def _ref(self, text: str) -> str:
-        ref = self._refs.get(text)  # the same str object again: its hash is cached
-        if ref is None:
-            ref = self._refs[text] = object_ref(text)
-            self._objects[ref] = text  # stored (or its last_used moved up) once per outbox
+    def ref(self, text: str) -> str:
+        """The ref of an object version, stored (or its last_used moved up) at the next flush. The
+        caller keeps the ref, not the text: a first sync's 100,000 users are not held as JSON."""
+        ref = object_ref(text)
+        self._objects[ref] = text
         return ref
 
     def flush(self) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.domain.changes import ChangeKind, ChangeSet
+from roster.domain.pairs import PairRuns
 from roster.domain.records import CachedState, DirectoryGroup, DirectoryUser, ref_key
 from roster.events.payloads import (
     GROUP_EVENT_FIELDS,
@@ -89,7 +90,7 @@ def apply_changes(
     user_ids, group_ids = _known_ids(conn, target, changes, cached)
     _create_groups(w, changes, group_ids)
     _update_groups(w, changes)
-    _create_users(w, changes, user_ids)
+    created = _create_users(w, changes, user_ids)
     _update_users(w, changes)
     _apply_memberships(w, changes, user_ids, group_ids)
     _write_member_hashes(conn, changes, group_ids)
@@ -104,7 +105,7 @@ def apply_changes(
     note_skipped(w, changes)
     w.flush()
     return Touched(
-        users=frozenset(user_ids[r.external_id] for r in changes.users_created)
+        users=frozenset(created)
         | {c.previous.roster_id for c in changes.users_updated}
         | {c.roster_id for c in changes.users_removed},
         groups=frozenset(group_ids[r.external_id] for r in changes.groups_created)
@@ -163,12 +164,12 @@ def _update_groups(w: Writer, changes: ChangeSet) -> None:
         (c.previous.roster_id, c.record.external_id, _group_columns(c.record), False)
         for c in changes.groups_updated
     ]
-    _write_updates(w, directory_groups, w.groups, w.group_texts, updates, _GROUP_UPDATES)
+    _write_updates(w, directory_groups, w.groups, updates, _GROUP_UPDATES)
 
 
-def _create_users(w: Writer, changes: ChangeSet, user_ids: dict[str, str]) -> None:
-    """New users, a chunk at a time: only their event JSON stays in memory (membership events
-    name it), not their rows."""
+def _create_users(w: Writer, changes: ChangeSet, user_ids: dict[str, str]) -> list[str]:
+    """New users, a chunk at a time (a spooled read gives them a chunk at a time): only their
+    event JSON stays in memory (membership events name it), not their rows. Returns their ids."""
     created = changes.users_created
     new = new_ids("directory_user", len(created))
     for start in range(0, len(created), CHUNK):
@@ -177,11 +178,13 @@ def _create_users(w: Writer, changes: ChangeSet, user_ids: dict[str, str]) -> No
             user_ids[user.external_id] = rid
             row = {"id": rid, **_base(w), **_user_columns(user), "created_at": w.now, "updated_at": w.now}
             rows.append(row)
-            text = w.user_texts[rid] = dumps(user_payload(row, raw=False))
+            text = dumps(user_payload(row, raw=False))
             w.event("dsync.user.created", text)
+            w.user_refs[rid] = w.outbox.ref(text)
             detail = {"email": user.email, "name": user.name, "state": row["state"]}
             w.note(ChangeKind.USER_CREATED, "user", rid, user.external_id, detail)
         insert_many(w.conn, directory_users, rows)
+    return new
 
 
 def _update_users(w: Writer, changes: ChangeSet) -> None:
@@ -192,7 +195,7 @@ def _update_users(w: Writer, changes: ChangeSet) -> None:
         (c.previous.roster_id, c.record.external_id, _user_columns(c.record), not c.previous.present)
         for c in changes.users_updated
     ]
-    _write_updates(w, directory_users, w.users, w.user_texts, updates, _USER_UPDATES)
+    _write_updates(w, directory_users, w.users, updates, _USER_UPDATES)
 
 
 def _remove_users(w: Writer, changes: ChangeSet) -> None:
@@ -204,7 +207,7 @@ def _remove_users(w: Writer, changes: ChangeSet) -> None:
     for cached_user in changes.users_removed:
         rid = cached_user.roster_id
         w.users[rid] = {**w.users[rid], "state": "inactive", "present": False, "updated_at": w.now}
-        w.user_texts.pop(rid, None)
+        w.forget("user", rid)
         params.append({"b_id": rid, "state": "inactive", "present": False, "updated_at": w.now})
         w.event("dsync.user.deleted", w.user_json(rid))
         detail = {"email": w.users[rid]["email"], "reason": "no longer in the directory"}
@@ -230,7 +233,7 @@ def _delete_groups(w: Writer, changes: ChangeSet) -> None:
     for cached_group in changes.groups_deleted:
         rid = cached_group.roster_id
         w.groups[rid] = {**w.groups[rid], "updated_at": w.now}
-        w.group_texts.pop(rid, None)
+        w.forget("group", rid)
         w.event("dsync.group.deleted", w.group_json(rid))
         w.note(
             ChangeKind.GROUP_DELETED, "group", rid, cached_group.external_id, {"name": w.groups[rid]["name"]}
@@ -260,7 +263,6 @@ def _write_updates(
     w: Writer,
     table: sa.Table,
     rows: dict[str, dict[str, Any]],
-    cached_json: dict[str, str],
     updates: list[tuple[str, str, dict[str, Any], bool]],
     kind: _Updates,
 ) -> None:
@@ -276,7 +278,7 @@ def _write_updates(
         old = rows[rid]
         before = kind.payload(old, raw=False)
         rows[rid] = {**old, **cols, "updated_at": now}
-        cached_json.pop(rid, None)
+        w.forget(kind.object_type, rid)
         after = kind.payload(rows[rid], raw=False)
         prev = previous_attributes(before, after, kind.fields)
         if old["raw_attributes"] != cols["raw_attributes"]:
@@ -310,15 +312,16 @@ def _apply_memberships(
 Pairs = list[tuple[str, str]]
 
 
-def _chunks(pairs: tuple[tuple[str, str], ...]) -> Iterator[tuple[tuple[str, str], ...]]:
+def _chunks(pairs: PairRuns) -> Iterator[Pairs]:
     """Sorted (group, member) pairs in chunks of about ``CHUNK`` that never split a group."""
-    start = 0
-    while start < len(pairs):
-        end = min(start + CHUNK, len(pairs))
-        while end < len(pairs) and pairs[end][0] == pairs[end - 1][0]:
-            end += 1
-        yield pairs[start:end]
-        start = end
+    chunk: Pairs = []
+    for group, members in pairs.runs():
+        chunk.extend((group, m) for m in members)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _split(
@@ -366,7 +369,7 @@ def _announce(w: Writer, change: ChangeKind, kind: str, to_users: Pairs, to_grou
     w.need_users({uid for _, uid in to_users})
     w.need_groups({gid for gid, _ in to_users + to_groups} | {cid for _, cid in to_groups})
     for gid, uid in to_users:
-        w.outbox.add_membership(kind, w.user_json(uid), w.group_json(gid))
+        w.outbox.add_membership(kind, w.user_ref(uid), w.group_ref(gid))
     for pairs, key in ((to_users, "users"), (to_groups, "child_groups")):
         for gid, members in by_group(pairs):
             w.note(change, "membership", gid, w.groups[gid]["idp_id"], {"group": gid, key: members})
@@ -376,7 +379,7 @@ def _write_member_hashes(conn: Connection, changes: ChangeSet, group_ids: dict[s
     """Keep each group's member digest true: the new digest where the run knows it (full runs),
     else None (an incremental run changed some members: the next full run loads them)."""
     created = {g.external_id for g in changes.groups_created}
-    changed = {g for pairs in (changes.members_added, changes.members_removed) for g, _ in pairs}
+    changed = {*changes.members_added.groups(), *changes.members_removed.groups()}
     gone = {g.external_id for g in changes.groups_deleted}
     todo = sorted((set(changes.member_hashes) | changed) - created - gone)
     if todo:

@@ -558,3 +558,27 @@ agent_uploads = sa.Table(
     sa.Column("offset", sa.BigInteger, primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+
+# --- the admin console ---------------------------------------------------------------------------
+
+operators = sa.Table(  # people who run Roster for every organization (``roster operator create``)
+    "operators",
+    metadata,
+    _id(),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_lower", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    _ts("created_at"),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    _id(length=64),  # sha256 of the cookie's token
+    sa.Column("operator_id", sa.String(48), sa.ForeignKey("operators.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("account_id", sa.String(48), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("organization_id", sa.String(48), nullable=True),  # the organization being administered
+    _ts("created_at"),
+    _ts("last_seen_at"),
+    _ts("expires_at"),  # absolute end, whatever the activity
+)

@@ -7,7 +7,7 @@ deletion guard holds), applying nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from roster.domain.changes import ChangeKind, ChangeSet
+from roster.domain.pairs import PairRuns
 from roster.events.outbox import Outbox
 from roster.events.payloads import group_payload, user_payload
 from roster.ids import new_ids
@@ -58,6 +59,10 @@ class Writer:
         self.groups: dict[str, dict[str, Any]] = {}
         self.user_texts: dict[str, str] = {}  # roster id -> event JSON (dropped when the row changes)
         self.group_texts: dict[str, str] = {}
+        # roster id -> ref of its stored version, which membership events name (users this run
+        # created keep only this: their JSON is stored once and not held)
+        self.user_refs: dict[str, str] = {}
+        self.group_refs: dict[str, str] = {}
 
     def event(self, kind: str, data: str) -> None:
         self.outbox.add(kind, data)
@@ -94,9 +99,31 @@ class Writer:
             text = self.group_texts[rid] = dumps(group_payload(self.groups[rid], raw=False))
         return text
 
+    def user_ref(self, rid: str) -> str:
+        ref = self.user_refs.get(rid)
+        if ref is None:
+            ref = self.user_refs[rid] = self.outbox.ref(self.user_json(rid))
+        return ref
+
+    def group_ref(self, rid: str) -> str:
+        ref = self.group_refs.get(rid)
+        if ref is None:
+            ref = self.group_refs[rid] = self.outbox.ref(self.group_json(rid))
+        return ref
+
+    def forget(self, object_type: str, rid: str) -> None:
+        """A row that changed: its JSON and version must be made again from the new row."""
+        texts, refs = (
+            (self.user_texts, self.user_refs)
+            if object_type == "user"
+            else (self.group_texts, self.group_refs)
+        )
+        texts.pop(rid, None)
+        refs.pop(rid, None)
+
     def need_users(self, ids: set[str]) -> None:
-        """Rows of these users, unless held (or their event JSON is: users this run created)."""
-        missing = ids - self.users.keys() - self.user_texts.keys()
+        """Rows of these users, unless held (or their version is: users this run created)."""
+        missing = ids - self.users.keys() - self.user_texts.keys() - self.user_refs.keys()
         if missing:
             self.users.update(load_rows(self.conn, directory_users, missing))
 
@@ -172,10 +199,17 @@ def log_plan(conn: Connection, target: Target, changes: ChangeSet, now: datetime
         (ChangeKind.MEMBER_ADDED, changes.members_added),
         (ChangeKind.MEMBER_REMOVED, changes.members_removed),
     ):
-        for group_ext, members in by_group(list(pairs)):
+        for group_ext, members in _runs_of(pairs):
             w.note(kind, "membership", None, group_ext, {"group_idp_id": group_ext, "members": members})
     note_skipped(w, changes)
     w.flush_log()
+
+
+def _runs_of(pairs: PairRuns, most: int = 1000) -> Iterator[tuple[str, list[str]]]:
+    """Membership changes as one log entry per group (and per ``most`` members)."""
+    for gid, members in pairs.runs():
+        for start in range(0, len(members), most):
+            yield gid, list(members[start : start + most])
 
 
 def by_group(pairs: list[tuple[str, str]], most: int = 1000) -> list[tuple[str, list[str]]]:

@@ -20,6 +20,7 @@ from roster.connectors.base import ConnectionReport, ConnectorError, FailureReas
 from roster.connectors.graph.client import DeltaExpired, GraphClient
 from roster.connectors.graph.config import GROUP_SELECT, USER_SELECT, GraphConfig
 from roster.connectors.graph.decode import group_record, member_entries, user_record
+from roster.connectors.spool import UserSpool
 from roster.domain.delta import Delta, MemberOp, MemberOpKind
 from roster.domain.records import DirectoryGroup, DirectoryUser, Skipped, Snapshot
 from roster.domain.snapshot import SnapshotBuilder
@@ -78,7 +79,7 @@ class GraphConnector:
             return self._changes(cursor, progress)
 
     def _snapshot(self, progress: Progress | None) -> Snapshot:
-        builder = SnapshotBuilder()
+        builder = SnapshotBuilder(UserSpool())
         try:
             users_link = self._read_users(builder, progress)
             groups_link = self._read_groups(builder, progress)

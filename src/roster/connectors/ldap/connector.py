@@ -27,6 +27,7 @@ from roster.connectors.ldap.detectors import start_cursor
 from roster.connectors.ldap.entries import EntryDecoder, PartialGroup, ReadClock, member_dn
 from roster.connectors.ldap.incremental import read_changes
 from roster.connectors.ldap.vendors import get_flavour
+from roster.connectors.spool import UserSpool
 from roster.domain.delta import Delta
 from roster.domain.records import Skipped, Snapshot
 from roster.domain.snapshot import SnapshotBuilder
@@ -53,7 +54,7 @@ class LdapConnector:
     def _snapshot(self, progress: Progress | None, previous: Mapping[str, str] | None) -> Snapshot:
         cfg, flavour = self.config, self.flavour
         decoder = EntryDecoder(cfg)
-        builder = SnapshotBuilder()
+        builder = SnapshotBuilder(UserSpool())
         clock = ReadClock(time.time())
         attributes = decoder.attributes()
         partial: list[PartialGroup] = []
