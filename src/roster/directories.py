@@ -41,6 +41,52 @@ def check_spec(spec: DirectorySpec) -> dict[str, Any]:
     return source_type(spec.type).check(spec.settings, spec.secret)
 
 
+SECRETS = ("bind_password", "client_secret", "private_key_pem")
+
+
+class SecretRequired(ConfigError):
+    """A connection setting changed without its secret given again."""
+
+    def __init__(self, field: str, moved: list[str]) -> None:
+        super().__init__(
+            f"{field}: required when changing {', '.join(moved)} (the stored secret is only "
+            "ever sent to the server it was given for)"
+        )
+        self.field = field
+
+
+def update_directory_settings(rt: Runtime, row: Mapping[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Change a directory's settings (any of its type's fields, ``name`` and a new secret); every
+    check of a new directory applies. Returns the updated row."""
+    cfg = dict(row["config"])
+    given = [changes.pop(k) for k in SECRETS if changes.get(k)]
+    for key in SECRETS:
+        changes.pop(key, None)
+    password = given[0] if given else None
+    source = source_type(row["type"])
+    moved = sorted(k for k in source.connection_fields if k in changes and changes[k] != cfg.get(k))
+    if moved and not password:
+        raise SecretRequired(source.secret_field or "secret", moved)
+    name = changes.pop("name", None) or row["name"]
+    if "cloud" in changes:  # a new cloud brings its own hosts unless they are given too
+        for key in ("login_url", "graph_url"):
+            if key not in changes:
+                cfg.pop(key, None)
+    cfg.update({k: v for k, v in changes.items() if k != "mapping"})
+    if "mapping" in changes:
+        cfg["mapping"] = changes["mapping"] or {}
+    # the stored secret only lets the check see that there is one; it is sent nowhere
+    stored = rt.box.open(row["secret"]) if row["secret"] else None
+    new_cfg = check_spec(DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored))
+    values: dict[str, Any] = {"name": name, "config": new_cfg}
+    if new_cfg != row["config"]:
+        values["cursor"] = None  # new paths, server or mapping: the next run reads everything
+    if password:
+        values["secret"] = rt.box.seal(password)
+    with rt.engine.begin() as conn:
+        return repo.update_directory(conn, row["id"], **values)
+
+
 def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
     """The new directory's row; a pushed source's (SCIM) also carries ``scim_base_url`` and its
     first bearer token, ``scim_token``, shown this once."""

@@ -37,6 +37,7 @@ PREFIXES = frozenset(
         "scim_request",
         "agent",
         "agent_task",
+        "operator",
     }
 )
 

@@ -78,3 +78,11 @@ def test_sibling_with_common_prefix_is_not_contained() -> None:
 def test_no_paths_is_an_error() -> None:
     with pytest.raises(SearchPathError, match="no search path given"):
         search_roots([])
+
+
+def test_a_missing_comma_is_named() -> None:
+    """Two elements glued together ("OU=Sales DC=domain") are a typo, not a value with a space."""
+    with pytest.raises(SearchPathError, match="comma missing before 'DC=domain'") as caught:
+        parse_search_path("OU=Sales DC=domain, DC=local")
+    assert caught.value.element == "OU=Sales DC=domain"
+    assert parse_search_path("OU=Sales and Marketing, DC=domain").dn == "OU=Sales and Marketing,DC=domain"

@@ -13,10 +13,15 @@ from roster.api.errors import ApiError
 from roster.api.models import Mapping_, Strict
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
-from roster.directories import DirectorySpec, check_spec, create_directory, test_directory
+from roster.directories import (
+    DirectorySpec,
+    SecretRequired,
+    create_directory,
+    test_directory,
+    update_directory_settings,
+)
 from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload
-from roster.sources import source_type
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.repo import Principal
@@ -109,9 +114,6 @@ class DirectoryPatch(Strict):
     login_url: str | None = None
     graph_url: str | None = None
     upn_as_email: bool | None = None
-
-
-SECRETS = ("bind_password", "client_secret", "private_key_pem")
 
 
 class SyncIn(Strict):
@@ -271,41 +273,14 @@ def update_directory(
     directory_id: str, body: DirectoryPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
     row = owned_directory(rt, who, directory_id)
-    cfg = dict(row["config"])
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
-    given = [changes.pop(k) for k in SECRETS if changes.get(k)]
-    password = given[0] if given else None
-    source = source_type(row["type"])
-    field = source.secret_field or "secret"
-    moved = sorted(k for k in source.connection_fields if k in changes and changes[k] != cfg.get(k))
-    if moved and not password:
+    try:
+        return directory_view(update_directory_settings(rt, row, changes))
+    except SecretRequired as exc:
         raise ApiError(
-            422,
-            "invalid_request_parameters",
-            f"{field}: required when changing {', '.join(moved)} (the stored secret is only "
-            "ever sent to the server it was given for)",
-            [{"field": field, "code": "required"}],
-        )
-    name = changes.pop("name", None) or row["name"]
-    if "cloud" in changes:  # a new cloud brings its own hosts unless they are given too
-        for key in ("login_url", "graph_url"):
-            if key not in changes:
-                cfg.pop(key, None)
-    cfg.update({k: v for k, v in changes.items() if k != "mapping"})
-    if "mapping" in changes:
-        cfg["mapping"] = changes["mapping"] or {}
-    # the stored secret only lets the check see that there is one; it is sent nowhere
-    stored = rt.box.open(row["secret"]) if row["secret"] else None
-    spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored)
-    new_cfg = check_spec(spec)
-    values: dict[str, Any] = {"name": name, "config": new_cfg}
-    if new_cfg != row["config"]:
-        values["cursor"] = None  # new paths, server or mapping: the next run reads everything
-    if password:
-        values["secret"] = rt.box.seal(password)
-    with rt.engine.begin() as conn:
-        return directory_view(repo.update_directory(conn, directory_id, **values))
+            422, "invalid_request_parameters", str(exc), [{"field": exc.field, "code": "required"}]
+        ) from None
 
 
 @router.delete("/directories/{directory_id}", status_code=204)

@@ -35,6 +35,7 @@ from roster.scim.requests_log import Recorder
 from roster.sync.schedule import Schedules
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 from roster.sync.worker import Worker
+from roster.web import routes as console
 
 
 class BodyLimit:
@@ -100,6 +101,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.runner = SyncRunner(rt)
     app.state.scim_log = Recorder(rt.engine)
     errors.install(app)
+    console.install(app)
     app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
 
     @app.get("/healthz", include_in_schema=False)

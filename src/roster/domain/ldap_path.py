@@ -13,9 +13,11 @@ outermost of overlapping paths, so nothing is searched (or synced) twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ALLOWED_TYPES = ("DC", "CN", "OU")
+_GLUED = re.compile(r"\s((?:DC|CN|OU)\s*=.*)$", re.IGNORECASE)  # "OU=Sales DC=domain": a missing comma
 
 
 class SearchPathError(ValueError):
@@ -94,6 +96,13 @@ def parse_search_path(path: str) -> SearchPath:
             )
         if not value:
             raise SearchPathError(path, f"{where} has an empty value", text)
+        glued = _GLUED.search(value)
+        if glued:
+            raise SearchPathError(
+                path,
+                f"{where} holds a second element; is a comma missing before {glued.group(1)!r}?",
+                text,
+            )
         if elements and elements[-1][0] == "DC" and kind != "DC":
             raise SearchPathError(
                 path,
