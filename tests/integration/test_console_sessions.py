@@ -1,0 +1,176 @@
+"""Console sessions over HTTP: CSRF on every form, one organization's cookie never reads
+another's pages, sign-in without user enumeration, idle timeout, sign-out, cookie flags."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from roster.accounts.service import create_account
+from roster.api.app import create_app
+from roster.runtime import Runtime
+from roster.store import repo
+from roster.store.db import utcnow
+from roster.store.schema import console_sessions, organizations
+from roster.web.signin import create_operator
+from tests.conftest import make_runtime
+from tests.support.servers import serve_app
+
+PASSWORD = "a long admin password"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Runtime, str, dict[str, str]]]:
+    """Two organizations, an admin in each and a directory each (SCIM: no server to reach)."""
+    rt = make_runtime(f"sqlite:///{tmp_path / 'roster.db'}", tmp_path, access_check_delay_seconds=3600)
+    ids: dict[str, str] = {}
+    from roster.directories import DirectorySpec, create_directory
+
+    for name in ("a", "b"):
+        with rt.engine.begin() as conn:
+            ids[name] = org = repo.create_organization(conn, f"Org {name}")["id"]
+            create_account(conn, org, f"admin@{name}.test", role="admin", password=PASSWORD)
+            create_account(conn, org, f"member@{name}.test", role="member", password=PASSWORD)
+        spec = DirectorySpec(org, f"SCIM {name}", "scim", {"provider": "okta"})
+        ids[f"dir_{name}"] = create_directory(rt, spec)["id"]
+    with serve_app(create_app(rt)) as base:
+        yield rt, base, ids
+    rt.engine.dispose()
+
+
+def _form_csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+_clients: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def sign_in(base: str, email: str, password: str = PASSWORD) -> tuple[httpx.Client, httpx.Response]:
+    client = httpx.Client(base_url=base, follow_redirects=False)
+    _clients.append(client)
+    token = _form_csrf(client.get("/").text)
+    answer = client.post("/sign-in", data={"email": email, "password": password, "csrf": token})
+    return client, answer
+
+
+def test_sign_in_sets_a_hardened_cookie_and_refuses_without_enumeration(
+    site: tuple[Runtime, str, dict[str, str]],
+) -> None:
+    rt, base, _ = site
+    client, ok = sign_in(base, "admin@a.test")
+    assert ok.status_code == 303 and ok.headers["location"] == "/console/directories"
+    cookie = next(h for h in ok.headers.get_list("set-cookie") if h.startswith("roster_session="))
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower() and "Secure" not in cookie  # http here
+    token = cookie.split(";")[0].split("=", 1)[1]
+    with rt.engine.connect() as conn:  # stored hashed, never as given
+        stored = conn.execute(sa.select(console_sessions.c.id)).scalars().all()
+    assert len(stored) == 1 and token not in stored[0]
+    page = client.get("/console/directories")
+    assert page.status_code == 200 and "SCIM a" in page.text and "SCIM b" not in page.text
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    answers = {
+        "wrong password": sign_in(base, "admin@a.test", "not the password")[1],
+        "unknown address": sign_in(base, "nobody@a.test")[1],
+        "not an admin": sign_in(base, "member@a.test")[1],
+    }
+    messages = {k: re.search(r'id="signin-error">([^<]+)<', r.text) for k, r in answers.items()}
+    assert {r.status_code for r in answers.values()} == {401}
+    assert len({m.group(1) for m in messages.values() if m}) == 1  # one message for every refusal
+    assert not any(
+        c.startswith("roster_session=") for r in answers.values() for c in r.headers.get_list("set-cookie")
+    )
+
+
+def test_a_form_without_its_token_is_refused_and_changes_nothing(
+    site: tuple[Runtime, str, dict[str, str]],
+) -> None:
+    rt, base, ids = site
+    client, _ = sign_in(base, "admin@a.test")
+    for token in (None, "forged"):
+        data = {"only_selected": "1"} | ({"csrf": token} if token else {})
+        refused = client.post("/console/alerts", data=data)
+        assert refused.status_code in (403, 422) and "notify" not in refused.headers.get("location", "")
+    with rt.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(organizations.c.notify_only_selected).where(organizations.c.id == ids["a"])
+            ).scalar()
+            is False
+        )
+    good = _form_csrf(client.get("/console/alerts").text)
+    assert (
+        client.post("/console/alerts", data={"only_selected": "1", "csrf": good}).status_code == 200
+    )  # warns
+    with rt.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.select(organizations.c.notify_only_selected).where(organizations.c.id == ids["a"])
+            ).scalar()
+            is True
+        )
+    other, _ = sign_in(base, "admin@b.test")  # another session's token is not this one's
+    assert other.post("/sign-out", data={"csrf": good}).status_code == 403
+
+
+def test_one_organizations_cookie_cannot_read_anothers_pages(
+    site: tuple[Runtime, str, dict[str, str]],
+) -> None:
+    _, base, ids = site
+    client, _ = sign_in(base, "admin@a.test")
+    assert client.get(f"/console/directories/{ids['dir_a']}").status_code == 200
+    for path in (
+        f"/console/directories/{ids['dir_b']}",
+        f"/console/directories/{ids['dir_b']}/configuration",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 404 and "SCIM b" not in answer.text
+    token = _form_csrf(client.get("/console/directories").text)
+    assert client.post(f"/console/directories/{ids['dir_b']}/sync", data={"csrf": token}).status_code == 404
+    client.post(
+        "/console/organizations", data={"organization": ids["b"], "csrf": token}
+    )  # admins cannot switch
+    listed = client.get("/console/directories").text
+    assert "SCIM a" in listed and "SCIM b" not in listed
+
+
+def test_idle_sessions_end_and_sign_out_ends_the_session(site: tuple[Runtime, str, dict[str, str]]) -> None:
+    rt, base, _ = site
+    client, _ = sign_in(base, "admin@a.test")
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(console_sessions).values(last_seen_at=utcnow() - timedelta(hours=1)))
+    assert client.get("/console/directories").headers["location"] == "/"
+    client, _ = sign_in(base, "admin@a.test")
+    token = _form_csrf(client.get("/console/directories").text)
+    assert client.post("/sign-out", data={"csrf": token}).headers["location"] == "/"
+    with rt.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(console_sessions)).scalar() == 0
+
+
+def test_an_operator_picks_an_organization(site: tuple[Runtime, str, dict[str, str]]) -> None:
+    rt, base, ids = site
+    create_operator(rt, "ops@roster.test", PASSWORD)
+    client, ok = sign_in(base, "ops@roster.test")
+    assert ok.headers["location"] == "/console/organizations"
+    assert client.get("/console/directories").headers["location"] == "/console/organizations"
+    picker = client.get("/console/organizations").text
+    assert "Org a" in picker and "Org b" in picker
+    client.post("/console/organizations", data={"organization": ids["b"], "csrf": _form_csrf(picker)})
+    assert "SCIM b" in client.get("/console/directories").text
