@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_plus
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -72,7 +73,7 @@ async def sync_now(request: Request, rt: RuntimeDep, session: OrgSession, direct
     try:
         job_id = runner.submit(row["id"], trigger="console", dry_run=preview, force=False)
     except SyncBusy as exc:
-        return redirect(f"/console/directories/{directory_id}?notice={exc!s}")
+        return redirect(f"/console/directories/{directory_id}?notice={quote_plus(str(exc))}")
     try:
         job = await anyio.to_thread.run_sync(lambda: runner.wait(job_id, WAIT_SECONDS))
     except TimeoutError:
