@@ -15,7 +15,7 @@ from rich.table import Table
 
 from roster.cli_accounts import register as register_accounts
 from roster.cli_agent import agent
-from roster.cli_console import operator
+from roster.cli_console import operator, setup_link
 from roster.cli_directories import directory
 from roster.cli_ops import runs, status, worker
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
@@ -250,6 +250,7 @@ def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None) -> No
 main.add_command(directory)
 main.add_command(agent)
 main.add_command(operator)
+main.add_command(setup_link)
 register_accounts(main)
 main.add_command(webhook)
 for command in (status, runs, worker):

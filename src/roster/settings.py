@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         default=30.0, description="A console session ends after this long without a request."
     )
     console_session_hours: float = Field(default=12.0, description="A console session ends after this long.")
+    setup_link_hours: float = Field(
+        default=72.0, description="How long a self-serve setup link stays valid (WorkOS's last 5 minutes)."
+    )
     access_check_seconds: float = Field(default=60.0, description="Access check interval per directory.")
     access_check_delay_seconds: float = Field(default=60.0, description="Delay before the first check.")
     webhook_allow_private: bool = Field(

@@ -23,12 +23,14 @@ from tests.conftest import make_runtime
 from tests.support.servers import serve_app
 
 PASSWORD = "a long admin password"
+Site = tuple[Runtime, str, dict[str, str]]
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Runtime, str, dict[str, str]]]:
     """Two organizations, an admin in each and a directory each (SCIM: no server to reach)."""
-    rt = make_runtime(f"sqlite:///{tmp_path / 'roster.db'}", tmp_path, access_check_delay_seconds=3600)
+    url = f"sqlite:///{tmp_path / 'roster.db'}"
+    rt = make_runtime(url, tmp_path, access_check_delay_seconds=3600, webhook_allow_private=True)
     ids: dict[str, str] = {}
     from roster.directories import DirectorySpec, create_directory
 
@@ -174,3 +176,38 @@ def test_an_operator_picks_an_organization(site: tuple[Runtime, str, dict[str, s
     assert "Org a" in picker and "Org b" in picker
     client.post("/console/organizations", data={"organization": ids["b"], "csrf": _form_csrf(picker)})
     assert "SCIM b" in client.get("/console/directories").text
+
+
+def test_pages_and_api_docs_use_no_third_party_assets(site: Site) -> None:
+    """Air-gapped networks: every script and stylesheet the console and /docs load is Roster's own."""
+    _, base, _ = site
+    client, _ = sign_in(base, "admin@a.test")
+    for path in ("/", "/console/directories", "/console/webhooks", "/docs"):
+        html = httpx.get(base + path).text if path in ("/", "/docs") else client.get(path).text
+        sources = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html) + re.findall(
+            r"url: '([^']+)'", html
+        )
+        assert sources, path
+        for source in sources:
+            assert source.startswith("/"), f"{path} loads {source}"
+            assert httpx.get(base + source).status_code == 200, source
+
+
+def test_webhook_endpoints_from_the_console(site: Site) -> None:
+    _, base, _ = site
+    client, _ = sign_in(base, "admin@a.test")
+    token = _form_csrf(client.get("/console/webhooks").text)
+    bad = client.post("/console/webhooks", data={"csrf": token, "url": "ftp://example.com/hook"})
+    assert bad.status_code == 422 and 'id="url-error"' in bad.text
+    made = client.post("/console/webhooks", data={"csrf": token, "url": "http://127.0.0.1:9/roster-hook"})
+    secret = re.search(r'id="wh-secret" readonly value="(whsec_[^"]+)"', made.text)
+    assert made.status_code == 200 and secret is not None
+    listed = client.get("/console/webhooks").text
+    assert "http://127.0.0.1:9/roster-hook" in listed and secret.group(1) not in listed  # shown once
+    endpoint = re.search(r'href="/console/webhooks/(webhook_[^"]+)"', listed)
+    assert endpoint is not None
+    rotated = client.post(f"/console/webhooks/{endpoint.group(1)}", data={"csrf": token, "action": "rotate"})
+    again = re.search(r'value="(whsec_[^"]+)"', rotated.text)
+    assert again is not None and again.group(1) != secret.group(1)
+    other, _ = sign_in(base, "admin@b.test")
+    assert other.get(f"/console/webhooks/{endpoint.group(1)}").status_code == 404

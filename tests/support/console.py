@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,14 +23,15 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @contextmanager
-def roster_serve(env: dict[str, str]) -> Iterator[str]:
+def roster_serve(env: dict[str, str], port: int | None = None) -> Iterator[str]:
     """``roster serve`` as its own process on 127.0.0.1; yields its base URL."""
-    port = free_port()
+    port = port or free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - read below; a pipe nobody drains would block the server
     proc = subprocess.Popen(
         [ROSTER, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -46,8 +48,10 @@ def roster_serve(env: dict[str, str]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(20)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        log.close()
+        assert "Traceback" not in text, f"roster serve logged an unexpected error:\n{text[-4000:]}"
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from roster.api import (
     errors,
     lifecycle,
     observability,
+    portal,
     scim,
     sso,
     webhooks,
@@ -96,6 +97,8 @@ def create_app(rt: Runtime) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Directory synchronization with a WorkOS-compatible API.",
+        docs_url=None,  # served by the console with local assets (no CDN): roster.web.routes
+        redoc_url=None,
     )
     app.state.runtime = rt
     app.state.runner = SyncRunner(rt)
@@ -118,6 +121,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(lifecycle.router)
     app.include_router(webhooks.router)
+    app.include_router(portal.router)
     app.include_router(observability.router)
     app.state.metrics = observability.registry_for(rt)
     return app

@@ -582,3 +582,24 @@ console_sessions = sa.Table(
     _ts("last_seen_at"),
     _ts("expires_at"),  # absolute end, whatever the activity
 )
+
+setup_links = sa.Table(  # self-serve setup for a customer's IT admin: no account needed, one active per org
+    "setup_links",
+    metadata,
+    _id(length=64),  # sha256 of the link's token
+    sa.Column(
+        "organization_id",
+        sa.String(48),
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("intent", sa.String(16), nullable=False),  # dsync
+    sa.Column("directory_id", sa.String(48), nullable=True),  # set up this directory (else a new one)
+    sa.Column("success_url", sa.Text, nullable=True),
+    sa.Column("return_url", sa.Text, nullable=True),
+    sa.Column("external_user_id", sa.String(255), nullable=True),  # whom the host application made it for
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("revoked_at", nullable=True),
+    sa.Index("ix_setup_links_organization_id_intent", "organization_id", "intent"),
+)

@@ -17,6 +17,7 @@ from roster.domain.mapping import GROUP_FIELDS, USER_FIELDS
 from roster.sources import source_type
 from roster.store import repo
 from roster.web import views
+from roster.web.link_pages import live_link
 from roster.web.render import OrgSession, Refused, RuntimeDep, check_csrf, check_org, fragment, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -38,7 +39,8 @@ def owned_directory(rt: Any, session: Any, directory_id: str) -> dict[str, Any]:
 def directories(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
     with rt.engine.connect() as conn:
         rows = [views.summary(conn, r) for r in repo.list_directories(conn, session.organization_id)]
-    return page(request, "directories.html", {"directories": rows}, session)
+        live = live_link(conn, str(session.organization_id))
+    return page(request, "directories.html", {"directories": rows, "live_link": live}, session)
 
 
 @router.get("/directories/{directory_id}")
@@ -97,7 +99,7 @@ async def save_configuration(
     check_csrf(session, str(form.get("csrf") or ""))
     row = owned_directory(rt, session, directory_id)
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
-    errors = _path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
+    errors = path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
     if not errors:
         try:
             update_directory_settings(rt, row, _changes(row, values))
@@ -166,7 +168,7 @@ def _changes(row: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     return changes
 
 
-def _path_errors(text: str) -> dict[str, dict[str, Any]]:
+def path_errors(text: str) -> dict[str, dict[str, Any]]:
     """Each search path checked on its own: the first broken one is named, its element marked."""
     lines = [p for p in text.splitlines() if p.strip()]
     if not lines:

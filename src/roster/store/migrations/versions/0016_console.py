@@ -1,4 +1,4 @@
-"""the admin console: operator accounts and console sessions
+"""the admin console: operator accounts, console sessions and self-serve setup links
 
 Revision ID: 0016
 Revises: 0015
@@ -46,7 +46,30 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
 
+    op.create_table(
+        "setup_links",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column(
+            "organization_id",
+            sa.String(48),
+            sa.ForeignKey(
+                "organizations.id", ondelete="CASCADE", name="fk_setup_links_organization_id_organizations"
+            ),
+            nullable=False,
+        ),
+        sa.Column("intent", sa.String(16), nullable=False),
+        sa.Column("directory_id", sa.String(48), nullable=True),
+        sa.Column("success_url", sa.Text(), nullable=True),
+        sa.Column("return_url", sa.Text(), nullable=True),
+        sa.Column("external_user_id", sa.String(255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_setup_links_organization_id_intent", "setup_links", ["organization_id", "intent"])
+
 
 def downgrade() -> None:
+    op.drop_table("setup_links")
     op.drop_table("console_sessions")
     op.drop_table("operators")
