@@ -330,7 +330,7 @@ def mail_send() -> None:
 @json_option
 @handle_errors
 def open_link(token: str, password_stdin: bool, as_json: bool) -> None:
-    """Carry out an e-mailed link (the part after /api/v1/actions/)."""
+    """Carry out an e-mailed link (the part after /actions/)."""
     rt = runtime()
     password = _secret(True, "") if password_stdin else None
     with rt.engine.begin() as conn:

@@ -13,14 +13,15 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from roster.accounts import lifecycle
 from roster.accounts.service import create_account
-from roster.demo.slapd import Slapd
+from roster.demo.slapd import Slapd, free_port
 from roster.directories import DirectorySpec, create_directory
 from roster.runtime import open_runtime
 from roster.settings import Settings
 from roster.store import repo
 from roster.store.db import make_engine
-from roster.store.schema import organizations
+from roster.store.schema import mail_outbox, organizations
 from tests.support.console import chromium, roster_serve, serious_violations
 from tests.support.ldap_tree import Tree
 
@@ -177,3 +178,44 @@ def _held_and_approved(ui: Console, env: dict[str, str], org: str, d: str, tree:
         p.wait_for_timeout(200)
     else:
         pytest.fail("the approved run was not applied")
+
+
+def test_an_emailed_recovery_link_explains_itself_and_waits_for_a_click(
+    tmp_path: Path, slapd: Slapd, tree: Tree
+) -> None:
+    """The lost-connection e-mail's link opens a page; opening it changes nothing, the button does."""
+    env, _, d = _store(tmp_path, slapd, tree)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    engine = make_engine(env["ROSTER_DATABASE_URL"])
+    settings = Settings(public_url=base)  # type: ignore[call-arg]
+    with engine.begin() as conn:
+        row = repo.get_directory(conn, d)
+        assert lifecycle.access_lost(conn, settings, row, "connection refused") == 1
+        body = conn.execute(
+            sa.select(mail_outbox.c.body).where(mail_outbox.c.kind == "access_lost")
+        ).scalar_one()
+    engine.dispose()
+    found = re.search(rf"{re.escape(base)}/actions/\S+", body)
+    assert found is not None
+    with roster_serve(env, port), chromium() as browser:
+        page = browser.new_page()
+        page.goto(found.group(0))
+        assert page.get_by_role("heading", name="Recover access to Roster").is_visible()
+        assert "Corp LDAP" in page.inner_text("main") and serious_violations(page) == []
+        page.goto(found.group(0))  # opened twice (mail scanners do): still nothing done
+        page.get_by_label("New password").fill("a new local password")
+        page.get_by_label("The same password again").fill("a different one!")
+        page.get_by_role("button", name="Recover access").click()
+        assert "differ" in page.get_by_role("alert").inner_text()
+        page.get_by_label("New password").fill("a new local password")
+        page.get_by_label("The same password again").fill("a new local password")
+        page.get_by_role("button", name="Recover access").click()
+        assert page.get_by_role("heading", name="Done").is_visible()
+        page.goto(found.group(0))
+        assert page.get_by_role("heading", name="This link cannot be used").is_visible()
+        page.goto(base)
+        page.get_by_label("E-mail address").fill("ada@acme.test")
+        page.get_by_label("Password").fill("a new local password")
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("heading", name="Directories").is_visible()

@@ -95,7 +95,9 @@ def issue_link(
             expires_at=now + timedelta(hours=settings.link_ttl_hours),
         )
     )
-    return f"{settings.public_url.rstrip('/')}/api/v1/actions/{action_id}.{secret}"
+    return (
+        f"{settings.public_url.rstrip('/')}/actions/{action_id}.{secret}"  # a page (roster.web.action_pages)
+    )
 
 
 def look_up(conn: Connection, token: str) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def _redact(body: str) -> str:
     """With SMTP configured, a link belongs to its recipient's mailbox, not to API key holders."""
     import re
 
-    return re.sub(r"/api/v1/actions/\S+", "/api/v1/actions/[sent by e-mail]", body)
+    return re.sub(r"/actions/\S+", "/actions/[sent by e-mail]", body)
 
 
 _LINK_STATUS = {"link_invalid": 404, "link_used": 410, "link_expired": 410}

@@ -44,13 +44,13 @@ class UserSpool(MutableMapping[str, DirectoryUser]):
     def flush(self) -> None:
         if not self._pending:
             return
-        chunks = []
+        start, chunks = self._end, []
         for key, user in self._pending.items():
             data = marshal.dumps(tuple(getattr(user, name) for name in _FIELDS))
             self._index[key] = (self._end, len(data))
             self._end += len(data)
             chunks.append(data)
-        os.pwrite(self._fd, b"".join(chunks), self._end - sum(len(c) for c in chunks))
+        os.pwrite(self._fd, b"".join(chunks), start)
         self._pending = {}
 
     def __getitem__(self, key: str) -> DirectoryUser:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from roster.web import (
+    action_pages,
     auth_pages,
     directory_pages,
     link_pages,
@@ -24,6 +25,7 @@ from roster.web.render import HERE, Redirect, Refused, current, page, redirect
 
 def install(app: FastAPI) -> None:
     for module in (
+        action_pages,
         auth_pages,
         directory_pages,
         run_pages,
