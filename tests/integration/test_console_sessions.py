@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from roster.accounts.service import create_account
 from roster.api.app import create_app
 from roster.runtime import Runtime
+from roster.scim import tokens as scim_tokens
 from roster.store import repo
 from roster.store.db import utcnow
-from roster.store.schema import console_sessions, organizations
+from roster.store.schema import console_sessions, mail_outbox, organizations
 from roster.web.signin import create_operator
 from tests.conftest import make_runtime
 from tests.support.servers import serve_app
@@ -211,3 +212,56 @@ def test_webhook_endpoints_from_the_console(site: Site) -> None:
     assert again is not None and again.group(1) != secret.group(1)
     other, _ = sign_in(base, "admin@b.test")
     assert other.get(f"/console/webhooks/{endpoint.group(1)}").status_code == 404
+
+
+def test_sync_settings_are_checked_field_by_field(site: Site) -> None:
+    rt, base, ids = site
+    client, _ = sign_in(base, "admin@a.test")
+    token = _form_csrf(client.get("/console/settings").text)
+    form = {
+        "csrf": token,
+        "timezone": "Mars/Olympus",
+        "daily_sync_time": "25:00",
+        "group_removal_policy": "remove",
+    }
+    bad = client.post("/console/settings", data=form)
+    assert (
+        bad.status_code == 422
+        and 'id="timezone-error"' in bad.text
+        and 'id="daily_sync_time-error"' in bad.text
+    )
+    with rt.engine.connect() as conn:
+        assert repo.get_organization(conn, ids["a"])["timezone"] != "Mars/Olympus"
+    form |= {"timezone": "Europe/Prague", "daily_sync_time": "02:30", "incremental_minutes": "15"}
+    form |= {"guard_max_share": "0.2", "guard_min_count": "5", "group_removal_policy": "keep_inactive"}
+    assert client.post("/console/settings", data=form).status_code == 200
+    with rt.engine.connect() as conn:
+        org = repo.get_organization(conn, ids["a"])
+    assert (org["timezone"], org["daily_sync_time"], org["incremental_minutes"]) == (
+        "Europe/Prague",
+        "02:30",
+        15,
+    )
+    assert (org["guard_max_share"], org["guard_min_count"], org["group_removal_policy"]) == (
+        0.2,
+        5,
+        "keep_inactive",
+    )
+
+
+def test_disabling_waits_for_the_emailed_confirmation_and_scim_tokens_rotate(site: Site) -> None:
+    rt, base, ids = site
+    client, _ = sign_in(base, "admin@a.test")
+    here = f"/console/directories/{ids['dir_a']}"
+    token = _form_csrf(client.get(here).text)
+    asked = client.post(f"{here}/lifecycle", data={"csrf": token, "action": "disable"})
+    assert asked.status_code == 303 and "e-mailed" in httpx.URL(asked.headers["location"]).params["notice"]
+    with rt.engine.connect() as conn:
+        assert repo.get_directory(conn, ids["dir_a"])["state"] != "inactive"  # not until confirmed
+        kinds = conn.execute(sa.select(mail_outbox.c.kind).where(mail_outbox.c.organization_id == ids["a"]))
+        assert set(kinds.scalars()) == {"confirm_disable"}  # to the organization's admin
+    rotated = client.post(f"{here}/lifecycle", data={"csrf": token, "action": "rotate_scim_token"})
+    new = re.search(r'id="scim-token" readonly value="([^"]+)"', rotated.text)
+    assert new is not None
+    with rt.engine.connect() as conn:
+        assert scim_tokens.authenticate(conn, ids["dir_a"], new.group(1))

@@ -133,6 +133,7 @@ def _values(row: dict[str, Any]) -> dict[str, str]:
         "url": cfg.get("url") or "",
         "bind_dn": cfg.get("bind_dn") or "",
         "start_tls": "1" if cfg.get("start_tls") else "",
+        "near_real_time_seconds": str(cfg.get("near_real_time_seconds") or ""),
         "tenant_id": cfg.get("tenant_id") or "",
         "client_id": cfg.get("client_id") or "",
     }
@@ -160,6 +161,10 @@ def _changes(row: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
             if any(chosen.values()):
                 mapping[kind] = {n: a for n, a in chosen.items() if a}
         changes["mapping"] = mapping
+        near = values.get("near_real_time_seconds", "").strip()
+        if near and not near.isdigit():
+            raise ConfigError("near_real_time_seconds: must be a whole number of seconds, or empty for off")
+        changes["near_real_time_seconds"] = int(near) if near else None
     elif row["type"] == "azure":
         changes.update(
             tenant_id=values.get("tenant_id", "").strip(), client_id=values.get("client_id", "").strip()

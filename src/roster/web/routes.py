@@ -17,6 +17,7 @@ from roster.web import (
     link_pages,
     people_pages,
     run_pages,
+    settings_pages,
     setup_pages,
     webhook_pages,
 )
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         setup_pages,
         link_pages,
         webhook_pages,
+        settings_pages,
     ):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
