@@ -136,6 +136,7 @@ def _sync_and_follow(ui: Console, d: str, tree: Tree) -> None:
     gone = p.get_by_role("table", name=re.compile("Deleted from directory")).inner_text()
     assert "Bob Example" in gone and "bob@example.com" in gone
     assert "alice" not in gone
+    ui.check("directory-synced")
     p.goto(f"{ui.base}/console/directories/{d}/log")
     assert p.locator("tbody tr").count() >= 2
     ui.check("sync-log")

@@ -36,6 +36,18 @@ def _store(tmp_path: Path) -> tuple[dict[str, str], str, str]:
     return env, org, secret
 
 
+def _two_links(host: WorkOSClient, org: str) -> tuple[str, str]:
+    """Two links in a row, as the host application makes them with the official SDK."""
+    first = host.admin_portal.generate_link(organization=org, intent="dsync").link
+    second = host.admin_portal.generate_link(
+        organization=org,
+        intent="dsync",
+        success_url="https://app.example/done",
+        return_url="https://app.example",
+    ).link
+    return first, second
+
+
 def test_an_it_admin_connects_the_directory_through_a_setup_link(
     tmp_path: Path, slapd: Slapd, tree: Tree
 ) -> None:
@@ -46,14 +58,8 @@ def test_an_it_admin_connects_the_directory_through_a_setup_link(
     base = f"http://127.0.0.1:{port}"
     shots = Path(os.environ["ROSTER_SCREENSHOTS"]) if os.environ.get("ROSTER_SCREENSHOTS") else None
     with roster_serve({**env, "ROSTER_PUBLIC_URL": base}, port), chromium() as browser:
-        host = WorkOSClient(api_key=key, client_id="client_test", base_url=base)
-        first = host.admin_portal.generate_link(organization=org, intent="dsync").link
-        link = host.admin_portal.generate_link(
-            organization=org,
-            intent="dsync",
-            success_url="https://app.example/done",
-            return_url="https://app.example",
-        ).link
+        with WorkOSClient(api_key=key, client_id="client_test", base_url=base) as host:
+            first, link = _two_links(host, org)
         assert link.startswith(f"{base}/setup/") and first != link
         assert httpx.get(first).status_code == 404  # the newer link replaced it
         page = browser.new_context().new_page()  # the IT admin: no session, no cookie
@@ -124,8 +130,8 @@ def test_a_setup_link_for_scim_waits_for_the_providers_first_request(tmp_path: P
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with roster_serve({**env, "ROSTER_PUBLIC_URL": base}, port), chromium() as browser:
-        host = WorkOSClient(api_key=key, client_id="client_test", base_url=base)
-        link = host.admin_portal.generate_link(organization=org, intent="dsync").link
+        with WorkOSClient(api_key=key, client_id="client_test", base_url=base) as host:
+            link = host.admin_portal.generate_link(organization=org, intent="dsync").link
         page = browser.new_context().new_page()
         page.goto(link)
         page.get_by_label("Identity provider", exact=True).select_option("okta")

@@ -7,7 +7,10 @@
     var seconds = Math.max(5, parseInt(box.getAttribute("data-seconds"), 10) || 60);
     setInterval(function () {
       fetch(box.getAttribute("data-refresh"), { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) {
+          if (r.redirected) { window.location.reload(); return null; } // signed out meanwhile
+          return r.ok ? r.text() : null;
+        })
         .then(function (html) { if (html !== null) { box.innerHTML = html; } })
         .catch(function () {});
     }, seconds * 1000);
