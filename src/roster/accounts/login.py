@@ -14,16 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from roster.accounts import throttle
 from roster.accounts.passwords import verify
 from roster.accounts.service import account_view, groups_of
 from roster.connectors.ldap.bind import BindReason, bind_name
 from roster.runtime import Runtime
 from roster.sources import password_check
-from roster.store.db import as_utc, utcnow
 from roster.store.repo import get_directory
-from roster.store.schema import accounts, directory_users, login_throttle
+from roster.store.schema import accounts, directory_users
 
 WINDOW = timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
@@ -59,48 +58,13 @@ def _keys(org: str, email: str, address: str | None) -> list[tuple[str, int]]:
     return keys
 
 
-def throttled(conn: Connection, keys: list[tuple[str, int]]) -> int | None:
-    now = utcnow()
-    for key, limit in keys:
-        row = conn.execute(sa.select(login_throttle).where(login_throttle.c.key == key)).first()
-        if row is None:
-            continue
-        start = as_utc(row.window_start)
-        assert start is not None
-        if now - start < WINDOW and row.failures >= limit:
-            return int((start + WINDOW - now).total_seconds()) + 1
-    return None
-
-
-def record_attempt(conn: Connection, keys: list[tuple[str, int]], failed: bool) -> None:
-    now = utcnow()
-    for key, _ in keys:
-        if not failed:
-            if key.startswith("account:"):
-                conn.execute(sa.delete(login_throttle).where(login_throttle.c.key == key))
-            continue
-        row = conn.execute(sa.select(login_throttle).where(login_throttle.c.key == key)).first()
-        start = as_utc(row.window_start) if row is not None else None
-        if row is None:
-            conn.execute(sa.insert(login_throttle).values(key=key, failures=1, window_start=now))
-        elif start is None or now - start >= WINDOW:
-            conn.execute(
-                sa.update(login_throttle)
-                .where(login_throttle.c.key == key)
-                .values(failures=1, window_start=now)
-            )
-        else:
-            conn.execute(
-                sa.update(login_throttle).where(login_throttle.c.key == key).values(failures=row.failures + 1)
-            )
-
-
 def login(rt: Runtime, org: str, email: str, password: str, address: str | None = None) -> LoginResult:
     keys = _keys(org, email, address)
-    with rt.engine.begin() as conn:
-        wait = throttled(conn, keys)
-        if wait is not None:
-            return LoginResult("too_many_attempts", retry_after=wait)
+    with rt.engine.begin() as conn:  # the attempt is counted before its password is checked
+        wait = throttle.reserve(conn, keys)
+    if wait is not None:
+        return LoginResult("too_many_attempts", retry_after=wait)
+    with rt.engine.connect() as conn:
         account = (
             conn.execute(
                 sa.select(accounts).where(
@@ -112,8 +76,10 @@ def login(rt: Runtime, org: str, email: str, password: str, address: str | None 
         )
     reason = _check(rt, dict(account) if account is not None else None, password)
     with rt.engine.begin() as conn:
-        if reason != "directory_unavailable":
-            record_attempt(conn, keys, failed=reason != "ok")
+        if reason == "directory_unavailable":  # it says nothing about the password
+            throttle.give_back(conn, keys)
+        else:
+            throttle.settle(conn, keys, failed=reason != "ok")
         if reason != "ok" or account is None:
             return LoginResult(reason)
         view = account_view(dict(account), groups_of(conn, org, account["id"]))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from roster.accounts.login import login, record_attempt, throttled
+from roster.accounts import throttle
+from roster.accounts.login import login
 from roster.accounts.passwords import hash_password, verify
 from roster.ids import new_id
 from roster.runtime import Runtime
@@ -100,10 +101,10 @@ def _operator(
     if address:
         keys.append((f"address:{address}", 20))
     with rt.engine.begin() as conn:
-        wait = throttled(conn, keys)
-        if wait is not None:
-            return SignIn("too_many_attempts", retry_after=wait)
+        wait = throttle.reserve(conn, keys)
+    if wait is not None:
+        return SignIn("too_many_attempts", retry_after=wait)
     good = verify(hashed, password)
     with rt.engine.begin() as conn:
-        record_attempt(conn, keys, failed=not good)
+        throttle.settle(conn, keys, failed=not good)
     return SignIn("ok", operator_id=operator_id) if good else SignIn("invalid_credentials")
