@@ -7,21 +7,18 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import EmailStr, Field
 
 from roster.accounts import service
 from roster.accounts.login import login
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.api.models import Strict
 from roster.sso.redirects import check_redirect_uris
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, organizations
 from roster.sync.schedule import parse_time, zone
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AccountIn(Strict):

@@ -6,18 +6,18 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from roster.agent import registry
 from roster.api.auth import PrincipalDep, RuntimeDep, owned_directory
 from roster.api.errors import ApiError
+from roster.api.models import Strict
 from roster.store.schema import agents
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 
-class CodeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CodeIn(Strict):
     ttl_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
 

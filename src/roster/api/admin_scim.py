@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from roster.api.auth import PrincipalDep, RuntimeDep, owned_directory
 from roster.api.models import Mapping_, Strict
@@ -29,8 +29,7 @@ class ScimDirectoryIn(Strict):
     mapping: Mapping_ | None = None
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenIn(Strict):
     grace_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60, description="How long the old token works.")
 
 

@@ -11,19 +11,19 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from roster.agent import registry, tasks
 from roster.api.auth import RuntimeDep
 from roster.api.errors import ApiError
+from roster.api.models import Strict
 from roster.runtime import Runtime
 
 router = APIRouter(prefix="/agent/v1", tags=["agent"], include_in_schema=False)
 
 
-class EnrollIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EnrollIn(Strict):
     code: str = Field(min_length=1, max_length=100)
     csr: str = Field(min_length=1, max_length=10_000)
     hostname: str = Field(default="", max_length=255)
@@ -61,8 +61,7 @@ async def _agent(request: Request, rt: Runtime) -> tuple[dict[str, Any], bytes]:
         raise ApiError(401, "agent_refused", str(exc)) from None
 
 
-class RenewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RenewIn(Strict):
     csr: str = Field(min_length=1, max_length=10_000)
 
 
@@ -180,8 +179,7 @@ async def upload(task_id: str, request: Request, rt: RuntimeDep, offset: int) ->
         raise ApiError(409, "task_gone", str(exc)) from None
 
 
-class FinishIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FinishIn(Strict):
     status: str = Field(pattern="^(uploaded|done|failed)$")
     result: dict[str, Any] | None = None
 

@@ -7,9 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from roster import __version__
 from roster.accounts import passwords
@@ -28,36 +25,15 @@ from roster.api import (
     webhooks,
     workos,
 )
+from roster.api.edge import BodyLimit, NoNul
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
 from roster.runtime import Runtime
-from roster.scim.errors import ScimError
 from roster.scim.requests_log import Recorder
 from roster.sync.schedule import Schedules
 from roster.sync.scheduler import AccessChecks, NearRealTime, run_ticks
 from roster.sync.worker import Worker
 from roster.web import routes as console
-
-
-class BodyLimit:
-    """413 for a request whose declared body is larger than ``limit`` (a plain ASGI middleware:
-    Starlette's ``BaseHTTPMiddleware`` costs about a millisecond on every request)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = Headers(scope=scope).get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.limit):
-                message = f"request body is larger than {self.limit} bytes"
-                body: dict[str, object] = {"code": "request_too_large", "message": message}
-                if str(scope.get("path", "")).startswith("/scim/"):  # a SCIM client reads SCIM errors
-                    body = ScimError(413, f"body: {message}").body()
-                response = JSONResponse(body, status_code=413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -105,7 +81,8 @@ def create_app(rt: Runtime) -> FastAPI:
     app.state.scim_log = Recorder(rt.engine)
     errors.install(app)
     console.install(app)
-    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
+    app.add_middleware(NoNul)
+    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)  # the outer one: first
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -7,10 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from roster.accounts import lifecycle
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.api.models import Strict
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.schema import mail_outbox
@@ -19,14 +20,12 @@ from roster.sync.access_check import check_access
 router = APIRouter(prefix="/api/v1", tags=["directory lifecycle"])
 
 
-class AlertsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AlertsIn(Strict):
     notify_only_selected: bool
     recipients: list[str] = Field(default_factory=list, description="Account ids (admins) to alert")
 
 
-class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ActionIn(Strict):
     password: str | None = Field(default=None, min_length=8, max_length=1000, repr=False)
 
 

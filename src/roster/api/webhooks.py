@@ -5,17 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
+from roster.api.models import Strict
 from roster.events import endpoints
 from roster.store import repo
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class EndpointIn(Strict):
