@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from roster.accounts.service import create_account, get_account, update_account
 from roster.api.app import create_app
 from roster.runtime import Runtime
 from roster.store import repo
@@ -63,3 +64,22 @@ def test_nul_characters_get_a_4xx_naming_where_they_are(served: tuple[Runtime, s
     assert form.status_code == 400 and "'email'" in form.json()["message"]
     with rt.engine.connect() as conn:
         assert repo.list_organizations(conn) == []
+
+
+def test_explicit_nulls_are_refused_where_a_field_cannot_be_empty(served: tuple[Runtime, str, str]) -> None:
+    rt, base, key = served
+    with rt.engine.begin() as conn:
+        org = repo.create_organization(conn, "Acme")["id"]
+        account = create_account(conn, org, "ada@acme.test", name="Ada", role="member")
+        update_account(conn, account["id"], org, {"disabled": True})
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+        for field in ("email", "disabled", "role", "data"):
+            refused = api.patch(f"/api/v1/accounts/{account['id']}", json={field: None})
+            assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field
+        cleared = api.patch(f"/api/v1/accounts/{account['id']}", json={"name": None})
+        assert cleared.status_code == 200 and cleared.json()["name"] is None
+        refused = api.patch(f"/api/v1/organizations/{org}", json={"timezone": None})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "timezone"
+    with rt.engine.connect() as conn:
+        row = get_account(conn, account["id"])
+    assert (row["email"], row["disabled"], row["role"]) == ("ada@acme.test", True, "member")

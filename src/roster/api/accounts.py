@@ -12,7 +12,7 @@ from pydantic import EmailStr, Field
 from roster.accounts import service
 from roster.accounts.login import login
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
-from roster.api.models import Strict
+from roster.api.models import Patch, Strict
 from roster.sso.redirects import check_redirect_uris
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, organizations
@@ -30,7 +30,8 @@ class AccountIn(Strict):
     data: dict[str, Any] = Field(default_factory=dict, description="The host application's own fields.")
 
 
-class AccountPatch(Strict):
+class AccountPatch(Patch):
+    NULLABLE = frozenset(["name", "phone"])
     email: EmailStr | None = None
     name: str | None = Field(default=None, max_length=400)
     phone: str | None = Field(default=None, max_length=100)
@@ -58,7 +59,8 @@ class OwnerIn(Strict):
     owner_account_id: str
 
 
-class OrganizationPatch(Strict):
+class OrganizationPatch(Patch):
+    NULLABLE = frozenset(["guard_max_share", "guard_min_count", "incremental_minutes", "sso_redirect_uris"])
     group_removal_policy: Literal["remove", "keep_inactive"] | None = None
     timezone: str | None = Field(default=None, description="e.g. Europe/Prague; daily syncs run in it")
     daily_sync_time: str | None = Field(default=None, description="HH:MM local time of the daily full sync")

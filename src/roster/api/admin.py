@@ -10,7 +10,7 @@ from pydantic import Field
 from roster.api.admin_scim import ScimDirectoryIn
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org, owned_directory, require_admin, scope_org
 from roster.api.errors import ApiError
-from roster.api.models import Mapping_, Strict
+from roster.api.models import Mapping_, Patch, Strict
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
 from roster.directories import (
@@ -90,7 +90,19 @@ class AzureDirectoryIn(Strict):
     near_real_time_seconds: int | None = Field(default=None, ge=2, le=86400)
 
 
-class DirectoryPatch(Strict):
+class DirectoryPatch(Patch):
+    NULLABLE = frozenset(
+        [
+            "ca_file",
+            "certificate_pem",
+            "graph_url",
+            "login_url",
+            "mapping",
+            "member_range_size",
+            "near_real_time_seconds",
+            "user_bind_template",
+        ]
+    )
     name: str | None = Field(default=None, min_length=1, max_length=200)
     url: str | None = None
     bind_dn: str | None = None

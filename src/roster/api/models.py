@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class Strict(BaseModel):
@@ -18,6 +18,20 @@ class Strict(BaseModel):
     def _no_nul(cls, value: Any) -> Any:
         if _has_nul(value):
             raise ValueError("must not contain a NUL character")
+        return value
+
+
+class Patch(Strict):
+    """A partial update: a field left out keeps its value; an explicit ``null`` is taken only for
+    the fields in ``NULLABLE`` (where it means "none" or "the default"), and refused elsewhere."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("must not be null; leave the field out to keep its value")
         return value
 
 

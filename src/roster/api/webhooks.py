@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org
-from roster.api.models import Strict
+from roster.api.models import Patch, Strict
 from roster.events import endpoints
 from roster.store import repo
 
@@ -21,7 +21,8 @@ class EndpointIn(Strict):
     enabled: bool = True
 
 
-class EndpointPatch(Strict):
+class EndpointPatch(Patch):
+    NULLABLE = frozenset(["events"])
     url: str | None = Field(default=None, max_length=2000)
     events: list[str] | None = None
     enabled: bool | None = None
