@@ -83,3 +83,16 @@ def test_explicit_nulls_are_refused_where_a_field_cannot_be_empty(served: tuple[
     with rt.engine.connect() as conn:
         row = get_account(conn, account["id"])
     assert (row["email"], row["disabled"], row["role"]) == ("ada@acme.test", True, "member")
+
+
+def test_garbage_cursors_are_refused(served: tuple[Runtime, str, str]) -> None:
+    _, base, key = served
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+        for path, name in (("/directories", "after"), ("/directories", "before"), ("/events", "after")):
+            params = {name: "zzz' OR 1=1", "events": "dsync.user.created"}
+            refused = api.get(path, params=params)
+            assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == name
+        fine = {"after": "directory_01ARZ3NDEKTSV4RRFFQ69G5FAV"}
+        assert api.get("/directories", params=fine).status_code == 200
+        run = {"after": "event_01ARZ3NDEKTSV4RRFFQ69G5FAV.12", "events": "dsync.user.created"}
+        assert api.get("/events", params=run).status_code == 200  # inside a membership run

@@ -11,6 +11,7 @@ from roster.api.admin_scim import ScimDirectoryIn
 from roster.api.auth import PrincipalDep, RuntimeDep, check_org, owned_directory, require_admin, scope_org
 from roster.api.errors import ApiError
 from roster.api.models import Mapping_, Patch, Strict
+from roster.api.pagination import check_cursor
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
 from roster.directories import (
@@ -353,6 +354,7 @@ def get_run(
     log_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     log_after: str | None = None,
 ) -> dict[str, Any]:
+    check_cursor("log_after", log_after)
     with rt.engine.connect() as conn:
         row = repo.get_run(conn, run_id)
         check_org(who, row["organization_id"], "sync run", run_id)

@@ -7,6 +7,7 @@ fetching older records and ``after`` newer ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,6 +43,21 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# a Roster id (prefix, "_", a 26-character ULID), or an event of a membership run ("<id>.<index>")
+_CURSOR = re.compile(r"[a-z][a-z_]{0,40}_[0-9A-HJKMNP-TV-Z]{26}(\.[0-9]{1,6})?")
+
+
+def check_cursor(name: str, value: str | None) -> None:
+    """A cursor is an id from the list; anything else is refused, not read as "no cursor"."""
+    if value is not None and not _CURSOR.fullmatch(value):
+        raise ApiError(
+            400,
+            "invalid_request_parameters",
+            f"{name}: {value[:60]!r} is not a cursor; use an id from the list's list_metadata",
+            [{"field": name, "code": "invalid_cursor"}],
+        )
+
+
 def paginate(
     conn: Connection,
     table: sa.Table,
@@ -55,6 +71,8 @@ def paginate(
 ) -> Page:
     """``fetch``: how to read a page of rows past a cursor (default: the table's rows by id)."""
     check_limit(limit)
+    check_cursor("before", before)
+    check_cursor("after", after)
     if before and after:
         raise ApiError(422, "invalid_request_parameters", "before, after: give one cursor, not both")
     descending = order in ("desc", "normal")
