@@ -5,6 +5,7 @@ in paths, query parameters, JSON fields and console forms, with nothing stored."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from roster.accounts.service import create_account, get_account, update_account
 from roster.api.app import create_app
+from roster.directories import DirectorySpec, create_directory
 from roster.runtime import Runtime
 from roster.store import repo
 from tests.conftest import make_runtime
@@ -96,3 +98,34 @@ def test_garbage_cursors_are_refused(served: tuple[Runtime, str, str]) -> None:
         assert api.get("/directories", params=fine).status_code == 200
         run = {"after": "event_01ARZ3NDEKTSV4RRFFQ69G5FAV.12", "events": "dsync.user.created"}
         assert api.get("/events", params=run).status_code == 200  # inside a membership run
+
+
+def test_sync_log_time_filters_honour_utc_offsets(served: tuple[Runtime, str, str]) -> None:
+    rt, base, key = served
+    with rt.engine.begin() as conn:
+        org = repo.create_organization(conn, "Acme")["id"]
+    made = create_directory(rt, DirectorySpec(org, "Okta", "scim", {"provider": "okta"}))
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    user = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ada@acme.test",
+        "active": True,
+    }
+    scim = httpx.post(
+        f"{base}/scim/v2/{made['id']}/Users",
+        json=user,
+        headers={"Authorization": f"Bearer {made['scim_token']}"},
+    )
+    assert scim.status_code == 201
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+
+        def entries(since: str) -> int:
+            answer = api.get("/api/v1/sync_log", params={"directory_id": made["id"], "since": since})
+            assert answer.status_code == 200
+            return len(answer.json()["data"])
+
+        in_utc = before.strftime("%Y-%m-%dT%H:%M:%SZ")
+        in_prague = before.astimezone(timezone(timedelta(hours=2))).isoformat(timespec="seconds")
+        assert entries(in_utc) > 0 and entries(in_prague) == entries(in_utc)
+        later = (before + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5))).isoformat()
+        assert entries(later) == 0

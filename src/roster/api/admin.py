@@ -24,7 +24,7 @@ from roster.directories import (
 from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload
 from roster.store import repo
-from roster.store.db import iso
+from roster.store.db import as_utc, iso
 from roster.store.repo import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -453,7 +453,9 @@ def sync_log_entries(
                 raise ApiError(
                     422, "invalid_request_parameters", f"{name}: {value!r} is not an ISO 8601 time"
                 ) from None
-            q = q.where(sync_log.c.created_at >= when if op == "ge" else sync_log.c.created_at < when)
+            utc = as_utc(when)  # an offset is honoured, a time without one is UTC (as stored)
+            q = q.where(sync_log.c.created_at >= utc if op == "ge" else sync_log.c.created_at < utc)
+    check_cursor("after", after)
     if after:
         q = q.where(sync_log.c.id > after)
     with rt.engine.connect() as conn:
