@@ -29,6 +29,7 @@ from roster.directories import (
 from roster.runtime import Runtime, open_runtime
 from roster.settings import get_settings
 from roster.store import jobs, repo
+from roster.store.db import iso
 from roster.sync.pipeline import Phase, RunResult
 
 
@@ -83,6 +84,47 @@ def apikey_create(org_id: str | None, name: str, as_json: bool) -> None:
         row, secret = repo.create_api_key(conn, org_id, name)
     data = {"id": row["id"], "organization_id": org_id, "name": name, "secret": secret}
     emit(as_json, data, lambda: click.echo(f"{secret}\n(id {row['id']}; shown once, store it now)"))
+
+
+@apikey.command("list")
+@click.option("--org", "org_id", default=None, help="Only this organization's keys.")
+@json_option
+@handle_errors
+def apikey_list(org_id: str | None, as_json: bool) -> None:
+    """API keys (never their secrets), with when each was last used."""
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        rows = repo.list_api_keys(conn, org_id)
+    data = [
+        {**{k: r[k] for k in ("id", "organization_id", "name")}, "hint": f"...{r['hint']}"}
+        | {k: iso(r[k]) for k in ("created_at", "last_used_at", "revoked_at")}
+        for r in rows
+    ]
+
+    def text() -> None:
+        for d in data:
+            state = (
+                f"revoked {d['revoked_at']}"
+                if d["revoked_at"]
+                else f"last used {d['last_used_at'] or 'never'}"
+            )
+            click.echo(f"{d['id']}  {d['organization_id'] or 'admin'}  {d['name']}  {d['hint']}  {state}")
+
+    emit(as_json, data, text)
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@json_option
+@handle_errors
+def apikey_revoke(key_id: str, as_json: bool) -> None:
+    """Revoke an API key at once (requests with it get 401 from now on)."""
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        row = repo.revoke_api_key(conn, key_id)
+    emit(
+        as_json, {"id": key_id, "revoked_at": iso(row["revoked_at"])}, lambda: click.echo(f"{key_id} revoked")
+    )
 
 
 @main.group()

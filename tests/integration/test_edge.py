@@ -4,6 +4,7 @@ in paths, query parameters, JSON fields and console forms, with nothing stored."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -129,3 +130,35 @@ def test_sync_log_time_filters_honour_utc_offsets(served: tuple[Runtime, str, st
         assert entries(in_utc) > 0 and entries(in_prague) == entries(in_utc)
         later = (before + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5))).isoformat()
         assert entries(later) == 0
+
+
+def test_api_keys_are_listed_with_their_last_use_and_revoked(served: tuple[Runtime, str, str]) -> None:
+    rt, base, admin = served
+    with rt.engine.begin() as conn:
+        acme = repo.create_organization(conn, "Acme")["id"]
+        other = repo.create_organization(conn, "Other")["id"]
+        acme_row, acme_key = repo.create_api_key(conn, acme, "acme app")
+        other_row, other_key = repo.create_api_key(conn, other, "other app")
+    as_acme = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {acme_key}"})
+    as_admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"})
+    with as_acme, as_admin:
+        mine = as_acme.get("/api/v1/api_keys").json()["data"]
+        assert [k["id"] for k in mine] == [acme_row["id"]] and acme_key not in str(mine)
+        assert mine[0]["hint"] == f"...{acme_key[-4:]}"
+        for _ in range(50):  # the first use is recorded off the request, a moment later
+            listed = {k["id"]: k for k in as_admin.get("/api/v1/api_keys").json()["data"]}
+            if listed[acme_row["id"]]["last_used_at"]:
+                break
+            time.sleep(0.1)
+        assert listed[acme_row["id"]]["last_used_at"] and listed[other_row["id"]]["last_used_at"] is None
+        assert (
+            as_acme.delete(f"/api/v1/api_keys/{other_row['id']}").status_code == 404
+        )  # another organization's
+        admin_id = next(k for k, v in listed.items() if v["organization_id"] is None)
+        assert as_acme.delete(f"/api/v1/api_keys/{admin_id}").status_code == 404
+        revoked = as_admin.delete(f"/api/v1/api_keys/{acme_row['id']}")
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+        assert as_acme.get("/api/v1/api_keys").status_code == 401
+    assert (
+        httpx.get(f"{base}/directories", headers={"Authorization": f"Bearer {other_key}"}).status_code == 200
+    )

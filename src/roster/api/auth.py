@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -9,7 +12,10 @@ from fastapi import Depends, Request
 from roster.api.errors import ApiError
 from roster.runtime import Runtime
 from roster.store import repo
+from roster.store.db import utcnow
 from roster.store.repo import NotFound, Principal
+
+log = logging.getLogger(__name__)
 
 
 def runtime(request: Request) -> Runtime:
@@ -22,11 +28,27 @@ def principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'")
-    with runtime(request).engine.connect() as conn:
+    rt = runtime(request)
+    with rt.engine.connect() as conn:
         who = repo.authenticate(conn, token.strip())
     if who is None:
         raise ApiError(401, "unauthorized", "invalid API key")
+    now = utcnow()
+    if who.last_used_at is None or now - who.last_used_at >= TOUCH_EVERY:
+        # off the request: a sync's long transaction may hold SQLite's write lock for a while
+        threading.Thread(target=_touch, args=(rt, who.key_id, now), daemon=True).start()
     return who
+
+
+TOUCH_EVERY = timedelta(minutes=5)  # "last used" is kept to this precision
+
+
+def _touch(rt: Runtime, key_id: str, now: datetime) -> None:
+    try:
+        with rt.engine.begin() as conn:
+            repo.touch_api_key(conn, key_id, now)
+    except Exception:  # best effort: a busy store must not turn into an error anywhere
+        log.warning("could not record the last use of API key %s", key_id, exc_info=True)
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]

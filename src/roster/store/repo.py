@@ -39,6 +39,7 @@ class Principal:
 
     key_id: str
     organization_id: str | None
+    last_used_at: datetime | None = None  # as stored before this use (None: never used)
 
     @property
     def is_admin(self) -> bool:
@@ -105,14 +106,36 @@ def create_api_key(conn: Connection, organization_id: str | None, name: str) -> 
 
 def authenticate(conn: Connection, secret: str) -> Principal | None:
     digest = hash_api_key(secret)
+    k = api_keys
     row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.organization_id, api_keys.c.key_hash).where(
-            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
+        sa.select(k.c.id, k.c.organization_id, k.c.key_hash, k.c.last_used_at).where(
+            k.c.key_hash == digest, k.c.revoked_at.is_(None)
         )
     ).first()
     if row is None or not same_digest(row.key_hash, digest):
         return None
-    return Principal(row.id, row.organization_id)
+    return Principal(row.id, row.organization_id, as_utc(row.last_used_at))
+
+
+def touch_api_key(conn: Connection, key_id: str, now: datetime) -> None:
+    conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
+def list_api_keys(conn: Connection, organization_id: str | None = None) -> list[dict[str, Any]]:
+    """Keys (never their secrets): every key, or one organization's."""
+    k = api_keys
+    query = sa.select(k.c.id, k.c.organization_id, k.c.name, k.c.hint, k.c.created_at, k.c.last_used_at)
+    query = query.add_columns(k.c.revoked_at).order_by(k.c.id)
+    if organization_id is not None:
+        query = query.where(k.c.organization_id == organization_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def revoke_api_key(conn: Connection, key_id: str) -> dict[str, Any]:
+    row = get_row(conn, api_keys, key_id, "API key")
+    if row["revoked_at"] is None:
+        conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=utcnow()))
+    return get_row(conn, api_keys, key_id, "API key")
 
 
 # Directories
