@@ -403,3 +403,42 @@ def test_sync_no_wait_queues_a_job(cli: Cli, slapd: Slapd, tree: Tree) -> None:
     assert again["job_id"] == queued["job_id"]  # a trigger for an already queued directory coalesces
     missing = cli.run("sync", "directory_nope", "--no-wait")
     assert missing.returncode != 0 and "directory_nope" in missing.stderr
+
+
+def test_api_keys_are_listed_and_revoked_from_the_cli(cli: Cli) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    made = cli.ok("apikey", "create", "--org", org, "--name", "host app")
+    listed = cli.ok("apikey", "list", "--org", org)
+    assert [(k["id"], k["name"], k["revoked_at"]) for k in listed] == [(made["id"], "host app", None)]
+    assert made["secret"] not in json.dumps(listed)
+    assert cli.ok("apikey", "revoke", made["id"])["revoked_at"]
+    assert cli.ok("apikey", "list", "--org", org)[0]["revoked_at"]
+    missing = cli.run("apikey", "revoke", "key_01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_setup_links_and_operators_from_the_cli(cli: Cli) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    first = cli.ok("setup-link", "create", org, "--hours", "2")
+    assert "/setup/" in first["link"]
+    bad = cli.run("setup-link", "create", org, "--success-url", "javascript:alert(1)")
+    assert bad.returncode == 2 and "success_url" in bad.stderr
+    assert cli.ok("setup-link", "revoke", org)["revoked"] == 1
+    made = subprocess.run(
+        [ROSTER, "operator", "create", "ops@example.com", "--password-stdin", "--json"],
+        input="a long operator password\n",
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        check=False,
+    )
+    assert made.returncode == 0 and json.loads(made.stdout)["email"] == "ops@example.com"
+    weak = subprocess.run(
+        [ROSTER, "operator", "create", "ops2@example.com", "--password-stdin"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        check=False,
+    )
+    assert weak.returncode == 2 and "password" in weak.stderr
