@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from roster.settings import Settings
@@ -31,3 +32,26 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+
+
+class RedactLinks(logging.Filter):
+    """Keeps the tokens of e-mailed links (``/actions/...``) and setup links (``/setup/...``) out of
+    the access log: a log reader must not be able to use them."""
+
+    _TOKEN = re.compile(r"(/(?:actions|setup)/)[^/?\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install ``RedactLinks`` on uvicorn's access log (after uvicorn has configured its logging)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinks) for f in access.filters):
+        access.addFilter(RedactLinks())

@@ -99,7 +99,9 @@ def test_an_it_admin_connects_the_directory_through_a_setup_link(
 
 def test_setup_links_refuse_bad_requests_and_other_organizations(tmp_path: Path) -> None:
     env, org, key = _store(tmp_path)
-    with roster_serve(env) as base:
+    logs: list[str] = []
+    links: list[str] = []
+    with roster_serve(env, logs=logs) as base:
         auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=auth) as api:
             assert (
@@ -115,6 +117,7 @@ def test_setup_links_refuse_bad_requests_and_other_organizations(tmp_path: Path)
             made = api.post("/portal/generate_link", json={"organization": org, "external_user_id": "u1"})
             assert made.status_code == 201
             assert httpx.get(made.json()["link"].replace("http://127.0.0.1:8000", base)).status_code == 200
+            links.append(made.json()["link"].rsplit("/", 1)[1])
             assert (
                 api.post(
                     "/portal/revoke_link", json={"organization": org, "external_user_id": "u1"}
@@ -123,6 +126,8 @@ def test_setup_links_refuse_bad_requests_and_other_organizations(tmp_path: Path)
             )
             assert httpx.get(made.json()["link"].replace("http://127.0.0.1:8000", base)).status_code == 404
         assert httpx.get(f"{base}/setup/not-a-token").status_code == 404
+    assert links and "/setup/[redacted]" in logs[0]
+    assert not any(token in logs[0] for token in links)  # a log reader cannot use a link
 
 
 def test_a_setup_link_for_scim_waits_for_the_providers_first_request(tmp_path: Path) -> None:

@@ -23,14 +23,17 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @contextmanager
-def roster_serve(env: dict[str, str], port: int | None = None) -> Iterator[str]:
-    """``roster serve`` as its own process on 127.0.0.1; yields its base URL."""
+def roster_serve(
+    env: dict[str, str], port: int | None = None, logs: list[str] | None = None
+) -> Iterator[str]:
+    """``roster serve`` as its own process on 127.0.0.1; yields its base URL. ``logs`` gets what
+    it logged (the access log included) when it has stopped."""
     port = port or free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - read below; a pipe nobody drains would block the server
     proc = subprocess.Popen(
         [ROSTER, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
+        stdout=log,  # uvicorn's access log
         stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
@@ -51,6 +54,8 @@ def roster_serve(env: dict[str, str], port: int | None = None) -> Iterator[str]:
         log.seek(0)
         text = log.read().decode(errors="replace")
         log.close()
+        if logs is not None:
+            logs.append(text)
         assert "Traceback" not in text, f"roster serve logged an unexpected error:\n{text[-4000:]}"
 
 

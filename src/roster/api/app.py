@@ -28,6 +28,7 @@ from roster.api import (
 from roster.api.edge import BodyLimit, NoNul
 from roster.api.sync_runner import SyncRunner
 from roster.events.webhooks import Deliverer
+from roster.logs import redact_access_log
 from roster.runtime import Runtime
 from roster.scim.requests_log import Recorder
 from roster.sync.schedule import Schedules
@@ -40,6 +41,7 @@ def create_app(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         passwords.warm_up()  # the first unknown account's sign-in costs what every other does
+        redact_access_log()  # link tokens never reach the access log
         near = NearRealTime(rt.engine, lambda d: app.state.runner.submit(d, trigger="near_real_time"))
         checks = AccessChecks(rt)
         schedules = Schedules(rt)
