@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from roster.domain.ldap_path import SearchPathError, parse_search_path, search_roots
 
@@ -86,3 +88,29 @@ def test_a_missing_comma_is_named() -> None:
         parse_search_path("OU=Sales DC=domain, DC=local")
     assert caught.value.element == "OU=Sales DC=domain"
     assert parse_search_path("OU=Sales and Marketing, DC=domain").dn == "OU=Sales and Marketing,DC=domain"
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["OU=a", "OU=b", "CN=c", "OU=A"]), max_size=3).map(
+            lambda inner: ", ".join([*inner, "DC=example", "DC=com"])
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_roots_are_the_outermost_paths(paths: list[str]) -> None:
+    """The same answer as comparing every pair (which took minutes for thousands of paths)."""
+    roots = search_roots(paths)
+    parsed = [parse_search_path(p) for p in paths]
+    assert all(any(r.contains(p) for r in roots) for p in parsed)  # everything is covered
+    assert not any(a is not b and a.contains(b) for a in roots for b in roots)  # by the outermost only
+
+
+def test_search_paths_are_bounded() -> None:
+    with pytest.raises(SearchPathError, match="at most 200"):
+        search_roots([f"OU=u{i}, DC=example, DC=com" for i in range(201)])
+    with pytest.raises(SearchPathError, match="at most 2000"):
+        parse_search_path("OU=x, " * 400 + "DC=com")
+    many = [f"OU=u{i}, OU=people, DC=example, DC=com" for i in range(200)]
+    assert len(search_roots(many)) == 200  # siblings, none inside another

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 
 ALLOWED_TYPES = ("DC", "CN", "OU")
+MAX_PATHS = 200  # search paths of one directory
+MAX_PATH_LENGTH = 2000  # characters of one path
 _GLUED = re.compile(r"\s((?:DC|CN|OU)\s*=.*)$", re.IGNORECASE)  # "OU=Sales DC=domain": a missing comma
 
 
@@ -72,6 +74,8 @@ def _split(path: str) -> list[str]:
 
 
 def parse_search_path(path: str) -> SearchPath:
+    if len(path) > MAX_PATH_LENGTH:
+        raise SearchPathError(path[:60] + "...", f"is {len(path)} characters long; at most {MAX_PATH_LENGTH}")
     if not path.strip():
         raise SearchPathError(path, "is empty; write it like 'CN=Users, DC=domain, DC=local'")
     elements: list[tuple[str, str]] = []
@@ -125,11 +129,16 @@ def search_roots(paths: list[str] | tuple[str, ...]) -> tuple[SearchPath, ...]:
     """Validate ``paths`` and keep the outermost of overlapping ones, in a fixed order."""
     if not paths:
         raise SearchPathError("", "no search path given; give at least one")
+    if len(paths) > MAX_PATHS:
+        raise SearchPathError("", f"{len(paths)} search paths given; at most {MAX_PATHS}")
     parsed = sorted({p.key: p for p in map(parse_search_path, paths)}.values(), key=_sort_key)
     roots: list[SearchPath] = []
+    kept: set[tuple[tuple[str, str], ...]] = set()
     for candidate in parsed:  # shorter (outer) paths sort first
-        if not any(root.contains(candidate) for root in roots):
+        key = candidate.key  # inside a kept root when one of its right-hand ends is that root
+        if not any(key[start:] in kept for start in range(len(key))):
             roots.append(candidate)
+            kept.add(key)
     return tuple(roots)
 
 
