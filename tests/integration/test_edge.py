@@ -162,3 +162,25 @@ def test_api_keys_are_listed_with_their_last_use_and_revoked(served: tuple[Runti
     assert (
         httpx.get(f"{base}/directories", headers={"Authorization": f"Bearer {other_key}"}).status_code == 200
     )
+
+
+def test_json_nested_past_the_limit_is_refused_before_it_is_stored(served: tuple[Runtime, str, str]) -> None:
+    rt, base, key = served
+    with rt.engine.begin() as conn:
+        org = repo.create_organization(conn, "Acme")["id"]
+
+    def nested(levels: int) -> dict[str, object]:
+        value: dict[str, object] = {"leaf": 1}
+        for _ in range(levels - 1):
+            value = {"n": value}
+        return value
+
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+        deep = {"email": "ada@acme.io", "data": nested(300)}
+        refused = api.post(f"/api/v1/organizations/{org}/accounts", json=deep)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "data"
+        fine = api.post(
+            f"/api/v1/organizations/{org}/accounts", json={"email": "ada@acme.io", "data": nested(20)}
+        )
+        assert fine.status_code == 201, fine.text
+        assert api.get(f"/api/v1/accounts/{fine.json()['id']}").status_code == 200  # and it reads back

@@ -8,16 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 
 class Strict(BaseModel):
-    """Unknown fields refused, and no NUL character in any text (PostgreSQL refuses them in text
-    columns; SQLite would store them): a 422 naming the field, on both stores."""
+    """Unknown fields refused, no NUL character in any text (PostgreSQL refuses them in text
+    columns; SQLite would store them) and no JSON nested past ``MAX_DEPTH``: a 422 naming the
+    field, on both stores."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("must not contain a NUL character")
+        _check(value, 0)
         return value
 
 
@@ -35,16 +35,24 @@ class Patch(Strict):
         return value
 
 
-def _has_nul(value: Any, depth: int = 0) -> bool:
+MAX_DEPTH = 32  # JSON nesting of any field (deeper data could be stored but not read back)
+
+
+def _check(value: Any, depth: int) -> None:
+    """No NUL character anywhere, and no nesting deeper than ``MAX_DEPTH``."""
     if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:  # deeper JSON is refused elsewhere; do not recurse without bound
-        return False
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return
+    if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple, set)):
+        raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, (list, tuple, set)):
-        return any(_has_nul(v, depth + 1) for v in value)
-    return False
+        for key, item in value.items():
+            _check(key, depth + 1)
+            _check(item, depth + 1)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            _check(item, depth + 1)
 
 
 class Mapping_(Strict):
