@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -183,20 +184,37 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, no_wait: boo
         emit(as_json, {"job_id": job, "status": "queued"}, lambda: click.echo(f"queued {job}"))
         return
     owner = f"cli:{os.getpid()}"
-    # a sync by hand takes the directory like a worker does: never two at once (long lease: no heartbeat here)
+    # a sync by hand takes the directory like a worker does: never two at once. The lease is as short
+    # as a worker's and renewed while the run goes on, so a killed `roster sync` frees it soon.
+    lease = timedelta(seconds=rt.settings.job_lease_seconds)
     with rt.engine.begin() as conn:
-        jobs.hold_directory(conn, directory_id, owner, timedelta(hours=6))
+        jobs.hold_directory(conn, directory_id, owner, lease)
     started = time.perf_counter()
+    stop = threading.Event()
+    beat = threading.Thread(target=_keep_lease, args=(rt, directory_id, owner, lease, stop), daemon=True)
+    beat.start()
     try:
-        result = _run_sync(rt, directory_id, dry_run, force, full, as_json)
+        result = _run_sync(rt, directory_id, dry_run, force, full, as_json, owner)
     finally:
+        stop.set()
+        beat.join(5)
         with rt.engine.begin() as conn:
             jobs.release_directory(conn, directory_id, owner)
     _report(result, dry_run, as_json, time.perf_counter() - started)
 
 
+def _keep_lease(rt: Runtime, directory_id: str, owner: str, lease: timedelta, stop: threading.Event) -> None:
+    while not stop.wait(max(0.5, lease.total_seconds() / 3)):
+        try:
+            with rt.engine.begin() as conn:
+                if not jobs.renew_directory(conn, directory_id, owner, lease):
+                    return  # lost: the run applies nothing (ingest checks the lease owner)
+        except Exception:  # a busy store: try again at the next beat
+            continue
+
+
 def _run_sync(
-    rt: Runtime, directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool
+    rt: Runtime, directory_id: str, dry_run: bool, force: bool, full: bool, as_json: bool, owner: str
 ) -> RunResult:
     show_progress = not as_json and err.is_terminal
     if show_progress:
@@ -216,13 +234,16 @@ def _run_sync(
                 dry_run=dry_run,
                 force=force,
                 full=full,
+                lease_owner=owner,
                 progress=Phase(
                     phase=lambda name: bar.update(task, description=name),
                     read=lambda n: bar.update(task, completed=n),
                 ),
             )
     else:
-        result = sync_directory(rt, directory_id, trigger="cli", dry_run=dry_run, force=force, full=full)
+        result = sync_directory(
+            rt, directory_id, trigger="cli", dry_run=dry_run, force=force, full=full, lease_owner=owner
+        )
     return result
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from roster.demo.slapd import Slapd
+from roster.store.db import as_utc, utcnow
 from roster.store.schema import (
     accounts,
     directories,
@@ -47,17 +48,19 @@ def visible(url: str, directory_id: str, org: str) -> tuple[int, ...]:
         engine.dispose()
 
 
-def expire_lease(url: str, directory_id: str) -> None:
-    """What the lease's expiry does (`roster sync` by hand holds it for hours, with no heartbeat)."""
+def lease_of(url: str, directory_id: str) -> tuple[str | None, float | None]:
+    """(holder, seconds left) of a directory's lease."""
     engine = sa.create_engine(url)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             d = directories
-            conn.execute(
-                sa.update(d).where(d.c.id == directory_id).values(lease_owner=None, lease_until=None)
-            )
+            row = conn.execute(
+                sa.select(d.c.lease_owner, d.c.lease_until).where(d.c.id == directory_id)
+            ).one()
     finally:
         engine.dispose()
+    until = as_utc(row.lease_until)
+    return row.lease_owner, None if until is None else (until - utcnow()).total_seconds()
 
 
 def new_directory(cli: Cli, slapd: Slapd, tree: Tree, n: int) -> tuple[str, str]:
@@ -79,6 +82,7 @@ def test_a_first_sync_killed_at_random_points_leaves_nothing_visible(
         tree.add_group(f"kg{g}", people[g * PER_GROUP : (g + 1) * PER_GROUP])
     cli = Cli(tmp_path)
     cli.env["ROSTER_DATABASE_URL"] = database_url
+    cli.env["ROSTER_JOB_LEASE_SECONDS"] = "3"  # `roster sync` renews it every second while it runs
     cli.ok("init")
     org, d = new_directory(cli, slapd, tree, 0)
     cli.ok("sync", d, "--force")
@@ -101,7 +105,9 @@ def test_a_first_sync_killed_at_random_points_leaves_nothing_visible(
         seen = visible(database_url, d, org)
         assert seen in ((0, 0, 0, 0, 0), whole), (n, seen)  # all of it, or none of it
         outcomes.append(seen == whole)
-        expire_lease(database_url, d)  # a killed `roster sync` keeps its lease until it runs out
+        holder, left = lease_of(database_url, d)  # a killed `roster sync` holds it a few seconds at most
+        assert holder is None or (left is not None and left <= 3.5), (holder, left)
+        time.sleep(max(0.0, left or 0.0))
         retry = cli.ok("sync", d, "--force")  # and the next run converges
         assert visible(database_url, d, org) == whole, retry
     print(f"killed runs that had committed: {sum(outcomes)} of {len(outcomes)}")

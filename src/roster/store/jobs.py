@@ -197,3 +197,14 @@ def hold_directory(conn: Connection, directory_id: str, owner: str, lease: timed
         if who is None:
             raise NotFound(f"directory {directory_id!r} not found")
         raise DirectoryBusy(f"directory {directory_id} is being synced by {who}; try again when it is done")
+
+
+def renew_directory(conn: Connection, directory_id: str, owner: str, lease: timedelta) -> bool:
+    """Extend a directory lease held outside the queue; False when ``owner`` no longer holds it."""
+    d = directories
+    done = conn.execute(
+        sa.update(d)
+        .where(d.c.id == directory_id, d.c.lease_owner == owner)
+        .values(lease_until=utcnow() + lease)
+    )
+    return bool(done.rowcount)
