@@ -184,3 +184,15 @@ def test_json_nested_past_the_limit_is_refused_before_it_is_stored(served: tuple
         )
         assert fine.status_code == 201, fine.text
         assert api.get(f"/api/v1/accounts/{fine.json()['id']}").status_code == 200  # and it reads back
+
+
+def test_numbers_past_what_the_store_holds_get_a_422(served: tuple[Runtime, str, str]) -> None:
+    rt, base, key = served
+    with rt.engine.begin() as conn:
+        org = repo.create_organization(conn, "Acme")["id"]
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as api:
+        for field in ("guard_min_count", "incremental_minutes"):
+            refused = api.patch(f"/api/v1/organizations/{org}", json={field: 2**40})
+            assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field
+    with rt.engine.connect() as conn:
+        assert repo.get_organization(conn, org)["guard_min_count"] is None

@@ -66,7 +66,7 @@ class OrganizationPatch(Patch):
     daily_sync_time: str | None = Field(default=None, description="HH:MM local time of the daily full sync")
     incremental_minutes: int | None = Field(default=None, ge=1, le=1440, description="0/None: off")
     guard_max_share: float | None = Field(default=None, gt=0, le=1)
-    guard_min_count: int | None = Field(default=None, ge=1)
+    guard_min_count: int | None = Field(default=None, ge=1, le=1_000_000_000)
     sso_redirect_uris: list[str] | None = Field(
         default=None, max_length=50, description="Where single sign-on may send the browser back to."
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -166,7 +166,9 @@ async def upload_size(task_id: str, request: Request, rt: RuntimeDep) -> dict[st
 
 
 @router.put("/tasks/{task_id}/upload")
-async def upload(task_id: str, request: Request, rt: RuntimeDep, offset: int) -> dict[str, int]:
+async def upload(
+    task_id: str, request: Request, rt: RuntimeDep, offset: Annotated[int, Query(ge=0, le=2**40)]
+) -> dict[str, int]:
     agent, body = await _agent(request, rt)
 
     def store() -> int:
