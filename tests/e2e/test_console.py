@@ -77,6 +77,7 @@ def test_an_admin_configures_syncs_and_approves_in_the_browser(
         _configure(ui, d, tree)
         _sync_and_follow(ui, d, tree)
         _held_and_approved(ui, env, org, d, tree)
+        _on_a_phone(ui, d)
         ui.page.get_by_role("button", name="Sign out").click()
         assert ui.page.get_by_role("heading", name="Sign in to Roster").is_visible()
         ui.page.goto(f"{base}/console/directories")
@@ -147,6 +148,23 @@ def _sync_and_follow(ui: Console, d: str, tree: Tree) -> None:
     ui.check("groups")
     p.goto(f"{ui.base}/console/alerts")
     ui.check("alerts")
+
+
+def _on_a_phone(ui: Console, d: str) -> None:
+    """Readable at phone width: nothing wider than the screen, and still accessible."""
+    p = ui.page
+    p.set_viewport_size({"width": 375, "height": 800})
+    for path in (
+        "/console/directories",
+        f"/console/directories/{d}",
+        f"/console/directories/{d}/configuration",
+    ):
+        p.goto(ui.base + path)
+        for part in ("header", "main"):
+            box = p.locator(part).first.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 376, (path, part, box)
+        ui.check("phone-" + path.rsplit("/", 1)[-1])
+    p.set_viewport_size({"width": 1200, "height": 900})
 
 
 def _held_and_approved(ui: Console, env: dict[str, str], org: str, d: str, tree: Tree) -> None:
