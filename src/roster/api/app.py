@@ -14,6 +14,7 @@ from roster.api import (
     accounts,
     admin,
     admin_agent,
+    admin_keys,
     admin_scim,
     agent,
     errors,
@@ -95,6 +96,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(scim.router)
     app.include_router(agent.router)
     app.include_router(admin.router)
+    app.include_router(admin_keys.router)
     app.include_router(admin_scim.router)
     app.include_router(admin_agent.router)
     app.include_router(accounts.router)

@@ -16,7 +16,7 @@ class Strict(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
+    def _checked(cls, value: Any) -> Any:
         _check(value, 0)
         return value
 

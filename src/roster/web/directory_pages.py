@@ -18,7 +18,15 @@ from roster.sources import source_type
 from roster.store import repo
 from roster.web import views
 from roster.web.link_pages import live_link
-from roster.web.render import OrgSession, Refused, RuntimeDep, check_csrf, check_org, fragment, page, redirect
+from roster.web.render import (
+    OrgSession,
+    RuntimeDep,
+    checked_form,
+    fragment,
+    owned,
+    page,
+    redirect,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LDAP_TYPES = ("ldap", "active_directory")
@@ -26,13 +34,7 @@ WAIT_SECONDS = 20.0  # "Sync now" waits this long for the run, then shows the st
 
 
 def owned_directory(rt: Any, session: Any, directory_id: str) -> dict[str, Any]:
-    with rt.engine.connect() as conn:
-        try:
-            row = repo.get_directory(conn, directory_id)
-        except repo.NotFound:
-            raise Refused(404, "Not found", "There is no such directory in this organization.") from None
-    check_org(session, row["organization_id"])
-    return row
+    return owned(rt, session, lambda conn: repo.get_directory(conn, directory_id), "directory")
 
 
 @router.get("/directories")
@@ -67,8 +69,7 @@ def status_box(rt: RuntimeDep, session: OrgSession, directory_id: str) -> Respon
 
 @router.post("/directories/{directory_id}/sync")
 async def sync_now(request: Request, rt: RuntimeDep, session: OrgSession, directory_id: str) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     row = owned_directory(rt, session, directory_id)
     preview = form.get("preview") == "1"
     runner = request.app.state.runner
@@ -95,8 +96,7 @@ def configuration(request: Request, rt: RuntimeDep, session: OrgSession, directo
 async def save_configuration(
     request: Request, rt: RuntimeDep, session: OrgSession, directory_id: str
 ) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     row = owned_directory(rt, session, directory_id)
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     errors = path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
@@ -115,8 +115,7 @@ async def save_configuration(
 async def test_connection(
     request: Request, rt: RuntimeDep, session: OrgSession, directory_id: str
 ) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    await checked_form(request, session)
     row = owned_directory(rt, session, directory_id)
     report = await anyio.to_thread.run_sync(lambda: test_directory(rt, directory_id))
     context = _form_context(row, _values(row), {})

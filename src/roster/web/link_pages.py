@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from roster import setup_links
 from roster.store.db import utcnow
 from roster.store.schema import setup_links as links_table
-from roster.web.render import OrgSession, RuntimeDep, check_csrf, page, redirect
+from roster.web.render import OrgSession, RuntimeDep, checked_form, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -29,8 +29,7 @@ def live_link(conn: Connection, organization_id: str) -> dict[str, object] | Non
 
 @router.post("/setup-link")
 async def create_link(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     assert session.organization_id is not None
     if form.get("action") == "revoke":
         with rt.engine.begin() as conn:

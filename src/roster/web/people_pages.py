@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from roster.accounts.lifecycle import set_alerts
 from roster.store import repo
 from roster.store.schema import accounts, app_groups, directories
-from roster.web.render import OrgSession, RuntimeDep, check_csrf, page, redirect
+from roster.web.render import OrgSession, RuntimeDep, checked_form, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 KINDS = {
@@ -81,8 +81,7 @@ def alerts(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
 
 @router.post("/alerts")
 async def save_alerts(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     only = form.get("only_selected") == "1"
     chosen = [str(v) for v in form.getlist("recipients")]
     assert session.organization_id is not None

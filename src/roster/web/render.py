@@ -4,7 +4,7 @@ CSRF checks on forms, redirects, and the security headers of every console respo
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,9 +12,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.engine import Connection
+from starlette.datastructures import FormData
 
 from roster.runtime import Runtime
 from roster.store.db import as_utc
+from roster.store.repo import NotFound
 from roster.web import sessions
 from roster.web.sessions import Session
 
@@ -98,6 +101,27 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 def check_csrf(session: Session, token: str | None) -> None:
     if not token or not hmac.compare_digest(session.csrf, token):
         raise Refused(403, "This form has expired", "Reload the page and send the form again.")
+
+
+async def checked_form(request: Request, session: Session) -> FormData:
+    """A posted console form, refused unless it carries the session's CSRF token."""
+    form = await request.form()
+    check_csrf(session, str(form.get("csrf") or ""))
+    return form
+
+
+def owned(
+    rt: Runtime, session: Session, fetch: Callable[[Connection], dict[str, Any]], what: str
+) -> dict[str, Any]:
+    """An object of the session's organization (``fetch`` reads it, raising NotFound): another
+    organization's object and a missing one answer alike, 404."""
+    with rt.engine.connect() as conn:
+        try:
+            row = fetch(conn)
+        except NotFound:
+            raise Refused(404, "Not found", f"There is no such {what} in this organization.") from None
+    check_org(session, row["organization_id"])
+    return row
 
 
 def check_org(session: Session, organization_id: str) -> None:

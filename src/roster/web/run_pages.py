@@ -14,7 +14,7 @@ from roster.store.schema import sync_log
 from roster.sync.approvals import NotPending, approve, reject
 from roster.web import views
 from roster.web.directory_pages import owned_directory
-from roster.web.render import OrgSession, Refused, RuntimeDep, check_csrf, check_org, page, redirect
+from roster.web.render import OrgSession, Refused, RuntimeDep, checked_form, owned, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE = 100
@@ -42,13 +42,7 @@ def runs(request: Request, rt: RuntimeDep, session: OrgSession, directory_id: st
 
 
 def _run(rt: Any, session: Any, run_id: str) -> dict[str, Any]:
-    with rt.engine.connect() as conn:
-        try:
-            run = repo.get_run(conn, run_id)
-        except repo.NotFound:
-            raise Refused(404, "Not found", "There is no such sync run in this organization.") from None
-    check_org(session, run["organization_id"])
-    return run
+    return owned(rt, session, lambda conn: repo.get_run(conn, run_id), "sync run")
 
 
 @router.get("/runs/{run_id}")
@@ -96,8 +90,7 @@ def _entries(
 
 @router.post("/runs/{run_id}/decision")
 async def decide(request: Request, rt: RuntimeDep, session: OrgSession, run_id: str) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     _run(rt, session, run_id)
     choice = form.get("decision")
     try:

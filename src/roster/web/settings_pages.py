@@ -20,7 +20,7 @@ from roster.store import repo
 from roster.store.schema import organizations
 from roster.sync.schedule import parse_time, zone
 from roster.web.directory_pages import owned_directory
-from roster.web.render import OrgSession, RuntimeDep, check_csrf, page, redirect
+from roster.web.render import OrgSession, RuntimeDep, checked_form, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 FIELDS: tuple[str, ...] = ("timezone", "daily_sync_time", "incremental_minutes", "group_removal_policy")
@@ -31,8 +31,7 @@ FIELDS += ("guard_max_share", "guard_min_count")
 async def lifecycle_action(
     request: Request, rt: RuntimeDep, session: OrgSession, directory_id: str
 ) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     owned_directory(rt, session, directory_id)
     action = form.get("action")
     here = f"/console/directories/{directory_id}"
@@ -62,8 +61,7 @@ def settings_page(request: Request, rt: RuntimeDep, session: OrgSession) -> Resp
 
 @router.post("/settings")
 async def save_settings(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     values = {k: str(form.get(k) or "").strip() for k in FIELDS}
     changes, errors = _checked(values)
     if errors:

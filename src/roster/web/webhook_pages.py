@@ -14,7 +14,7 @@ from roster.events import endpoints
 from roster.events.endpoints import EVENT_TYPES
 from roster.store.repo import NotFound
 from roster.store.schema import webhook_endpoints
-from roster.web.render import OrgSession, Refused, RuntimeDep, check_csrf, check_org, page, redirect
+from roster.web.render import OrgSession, Refused, RuntimeDep, checked_form, owned, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -34,8 +34,7 @@ def webhooks(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
 
 @router.post("/webhooks")
 async def create(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     url = str(form.get("url") or "").strip()
     types = [str(t) for t in form.getlist("events")]
     try:
@@ -52,15 +51,7 @@ async def create(request: Request, rt: RuntimeDep, session: OrgSession) -> Respo
 
 
 def _owned(rt: Any, session: Any, endpoint_id: str) -> dict[str, Any]:
-    with rt.engine.connect() as conn:
-        try:
-            row = endpoints.get(conn, endpoint_id)
-        except NotFound:
-            raise Refused(
-                404, "Not found", "There is no such webhook endpoint in this organization."
-            ) from None
-    check_org(session, row["organization_id"])
-    return row
+    return owned(rt, session, lambda conn: endpoints.get(conn, endpoint_id), "webhook endpoint")
 
 
 @router.get("/webhooks/{endpoint_id}")
@@ -75,8 +66,7 @@ def endpoint(request: Request, rt: RuntimeDep, session: OrgSession, endpoint_id:
 @router.post("/webhooks/{endpoint_id}")
 async def act(request: Request, rt: RuntimeDep, session: OrgSession, endpoint_id: str) -> Response:
     """Rotate the secret, turn the endpoint on or off, redeliver one event, or delete it."""
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf") or ""))
+    form = await checked_form(request, session)
     row = _owned(rt, session, endpoint_id)
     action = form.get("action")
     if action == "rotate":
