@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from roster.connectors.base import ConfigError, ConnectionReport
+from roster.connectors.base import ConfigError, ConnectionReport, ConnectorError, FailureReason
+from roster.connectors.ldap.config import check_reach, refused_for_tenant
 from roster.domain.policy import DeletionGuard
+from roster.egress import directory_reach
 from roster.events.outbox import Outbox
 from roster.events.payloads import directory_payload
 from roster.runtime import Runtime
@@ -55,9 +57,12 @@ class SecretRequired(ConfigError):
         self.field = field
 
 
-def update_directory_settings(rt: Runtime, row: Mapping[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def update_directory_settings(
+    rt: Runtime, row: Mapping[str, Any], changes: dict[str, Any], tenant: bool = False
+) -> dict[str, Any]:
     """Change a directory's settings (any of its type's fields, ``name`` and a new secret); every
-    check of a new directory applies. Returns the updated row."""
+    check of a new directory applies (``tenant``: the organization itself asks, see
+    :func:`tenant_checked`). Returns the updated row."""
     cfg = dict(row["config"])
     given = [changes.pop(k) for k in SECRETS if changes.get(k)]
     for key in SECRETS:
@@ -78,6 +83,10 @@ def update_directory_settings(rt: Runtime, row: Mapping[str, Any], changes: dict
     # the stored secret only lets the check see that there is one; it is sent nowhere
     stored = rt.box.open(row["secret"]) if row["secret"] else None
     new_cfg = check_spec(DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored))
+    if new_cfg.get("url") != row["config"].get("url"):
+        new_cfg = tenant_checked(rt, new_cfg, tenant)
+    elif row["config"].get("tenant_url"):
+        new_cfg["tenant_url"] = True
     values: dict[str, Any] = {"name": name, "config": new_cfg}
     if new_cfg != row["config"]:
         values["cursor"] = None  # new paths, server or mapping: the next run reads everything
@@ -87,10 +96,25 @@ def update_directory_settings(rt: Runtime, row: Mapping[str, Any], changes: dict
         return repo.update_directory(conn, row["id"], **values)
 
 
-def create_directory(rt: Runtime, spec: DirectorySpec) -> dict[str, Any]:
+def tenant_checked(rt: Runtime, config: dict[str, Any], tenant: bool) -> dict[str, Any]:
+    """A URL an organization entered (not an operator) is marked, so that every connection to it
+    is checked against ``ROSTER_DIRECTORY_ALLOWED_NETWORKS`` (egress), and checked now."""
+    config.pop("tenant_url", None)
+    if not tenant or not config.get("url"):
+        return config
+    if config.get("ca_file"):
+        raise ConfigError("ca_file: only an operator names a file on the server")
+    try:
+        check_reach(config["url"], directory_reach(rt.settings.directory_allowed_networks))
+    except ConnectorError as exc:
+        raise ConfigError(f"url: {exc}") from None
+    return {**config, "tenant_url": True}
+
+
+def create_directory(rt: Runtime, spec: DirectorySpec, tenant: bool = False) -> dict[str, Any]:
     """The new directory's row; a pushed source's (SCIM) also carries ``scim_base_url`` and its
-    first bearer token, ``scim_token``, shown this once."""
-    config = check_spec(spec)
+    first bearer token, ``scim_token``, shown this once. ``tenant``: see :func:`tenant_checked`."""
+    config = tenant_checked(rt, check_spec(spec), tenant)
     sealed = rt.box.seal(spec.secret) if spec.secret else None
     with rt.engine.begin() as conn:
         row = repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
@@ -126,10 +150,26 @@ def verify_directory_password(rt: Runtime, directory_id: str, login: str, passwo
     return check(bind_name(template, login), password)
 
 
-def test_directory(rt: Runtime, directory_id: str) -> ConnectionReport:
+BELOW_LDAP = (FailureReason.UNREACHABLE, FailureReason.TIMEOUT, FailureReason.TLS)
+
+
+def test_directory(rt: Runtime, directory_id: str, tenant: bool = False) -> ConnectionReport:
+    """Connect, bind and look up each search path, waiting ``directory_test_timeout_seconds`` at
+    most per step. An organization (``tenant``) gets one answer for every failure below LDAP, so
+    the test cannot map which addresses and ports answer on the server's networks."""
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
-    return connector_for(directory, rt.box, rt.settings, rt.engine).test()
+    short = rt.settings.directory_test_timeout_seconds
+    settings = rt.settings.model_copy(
+        update={
+            "ldap_connect_timeout": min(rt.settings.ldap_connect_timeout, short),
+            "ldap_operation_timeout": min(rt.settings.ldap_operation_timeout, short),
+        }
+    )
+    report = connector_for(directory, rt.box, settings, rt.engine).test()
+    if tenant and not report.ok and report.reason in BELOW_LDAP:
+        return replace(report, detail=refused_for_tenant(report.server))
+    return report
 
 
 def sync_directory(

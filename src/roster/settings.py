@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(
         default=30.0, description="A worker's hold on a job; renewed while alive."
     )
+    directory_allowed_networks: str = Field(
+        default="",
+        description="Networks (comma-separated CIDR) that directory URLs entered by an organization "
+        "(an organization key, the console, a setup link) may reach; empty: anything but loopback, "
+        "link-local and this server's own networks. Operators' URLs are not limited.",
+    )
+    directory_test_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds a connection test waits for a directory, per step."
+    )
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

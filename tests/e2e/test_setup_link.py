@@ -32,7 +32,13 @@ def _store(tmp_path: Path) -> tuple[dict[str, str], str, str]:
         org = repo.create_organization(conn, "Acme", "example.com")["id"]
         _, secret = repo.create_api_key(conn, org, "host app")
     rt.engine.dispose()
-    env = {"ROSTER_DATABASE_URL": url, "ROSTER_SECRET_KEY": key, "ROSTER_ACCESS_CHECK_DELAY_SECONDS": "3600"}
+    env = {
+        "ROSTER_DATABASE_URL": url,
+        "ROSTER_SECRET_KEY": key,
+        "ROSTER_ACCESS_CHECK_DELAY_SECONDS": "3600",
+        # the test's directory is on loopback, which a customer's URL may not reach by default
+        "ROSTER_DIRECTORY_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
     return env, org, secret
 
 

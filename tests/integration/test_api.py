@@ -12,7 +12,7 @@ from workos import WorkOSClient
 from workos._errors import AuthenticationError, NotFoundError
 
 from roster.api.app import create_app
-from roster.demo.slapd import Slapd
+from roster.demo.slapd import Slapd, free_port
 from roster.directories import sync_directory
 from roster.runtime import Runtime
 from roster.store import repo
@@ -200,19 +200,18 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
     with api.client(api.admin_key) as http:
         org = http.post("/api/v1/organizations", json={"name": "Acme", "domain": "acme.test"}).json()
         key = http.post("/api/v1/api_keys", json={"organization_id": org["id"]}).json()["secret"]
+    body = {
+        "organization_id": org["id"],
+        "name": "LDAP",
+        "type": "ldap",
+        "url": slapd.url,
+        "bind_dn": slapd.admin_dn,
+        "bind_password": slapd.admin_password,
+        "search_paths": [tree.search_path],
+    }
+    rt.settings = rt.settings.model_copy(update={"directory_allowed_networks": "127.0.0.0/8"})
     with api.client(key) as http:
-        created = http.post(
-            "/api/v1/directories",
-            json={
-                "organization_id": org["id"],
-                "name": "LDAP",
-                "type": "ldap",
-                "url": slapd.url,
-                "bind_dn": slapd.admin_dn,
-                "bind_password": slapd.admin_password,
-                "search_paths": [tree.search_path],
-            },
-        )
+        created = http.post("/api/v1/directories", json=body)
         assert created.status_code == 201, created.text
         d = created.json()
         assert d["state"] == "linking" and "bind_password" not in d and d["has_bind_password"]
@@ -247,6 +246,49 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         assert http.get(f"/api/v1/directories/{d['id']}").status_code == 404
         deleted = http.get("/events", params={"events": "dsync.deleted"}).json()["data"]
         assert [e["data"]["id"] for e in deleted] == [d["id"]]
+
+
+def test_an_organization_key_reaches_only_the_networks_an_operator_allows(
+    rt: Runtime, api: Api, slapd: Slapd, tree: Tree
+) -> None:
+    """Loopback is refused by default for an organization (not for an operator), every failure
+    below LDAP gets the same words, and a refused URL stores nothing."""
+    org = new_org(rt)
+    body = {
+        "organization_id": org,
+        "name": "LDAP",
+        "type": "ldap",
+        "url": slapd.url,
+        "bind_dn": slapd.admin_dn,
+        "bind_password": slapd.admin_password,
+        "search_paths": [tree.search_path],
+    }
+    closed = f"ldap://127.0.0.1:{free_port()}"
+    with api.client(org_key(rt, org)) as http:
+        answers = [
+            http.post("/api/v1/directories", json={**body, "url": url})
+            for url in (slapd.url, closed, "ldap://169.254.169.254", "ldap://no-such-host.invalid")
+        ]
+        assert {a.status_code for a in answers} == {422}
+        words = {a.json()["message"].split(" at ", 1)[1].split(" (", 1)[1] for a in answers}
+        assert len(words) == 1 and all("no LDAP server answered" in a.json()["message"] for a in answers)
+        assert http.get("/api/v1/directories").json()["data"] == []
+    with api.client(api.admin_key) as http:
+        made = http.post("/api/v1/directories", json=body)
+        assert made.status_code == 201 and http.post(f"/api/v1/directories/{made.json()['id']}/test").json()["ok"]
+        shut = http.post("/api/v1/directories", json={**body, "url": closed}).json()
+        operator_sees = http.post(f"/api/v1/directories/{shut['id']}/test").json()
+        assert not operator_sees["ok"] and "unreachable" in operator_sees["detail"]
+    rt.settings = rt.settings.model_copy(update={"directory_allowed_networks": "127.0.0.0/8"})
+    with api.client(org_key(rt, org)) as http:
+        mine = http.post("/api/v1/directories", json={**body, "url": closed}).json()
+        tenant_sees = http.post(f"/api/v1/directories/{mine['id']}/test").json()
+        assert not tenant_sees["ok"] and "no LDAP server answered" in tenant_sees["detail"]
+        assert "unreachable" not in tenant_sees["detail"]
+    rt.settings = rt.settings.model_copy(update={"directory_allowed_networks": "10.0.0.0/8"})
+    with api.client(org_key(rt, org)) as http:  # the mark stays: a sync re-checks the address
+        run = http.post(f"/api/v1/directories/{mine['id']}/sync_runs", json={"wait": True}).json()
+        assert run["status"] == "failed" and "no LDAP server answered" in run["error"]
 
 
 def test_an_azure_directory_through_the_admin_api(rt: Runtime, api: Api, tmp_path: Path) -> None:

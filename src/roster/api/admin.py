@@ -261,7 +261,7 @@ def create_directory_(
     else:
         secret = body.bind_password
     spec = DirectorySpec(body.organization_id, body.name, body.type, settings, secret)
-    row = create_directory(rt, spec)
+    row = create_directory(rt, spec, tenant=not who.is_admin)
     shown_once = {k: row[k] for k in ("scim_base_url", "scim_token") if k in row}
     return directory_view(row) | shown_once
 
@@ -289,7 +289,7 @@ def update_directory(
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
     try:
-        return directory_view(update_directory_settings(rt, row, changes))
+        return directory_view(update_directory_settings(rt, row, changes, tenant=not who.is_admin))
     except SecretRequired as exc:
         raise ApiError(
             422, "invalid_request_parameters", str(exc), [{"field": exc.field, "code": "required"}]
@@ -306,7 +306,7 @@ def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> No
 @router.post("/directories/{directory_id}/test")
 def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
     owned_directory(rt, who, directory_id)
-    report = test_directory(rt, directory_id)
+    report = test_directory(rt, directory_id, tenant=not who.is_admin)
     return {
         "ok": report.ok,
         "server": report.server,

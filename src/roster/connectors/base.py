@@ -50,6 +50,7 @@ class ConnectionReport:
     server: str
     detail: str
     paths: tuple[PathCheck, ...] = ()
+    reason: FailureReason | None = None  # why it failed, when it did
 
 
 class Connector(Protocol):

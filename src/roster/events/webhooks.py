@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
@@ -37,6 +36,7 @@ import httpx
 import sqlalchemy as sa
 
 from roster.crypto import SecretBox
+from roster.egress import Refused, Resolver, pinned_client, webhook_reach
 from roster.events import feed
 from roster.events.objects import prune_objects
 from roster.ids import new_id, new_ids
@@ -54,24 +54,20 @@ class UrlRefused(ValueError):
     pass
 
 
-def check_url(url: str, allow_private: bool) -> str:
-    """An http(s) URL whose host does not resolve to a loopback, link-local or private address."""
+def check_url(url: str, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> str:
+    """An http(s) URL whose host resolves only to addresses webhooks may reach (see egress)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UrlRefused(f"url: {url!r} must be an http:// or https:// URL with a host")
-    if allow_private:
-        return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except OSError as exc:
-        raise UrlRefused(f"url: cannot resolve {parts.hostname}: {exc.strerror or exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UrlRefused(
-                f"url: {parts.hostname} resolves to {address}, a loopback, link-local or private address; "
-                "webhooks may not reach internal services (ROSTER_WEBHOOK_ALLOW_PRIVATE allows it)"
-            )
+        webhook_reach(allow_private, resolver).addresses(
+            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        )
+    except Refused as exc:
+        raise UrlRefused(
+            f"url: {exc}; webhooks may not reach loopback, link-local or private addresses "
+            "(ROSTER_WEBHOOK_ALLOW_PRIVATE allows it)"
+        ) from None
     return url
 
 
@@ -115,8 +111,9 @@ class Deliverer:
     def __init__(self, rt: Runtime, client: httpx.Client | None = None) -> None:
         self.rt = rt
         self.box: SecretBox = rt.box
-        self.client = client or httpx.Client(
-            timeout=rt.settings.webhook_timeout_seconds, follow_redirects=False
+        # The client connects only to the addresses it checked (no second lookup to rebind).
+        self.client = client or pinned_client(
+            webhook_reach(rt.settings.webhook_allow_private), rt.settings.webhook_timeout_seconds
         )
         self.rng = random.Random()
         self._stop = threading.Event()
@@ -229,10 +226,7 @@ class Deliverer:
             )
         started = time.perf_counter()
         try:
-            check_url(endpoint["url"], self.rt.settings.webhook_allow_private)
             response = self.client.post(endpoint["url"], content=body, headers=headers)
-        except UrlRefused as exc:
-            return None, str(exc), 0.0, None
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}", (time.perf_counter() - started) * 1000, None
         latency = (time.perf_counter() - started) * 1000

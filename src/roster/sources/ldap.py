@@ -11,6 +11,7 @@ from roster.connectors.ldap.config import LdapConfig, validate
 from roster.connectors.ldap.connector import LdapConnector
 from roster.domain.ldap_path import SearchPathError, search_roots
 from roster.domain.mapping import AttributeMapping
+from roster.egress import directory_reach
 from roster.settings import Settings
 from roster.sources.base import Directory, SourceType, VerifyOutcome, check_mapping, check_near_real_time
 
@@ -35,6 +36,7 @@ def ldap_config(directory: Directory, password: str, settings: Settings) -> Ldap
         member_range_size=cfg.get("member_range_size"),
         change_detection=cfg.get("change_detection") or "auto",
         mapping=AttributeMapping.from_overrides(mapping.get("user"), mapping.get("group")),
+        reach=directory_reach(settings.directory_allowed_networks) if cfg.get("tenant_url") else None,
     )
 
 

@@ -102,7 +102,7 @@ async def save_configuration(
     errors = path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
     if not errors:
         try:
-            update_directory_settings(rt, row, _changes(row, values))
+            update_directory_settings(rt, row, _changes(row, values), tenant=not session.is_operator)
         except ConfigError as exc:
             errors = {_field_of(str(exc)): {"message": str(exc)}}
     if errors:
@@ -117,7 +117,8 @@ async def test_connection(
 ) -> Response:
     await checked_form(request, session)
     row = owned_directory(rt, session, directory_id)
-    report = await anyio.to_thread.run_sync(lambda: test_directory(rt, directory_id))
+    tenant = not session.is_operator
+    report = await anyio.to_thread.run_sync(lambda: test_directory(rt, directory_id, tenant))
     context = _form_context(row, _values(row), {})
     context["report"] = report
     return page(request, "configuration.html", context, session)

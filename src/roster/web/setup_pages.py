@@ -124,7 +124,7 @@ async def create(request: Request, token: str) -> Response:
         spec, errors = _spec(link, values)
         if errors:
             raise _Invalid(errors)
-        row = await anyio.to_thread.run_sync(lambda: create_directory(rt, spec))
+        row = await anyio.to_thread.run_sync(lambda: create_directory(rt, spec, tenant=True))
     except ConfigError as exc:
         field = str(exc).split(":", 1)[0].strip()
         return _invalid(request, token, link, values, {field if field.isidentifier() else "form": str(exc)})
@@ -136,7 +136,7 @@ async def create(request: Request, token: str) -> Response:
     link = _link(request, token)
     extra: dict[str, Any] = {"scim_token": row.get("scim_token"), "agent_code": code}
     if method in ("ldap", "azure"):
-        extra["report"] = await anyio.to_thread.run_sync(lambda: test_directory(rt, row["id"]))
+        extra["report"] = await anyio.to_thread.run_sync(lambda: test_directory(rt, row["id"], tenant=True))
     return _progress(request, token, link, extra)
 
 

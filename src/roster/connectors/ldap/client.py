@@ -17,7 +17,7 @@ import ldap
 from ldap.controls import SimplePagedResultsControl
 
 from roster.connectors.base import ConnectorError, FailureReason
-from roster.connectors.ldap.config import LdapConfig
+from roster.connectors.ldap.config import LdapConfig, check_reach
 
 RawAttrs = dict[str, list[bytes]]
 Entry = tuple[str, RawAttrs]
@@ -76,6 +76,8 @@ class LdapClient:
     def open(self, connection_class: Any = None) -> None:
         """Connect and bind; ``connection_class`` is an LDAPObject subclass (syncrepl needs one)."""
         cfg = self.config
+        if cfg.reach is not None:
+            check_reach(cfg.url, cfg.reach)
         try:
             if connection_class is None:
                 conn = ldap.initialize(cfg.url, bytes_mode=False)

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from roster.connectors.base import ConfigError
+from roster.connectors.base import ConfigError, ConnectorError, FailureReason
 from roster.domain.ldap_path import SearchPath, search_roots
 from roster.domain.mapping import AttributeMapping
+from roster.egress import Reach, Refused
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,31 @@ class LdapConfig:
     member_range_size: int | None = None  # ask for group members in ranges of this size (AD style)
     change_detection: str = "auto"  # auto | dirsync | usn | syncrepl | off
     mapping: AttributeMapping = field(default_factory=AttributeMapping)
+    reach: Reach | None = None  # a URL an organization entered: only the addresses this allows
 
     @property
     def roots(self) -> tuple[SearchPath, ...]:
         return search_roots(self.search_paths)
+
+
+def refused_for_tenant(url: str) -> str:
+    """The one answer an organization gets for every failure below LDAP (no port scanning)."""
+    return (
+        f"no LDAP server answered at {url} (the name does not resolve, the address is not one this "
+        "server connects to for organizations, the port refused or did not answer, or the TLS "
+        "handshake failed); check the host, port and scheme"
+    )
+
+
+def check_reach(url: str, reach: Reach) -> None:
+    """Refuse (as unreachable, in the uniform words) a URL whose host ``reach`` does not allow."""
+    parts = urlsplit(url)
+    if parts.scheme == "ldapi" or not parts.hostname:
+        raise ConnectorError(FailureReason.UNREACHABLE, refused_for_tenant(url))
+    try:
+        reach.addresses(parts.hostname, parts.port or (636 if parts.scheme == "ldaps" else 389))
+    except Refused:
+        raise ConnectorError(FailureReason.UNREACHABLE, refused_for_tenant(url)) from None
 
 
 def validate_url(url: str) -> str:

@@ -107,7 +107,7 @@ class LdapConnector:
                     for root in cfg.roots
                 )
         except ConnectorError as exc:
-            return ConnectionReport(False, cfg.url, str(exc))
+            return ConnectionReport(False, cfg.url, str(exc), reason=exc.reason)
         ok = all(c.ok for c in checks)
         detail = (
             "bind succeeded; every search path exists" if ok else "bind succeeded; a search path is missing"
