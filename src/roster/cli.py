@@ -188,6 +188,7 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, no_wait: boo
     # as a worker's and renewed while the run goes on, so a killed `roster sync` frees it soon.
     lease = timedelta(seconds=rt.settings.job_lease_seconds)
     with rt.engine.begin() as conn:
+        jobs.reap(conn)  # runs a killed process left `running` are marked failed first
         jobs.hold_directory(conn, directory_id, owner, lease)
     started = time.perf_counter()
     stop = threading.Event()

@@ -93,7 +93,7 @@ def status(as_json: bool) -> None:
 
 @click.group()
 def runs() -> None:
-    """Sync runs: list, show with their log, approve or reject held ones."""
+    """Sync runs: list, show with their log, approve or reject held ones, cancel a running one."""
 
 
 @runs.command("list")
@@ -149,6 +149,21 @@ def runs_reject(run_id: str) -> None:
     with runtime().engine.begin() as conn:
         reject(conn, run_id)
     click.echo("rejected")
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@json_option
+@handle_errors
+def runs_cancel(run_id: str, as_json: bool) -> None:
+    """Mark a running run failed and release its directory's lease at once (a run left
+    `running` by a killed process, or one to stop now). A process still running it applies
+    nothing. Runs whose process died are also reaped on their own once their lease expires."""
+    from roster.store import jobs
+
+    with runtime().engine.begin() as conn:
+        run = _plain(jobs.cancel_run(conn, run_id))
+    emit(as_json, run, lambda: click.echo(f"cancelled {run_id}; directory {run['directory_id']} is free"))
 
 
 @click.command()

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     directory_test_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Seconds a connection test waits for a directory, per step."
     )
+    sync_wait_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="How long POST .../sync_runs with wait: true waits before answering with the job.",
+    )
     ldap_connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
     ldap_operation_timeout: float = Field(default=120.0, description="Seconds per LDAP operation.")
     ldap_page_size: int = Field(default=1000, description="Paged-results page size.")

@@ -7,10 +7,12 @@ import random
 import subprocess
 import time
 from pathlib import Path
+from subprocess import DEVNULL
 
 import sqlalchemy as sa
 
 from roster.demo.slapd import Slapd
+from roster.store import jobs
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import (
     accounts,
@@ -19,6 +21,7 @@ from roster.store.schema import (
     directory_users,
     events,
     group_user_memberships,
+    sync_runs,
 )
 from tests.e2e.test_cli import ROSTER, Cli
 from tests.support.ldap_tree import Tree
@@ -74,6 +77,57 @@ def new_directory(cli: Cli, slapd: Slapd, tree: Tree, n: int) -> tuple[str, str]
     return org, d
 
 
+def _started(url: str, directory_id: str, cli: Cli, proc: subprocess.Popen[bytes]) -> str:
+    """The id of the directory's run once ``proc`` has recorded it as running."""
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            with engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(sync_runs.c.id).where(
+                        sync_runs.c.directory_id == directory_id, sync_runs.c.status == "running"
+                    )
+                ).scalar()
+            if found:
+                return str(found)
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never started"
+            time.sleep(0.01)
+    finally:
+        engine.dispose()
+
+
+def _a_live_run_cancelled(cli: Cli, slapd: Slapd, tree: Tree, url: str) -> tuple[str, str]:
+    """Cancelling frees a directory at once: a process still running the run applies nothing,
+    and `roster runs cancel` frees what a killed one held without waiting for its lease."""
+    org, d = new_directory(cli, slapd, tree, 98)
+    proc = subprocess.Popen(
+        [ROSTER, "sync", d, "--force"], cwd=cli.folder, env=cli.env, stdout=DEVNULL, stderr=DEVNULL
+    )
+    run_id = _started(url, d, cli, proc)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        jobs.cancel_run(conn, run_id)
+    engine.dispose()
+    assert lease_of(url, d)[0] is None
+    assert proc.wait(timeout=120) != 0
+    assert visible(url, d, org) == (0, 0, 0, 0, 0)  # it lost its lease: nothing applied
+    org, d = new_directory(cli, slapd, tree, 99)
+    proc = subprocess.Popen(
+        [ROSTER, "sync", d, "--force"], cwd=cli.folder, env=cli.env, stdout=DEVNULL, stderr=DEVNULL
+    )
+    run_id = _started(url, d, cli, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    done = cli.ok("runs", "cancel", run_id)
+    assert done["status"] == "failed" and lease_of(url, d)[0] is None
+    again = cli.run("runs", "cancel", run_id)
+    assert again.returncode != 0 and "not running" in again.stderr
+    cli.ok("sync", d, "--force")  # at once: the lease is free
+    run = next(r for r in cli.ok("runs", "list", d) if r["id"] == run_id)
+    return run["status"], run["error_reason"]
+
+
 def test_a_first_sync_killed_at_random_points_leaves_nothing_visible(
     database_url: str, tmp_path: Path, slapd: Slapd, tree: Tree
 ) -> None:
@@ -110,4 +164,10 @@ def test_a_first_sync_killed_at_random_points_leaves_nothing_visible(
         time.sleep(max(0.0, left or 0.0))
         retry = cli.ok("sync", d, "--force")  # and the next run converges
         assert visible(database_url, d, org) == whole, retry
+        states = [(r["status"], r["error_reason"]) for r in cli.ok("runs", "list", d)]
+        assert states[0] == ("succeeded", None) and ("running", None) not in states, states
+        killed = ("succeeded", None) if seen == whole else ("failed", "worker_lost")  # reaped
+        assert states[1:] in ([], [killed]), states  # (none: killed before its run was recorded)
+    cancelled = _a_live_run_cancelled(cli, slapd, tree, database_url)
+    assert cancelled == ("failed", "cancelled"), cancelled
     print(f"killed runs that had committed: {sum(outcomes)} of {len(outcomes)}")

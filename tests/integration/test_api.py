@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ from roster.api.app import create_app
 from roster.demo.slapd import Slapd, free_port
 from roster.directories import sync_directory
 from roster.runtime import Runtime
-from roster.store import repo
+from roster.store import jobs, repo
 from tests.support.helpers import ldap_directory, new_org
 from tests.support.ldap_tree import Tree
 from tests.support.servers import serve_app
@@ -275,7 +276,10 @@ def test_an_organization_key_reaches_only_the_networks_an_operator_allows(
         assert http.get("/api/v1/directories").json()["data"] == []
     with api.client(api.admin_key) as http:
         made = http.post("/api/v1/directories", json=body)
-        assert made.status_code == 201 and http.post(f"/api/v1/directories/{made.json()['id']}/test").json()["ok"]
+        assert (
+            made.status_code == 201
+            and http.post(f"/api/v1/directories/{made.json()['id']}/test").json()["ok"]
+        )
         shut = http.post("/api/v1/directories", json={**body, "url": closed}).json()
         operator_sees = http.post(f"/api/v1/directories/{shut['id']}/test").json()
         assert not operator_sees["ok"] and "unreachable" in operator_sees["detail"]
@@ -289,6 +293,33 @@ def test_an_organization_key_reaches_only_the_networks_an_operator_allows(
     with api.client(org_key(rt, org)) as http:  # the mark stays: a sync re-checks the address
         run = http.post(f"/api/v1/directories/{mine['id']}/sync_runs", json={"wait": True}).json()
         assert run["status"] == "failed" and "no LDAP server answered" in run["error"]
+
+
+def test_a_stuck_run_is_cancelled_and_waiting_answers_instead_of_hanging(
+    rt: Runtime, api: Api, slapd: Slapd, tree: Tree
+) -> None:
+    """A process holding a directory stopped answering: waiting for a sync answers 202 with the
+    queued job after ROSTER_SYNC_WAIT_SECONDS (not a 500 after ten minutes), and cancelling the
+    stuck run frees the directory at once, for its own organization only."""
+    org = new_org(rt)
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    with rt.engine.begin() as conn:
+        jobs.hold_directory(conn, d, "cli:dead", timedelta(hours=6))
+        stuck = repo.start_run(conn, repo.get_directory(conn, d), "cli", "full")["id"]
+    rt.settings = rt.settings.model_copy(update={"sync_wait_seconds": 0.5})
+    with api.client(org_key(rt, org)) as http:
+        waited = http.post(f"/api/v1/directories/{d}/sync_runs", json={"wait": True})
+        assert waited.status_code == 202 and waited.json()["status"] == "queued", waited.text
+        assert "ROSTER_SYNC_WAIT_SECONDS" in waited.json()["message"]
+    with api.client(org_key(rt, new_org(rt, "Other"))) as http:
+        assert http.post(f"/api/v1/sync_runs/{stuck}/cancel").status_code == 404
+    with api.client(org_key(rt, org)) as http:
+        cancelled = http.post(f"/api/v1/sync_runs/{stuck}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["error_reason"] == "cancelled"
+        assert http.post(f"/api/v1/sync_runs/{stuck}/cancel").status_code == 409
+        rt.settings = rt.settings.model_copy(update={"sync_wait_seconds": 60})
+        run = http.post(f"/api/v1/directories/{d}/sync_runs", json={"wait": True}).json()
+        assert run["status"] == "succeeded", run  # the queued job ran once the directory was free
 
 
 def test_an_azure_directory_through_the_admin_api(rt: Runtime, api: Api, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from roster.directories import (
 )
 from roster.directories import delete_directory as remove_directory
 from roster.events.payloads import directory_payload
-from roster.store import repo
+from roster.store import jobs, repo
 from roster.store.db import as_utc, iso
 from roster.store.repo import Principal
 
@@ -329,9 +329,19 @@ def trigger_sync(
         raise ApiError(409, "directory_disabled", str(exc)) from None
     if not body.wait:
         return {"status": "queued", "job_id": job_id}
-    job = request.app.state.runner.wait(job_id)
+    try:
+        job = request.app.state.runner.wait(job_id, rt.settings.sync_wait_seconds)
+    except TimeoutError:
+        with rt.engine.connect() as conn:
+            state = (jobs.get(conn, job_id) or {}).get("status", "queued")
+        return {
+            "status": state,
+            "job_id": job_id,
+            "message": f"not finished after {rt.settings.sync_wait_seconds:g} s (ROSTER_SYNC_WAIT_SECONDS); "
+            f"its run appears in GET /api/v1/directories/{directory_id}/sync_runs",
+        }
     if not job.get("run_id"):
-        raise ApiError(500, "job_failed", f"job {job_id} failed: {job.get('error')}")
+        raise ApiError(409, "job_failed", f"job {job_id} failed before its run started: {job.get('error')}")
     with rt.engine.connect() as conn:
         return {**run_view(repo.get_run(conn, job["run_id"])), **plan_lists(conn, job["run_id"])}
 
@@ -406,6 +416,20 @@ def reject_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]
         run = repo.get_run(conn, run_id)
         check_org(who, run["organization_id"], "sync run", run_id)
         reject(conn, run_id)
+        return run_view(repo.get_run(conn, run_id))
+
+
+@router.post("/sync_runs/{run_id}/cancel")
+def cancel_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Mark a running run failed and release its directory (its process may have died); a live
+    holder applies nothing. For a run stuck as ``running`` after a crash, or to stop one now."""
+    with rt.engine.begin() as conn:
+        run = repo.get_run(conn, run_id)
+        check_org(who, run["organization_id"], "sync run", run_id)
+        try:
+            jobs.cancel_run(conn, run_id)
+        except jobs.RunNotRunning as exc:
+            raise ApiError(409, "not_running", str(exc)) from None
         return run_view(repo.get_run(conn, run_id))
 
 

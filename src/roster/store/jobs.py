@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -148,7 +148,8 @@ def release_directory(conn: Connection, directory_id: str | None, owner: str) ->
 
 
 def reap(conn: Connection) -> int:
-    """Requeue jobs whose worker stopped renewing; mark their abandoned runs failed."""
+    """Requeue jobs whose worker stopped renewing; mark their abandoned runs failed, and the runs
+    of any other holder (``roster sync`` by hand) that stopped renewing its directory lease."""
     now = utcnow()
     dead = (
         conn.execute(sa.select(jobs).where(jobs.c.status == "running", jobs.c.lease_until < now))
@@ -176,7 +177,58 @@ def reap(conn: Connection) -> int:
                 finished_at=now,
             )
         )
-    return len(dead)
+    return len(dead) + reap_orphaned_runs(conn, now)
+
+
+def reap_orphaned_runs(conn: Connection, now: datetime) -> int:
+    """Runs still ``running`` whose directory's holder stopped renewing its lease: their process
+    died (a run applies in one transaction, so nothing of it was applied)."""
+    d = directories
+    unheld = sa.select(d.c.id).where(d.c.lease_owner.is_not(None), d.c.lease_until < now)
+    done = conn.execute(
+        sa.update(sync_runs)
+        .where(
+            sync_runs.c.status == "running",
+            sync_runs.c.directory_id.in_(unheld),
+        )
+        .values(
+            status="failed",
+            error="abandoned: the process running it stopped before finishing; nothing was applied",
+            error_reason="worker_lost",
+            finished_at=now,
+        )
+    )
+    return int(done.rowcount or 0)
+
+
+def cancel_run(conn: Connection, run_id: str) -> dict[str, Any]:
+    """Stop waiting for a running run: mark it failed and release its directory, so the next run
+    can start at once. A holder that is still alive applies nothing (it no longer holds the
+    lease) and stops at its next heartbeat."""
+    run = conn.execute(sa.select(sync_runs).where(sync_runs.c.id == run_id)).mappings().first()
+    if run is None:
+        raise NotFound(f"sync run {run_id!r} not found")
+    if run["status"] != "running":
+        raise RunNotRunning(f"run {run_id} is {run['status']}, not running; there is nothing to cancel")
+    now = utcnow()
+    cancelled = "cancelled by an operator; nothing was applied"
+    conn.execute(
+        sa.update(sync_runs)
+        .where(sync_runs.c.id == run_id, sync_runs.c.status == "running")
+        .values(status="failed", error=cancelled, error_reason="cancelled", finished_at=now)
+    )
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.directory_id == run["directory_id"], jobs.c.status == "running")
+        .values(status="failed", owner=None, lease_until=None, error=cancelled, finished_at=now)
+    )
+    d = directories
+    conn.execute(sa.update(d).where(d.c.id == run["directory_id"]).values(lease_owner=None, lease_until=None))
+    return {**dict(run), "status": "failed", "error_reason": "cancelled"}
+
+
+class RunNotRunning(ValueError):
+    pass
 
 
 class DirectoryBusy(RuntimeError):

@@ -270,11 +270,15 @@ def finish_run(
     error_reason: str | None = None,
     kind: str | None = None,
 ) -> None:
-    """``kind``: what the run turned out to be (an incremental run that fell back to a full read)."""
+    """``kind``: what the run turned out to be (an incremental run that fell back to a full read).
+    A failure does not overwrite a run already marked failed (cancelled, or reaped as abandoned)."""
     values = {"kind": kind} if kind is not None else {}
+    where = [sync_runs.c.id == run_id]
+    if status == "failed":
+        where.append(sync_runs.c.status == "running")
     conn.execute(
         sa.update(sync_runs)
-        .where(sync_runs.c.id == run_id)
+        .where(*where)
         .values(
             status=status,
             counts=dict(counts),
