@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from roster.accounts import lifecycle, service
 from roster.accounts.login import login as do_login
 from roster.cli_support import Failure, emit, handle_errors, json_option, runtime
-from roster.notify.mail import deliver
+from roster.notify.mail import deliver, readable
 from roster.sso.redirects import check_redirect_uris
 from roster.store import repo
 from roster.store.db import iso
@@ -290,13 +290,14 @@ def mail() -> None:
 @json_option
 @handle_errors
 def mail_list(org_id: str, as_json: bool) -> None:
-    with runtime().engine.connect() as conn:
+    rt = runtime()
+    with rt.engine.connect() as conn:
         rows = [
             {
                 "id": r["id"],
                 "to": r["recipient"],
                 "subject": r["subject"],
-                "body": r["body"],
+                "body": readable(r["body"], rt.box),
                 "sent_at": iso(r["sent_at"]),
             }
             for r in conn.execute(

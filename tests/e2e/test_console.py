@@ -17,6 +17,7 @@ from roster.accounts import lifecycle
 from roster.accounts.service import create_account
 from roster.demo.slapd import Slapd, free_port
 from roster.directories import DirectorySpec, create_directory
+from roster.notify.mail import SEALED, box_for, readable
 from roster.runtime import open_runtime
 from roster.settings import Settings
 from roster.store import repo
@@ -207,14 +208,16 @@ def test_an_emailed_recovery_link_explains_itself_and_waits_for_a_click(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     engine = make_engine(env["ROSTER_DATABASE_URL"])
-    settings = Settings(public_url=base)  # type: ignore[call-arg]
+    settings = Settings(public_url=base, secret_key=env["ROSTER_SECRET_KEY"])  # type: ignore[call-arg]
     with engine.begin() as conn:
         row = repo.get_directory(conn, d)
         assert lifecycle.access_lost(conn, settings, row, "connection refused") == 1
-        body = conn.execute(
+        stored = conn.execute(
             sa.select(mail_outbox.c.body).where(mail_outbox.c.kind == "access_lost")
         ).scalar_one()
     engine.dispose()
+    assert "/actions/" not in stored and stored.startswith(SEALED)  # the link is not kept in clear
+    body = readable(stored, box_for(settings))
     found = re.search(rf"{re.escape(base)}/actions/\S+", body)
     assert found is not None
     with roster_serve(env, port), chromium() as browser:

@@ -18,7 +18,7 @@ from roster.notify.mail import deliver
 from roster.runtime import Runtime
 from roster.store import repo
 from roster.store.db import utcnow
-from roster.store.schema import action_tokens, directories
+from roster.store.schema import action_tokens, directories, mail_outbox
 from roster.sync.access_check import check_access
 from tests.conftest import make_runtime
 from tests.support.helpers import ldap_directory, new_org
@@ -85,6 +85,11 @@ def test_directory_lifecycle_by_mail(mail_rt: tuple[Runtime, Inbox], slapd: Slap
         status = http.post(f"/api/v1/directories/{d}/check").json()
         assert status["ok"] is False and "unreachable" in status["error"]
         token = link_in(inbox, "boss@example.com", "cannot be reached")
+        with rt.engine.connect() as conn:  # once sent, the outbox keeps the text without the link
+            kept = conn.execute(
+                sa.select(mail_outbox.c.body).where(mail_outbox.c.kind == "access_lost")
+            ).all()
+        assert [token in b for (b,) in kept] == [False] and "/actions/[sent by e-mail]" in kept[0][0]
         assert http.get(f"/api/v1/actions/{token}").json()["kind"] == "recover_access"
         done = httpx.post(f"{url}/api/v1/actions/{token}", json={"password": "boss-new-password"})
         assert done.status_code == 200 and done.json()["account_id"] == boss["id"]

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from roster.accounts.passwords import hash_password
 from roster.ids import new_id
-from roster.notify.mail import queue
+from roster.notify.mail import box_for, queue
 from roster.settings import Settings
 from roster.store.db import as_utc, utcnow
 from roster.store.repo import get_directory, get_organization
@@ -139,6 +139,7 @@ def directory_enabled(conn: Connection, org: str, directory: dict[str, Any]) -> 
 
 
 def access_lost(conn: Connection, settings: Settings, directory: dict[str, Any], error: str) -> int:
+    box = box_for(settings)  # the mail holds a link: kept encrypted until sent
     org = directory["organization_id"]
     sent = 0
     for person in recipients(conn, org):
@@ -153,11 +154,13 @@ def access_lost(conn: Connection, settings: Settings, directory: dict[str, Any],
             f"this link unlinks your own account from the directory and lets you set a local password "
             f"(it works once, for {settings.link_ttl_hours:g} hours):\n{link}\n",
             "access_lost",
+            box=box,
         )
     return sent
 
 
 def request_disable(conn: Connection, settings: Settings, directory_id: str) -> int:
+    box = box_for(settings)  # the mail holds a link: kept encrypted until sent
     directory = get_directory(conn, directory_id)
     org = directory["organization_id"]
     admins = conn.execute(
@@ -177,6 +180,7 @@ def request_disable(conn: Connection, settings: Settings, directory_id: str) -> 
             "to set a local password.\n"
             f"Confirm (works once, for {settings.link_ttl_hours:g} hours):\n{link}\n",
             "confirm_disable",
+            box=box,
         )
     return len(admins)
 
@@ -229,6 +233,7 @@ def relinked(conn: Connection, org: str, account_ids: list[str], directory: dict
 
 
 def perform(conn: Connection, settings: Settings, token: str, password: str | None) -> dict[str, Any]:
+    box = box_for(settings)  # the mail holds a link: kept encrypted until sent
     action = look_up(conn, token)
     kind, org = action["kind"], action["organization_id"]
     if kind in ("recover_access", "reset_password"):
@@ -281,6 +286,7 @@ def perform(conn: Connection, settings: Settings, token: str, password: str | No
                 f"The directory {directory['name']} no longer manages your account. Set a password here "
                 f"(it works once, for {settings.link_ttl_hours:g} hours):\n{link}\n",
                 "password_reset",
+                box=box,
             )
         return {"done": kind, "directory_id": directory["id"], "unlinked": len(linked)}
     raise LinkError("link_invalid", "this link is not valid")

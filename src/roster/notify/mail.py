@@ -3,11 +3,16 @@
 Without an SMTP server configured (the embedded default), mail stays in the outbox,
 where an admin reads it through the API (``GET /api/v1/organizations/{id}/mail``)
 or the CLI (``roster mail list``).
+
+A mail that carries a link that acts (``/actions/...``) is kept encrypted with the secret key
+(``queue(..., box=...)``), like bind passwords: a copy of the database does not hold a usable
+link. Once sent, its body keeps the text with the link cut (the recipient's mailbox has it).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Iterable
@@ -16,6 +21,7 @@ from email.message import EmailMessage
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from roster.crypto import SecretBox, load_key
 from roster.ids import new_id
 from roster.settings import Settings
 from roster.store.db import utcnow
@@ -25,9 +31,39 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 
 
+SEALED = "sealed:"  # a body kept encrypted: it holds a link that acts
+_LINK = re.compile(r"/actions/\S+")
+
+
+def box_for(settings: Settings) -> SecretBox:
+    return SecretBox(load_key(settings))
+
+
+def redact_links(body: str) -> str:
+    return _LINK.sub("/actions/[sent by e-mail]", body)
+
+
+def readable(body: str, box: SecretBox | None) -> str:
+    """A stored body as its recipient gets it (``box`` opens a sealed one)."""
+    if not body.startswith(SEALED):
+        return body
+    if box is None:
+        return "[sealed: holds a link; readable with the secret key]"
+    return box.open(body[len(SEALED) :])
+
+
 def queue(
-    conn: Connection, organization_id: str, recipients: Iterable[str], subject: str, body: str, kind: str
+    conn: Connection,
+    organization_id: str,
+    recipients: Iterable[str],
+    subject: str,
+    body: str,
+    kind: str,
+    box: SecretBox | None = None,
 ) -> int:
+    """Queue one mail per recipient; ``box``: keep the body encrypted (it holds a link that acts)."""
+    if box is not None:
+        body = SEALED + box.seal(body)
     rows = [
         {
             "id": new_id("mail"),
@@ -85,7 +121,8 @@ def deliver(engine: Engine, settings: Settings) -> int:
             message["From"] = settings.mail_sender
             message["To"] = mail["recipient"]
             message["Subject"] = mail["subject"]
-            message.set_content(mail["body"])
+            text = readable(mail["body"], box_for(settings) if mail["body"].startswith(SEALED) else None)
+            message.set_content(text)
             try:
                 smtp.send_message(message)
             except smtplib.SMTPException as exc:
@@ -95,7 +132,7 @@ def deliver(engine: Engine, settings: Settings) -> int:
                 conn.execute(
                     sa.update(mail_outbox)
                     .where(mail_outbox.c.id == mail["id"])
-                    .values(sent_at=utcnow(), error=None)
+                    .values(sent_at=utcnow(), error=None, body=redact_links(text))
                 )
             sent += 1
     return sent
