@@ -19,6 +19,7 @@ from roster.cli_agent import agent
 from roster.cli_console import operator, setup_link
 from roster.cli_directories import directory
 from roster.cli_ops import runs, status, worker
+from roster.cli_secrets import rotate_key
 from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.cli_webhooks import webhook
@@ -317,7 +318,7 @@ main.add_command(operator)
 main.add_command(setup_link)
 register_accounts(main)
 main.add_command(webhook)
-for command in (status, runs, worker):
+for command in (status, runs, worker, rotate_key):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

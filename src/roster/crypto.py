@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from roster.settings import Settings
 
@@ -48,8 +50,14 @@ def load_key(settings: Settings) -> bytes:
 
 
 class SecretBox:
-    def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+    """Seals with the first key; opens with any (``new,old`` while a rotation is under way).
+    ``reload`` reads the keys again when a token does not open: after ``roster rotate-key``,
+    running processes pick up the new key file without a restart."""
+
+    def __init__(self, keys: bytes, reload: Callable[[], bytes] | None = None) -> None:
+        self._keys = keys
+        self._fernet = _fernets(keys)
+        self._reload = reload
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -58,7 +66,37 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
+            if self._reload is not None and (keys := self._reload()) != self._keys:
+                self._keys, self._fernet = keys, _fernets(keys)
+                return self.open(token)
             raise SecretKeyMissing("a stored secret cannot be decrypted with the configured key") from None
+
+    def reseal(self, token: str) -> str:
+        """``token`` sealed again with the first key (opened with any)."""
+        return self.seal(self.open(token))
+
+
+def _fernets(keys: bytes) -> MultiFernet:
+    found = [k for k in re.split(rb"[\s,]+", keys) if k]
+    if not found:
+        raise SecretKeyMissing("the secret key is empty")
+    try:
+        return MultiFernet([Fernet(k) for k in found])
+    except ValueError:
+        raise SecretKeyMissing(
+            "the secret key is not a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None
+
+
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically (mode 0600): a crash leaves the old file or the new one."""
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(b"\n".join(keys) + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def new_api_key() -> str:

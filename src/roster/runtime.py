@@ -20,7 +20,7 @@ class Runtime:
     @property
     def box(self) -> SecretBox:
         if self._box is None:
-            self._box = SecretBox(load_key(self.settings))
+            self._box = SecretBox(load_key(self.settings), reload=lambda: load_key(self.settings))
         return self._box
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from roster.demo.slapd import Slapd, free_port
 from tests.support.ldap_tree import Tree
@@ -46,13 +45,6 @@ class Cli:
         result = self.run(*args, "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    c = Cli(tmp_path)
-    assert c.ok("init")["key_created"] is True
-    return c
 
 
 def make_directory(cli: Cli, slapd: Slapd, tree: Tree, password: str | None = None) -> tuple[str, str]:
