@@ -181,3 +181,23 @@ def sqlite_rt(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
 def pytest_report_header() -> str:
     found = SLAPD if shutil.which("slapd") or Path(SLAPD).exists() else "missing"
     return f"slapd: {found}; postgres: {POSTGRES_URL}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from roster.demo.samba import SambaDC
+    from roster.demo.slapd import Slapd as SlapdServer
+    from tests.support import secret_watch
+
+    fixed = {SlapdServer.admin_password: "bind password", SambaDC.admin_password: "bind password"}
+    secret_watch.install(fixed)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    """Fails the test during which any logger wrote a secret the suite created."""
+    from tests.support import secret_watch
+
+    secret_watch.check()
+    yield
+    leaks = secret_watch.check()
+    assert not leaks, "secrets in the log:\n" + "\n".join(leaks)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from roster.demo.slapd import free_port
+from tests.support.secret_watch import WATCH
 from tests.support.servers import unavailable
 
 ROSTER = str(Path(sys.executable).parent / "roster")
@@ -57,6 +58,8 @@ def roster_serve(
         if logs is not None:
             logs.append(text)
         assert "Traceback" not in text, f"roster serve logged an unexpected error:\n{text[-4000:]}"
+        leaked = WATCH.found_in(text)  # the secrets this test process made or knows
+        assert not leaked, f"roster serve logged a secret ({leaked[0][:6]}…)"
 
 
 @contextmanager
