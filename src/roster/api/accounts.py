@@ -93,6 +93,7 @@ def _org_of(rt: Any, table: sa.Table, row_id: str, what: str) -> str:
 def update_organization(
     org_id: str, body: OrganizationPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
+    """Change an organization's name, domain or settings (an organization key may change only its own)."""
     check_org(who, org_id, "organization", org_id)
     values = body.model_dump(exclude_unset=True)
     if values.get("timezone") is not None:
@@ -120,6 +121,8 @@ def update_organization(
 
 @router.post("/organizations/{org_id}/accounts", status_code=201)
 def create_account(org_id: str, body: AccountIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Create a local account in the organization; an e-mail that matches a directory user links it to
+    the directory."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         row = service.create_account(
@@ -137,6 +140,7 @@ def list_accounts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: str | None = None,
 ) -> dict[str, Any]:
+    """The organization's accounts, newest first, with cursor pagination (`after`, `before`, `limit`)."""
     check_org(who, org_id, "organization", org_id)
     q = sa.select(accounts).where(accounts.c.organization_id == org_id).order_by(accounts.c.id).limit(limit)
     if email:
@@ -150,6 +154,7 @@ def list_accounts(
 
 @router.get("/accounts/{account_id}")
 def get_account(account_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """One account: its fields, whether the directory manages it, and why it is disabled if it is."""
     org = _org_of(rt, accounts, account_id, "account")
     check_org(who, org, "account", account_id)
     with rt.engine.connect() as conn:
@@ -161,6 +166,8 @@ def get_account(account_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str,
 
 @router.patch("/accounts/{account_id}")
 def update_account(account_id: str, body: AccountPatch, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Change an account. Fields the directory manages are read-only (409); `null` is refused where a
+    field cannot be empty."""
     org = _org_of(rt, accounts, account_id, "account")
     check_org(who, org, "account", account_id)
     with rt.engine.begin() as conn:
@@ -172,6 +179,7 @@ def update_account(account_id: str, body: AccountPatch, rt: RuntimeDep, who: Pri
 def account_groups(
     account_id: str, rt: RuntimeDep, who: PrincipalDep, effective: bool = True
 ) -> dict[str, Any]:
+    """The groups the account belongs to: directory groups (read-only) and local groups."""
     org = _org_of(rt, accounts, account_id, "account")
     check_org(who, org, "account", account_id)
     with rt.engine.connect() as conn:
@@ -180,6 +188,7 @@ def account_groups(
 
 @router.post("/organizations/{org_id}/groups", status_code=201)
 def create_group(org_id: str, body: GroupIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Create a local group beside the directory's groups."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         return service.group_view(service.create_local_group(conn, org_id, body.name, body.description))
@@ -189,6 +198,7 @@ def create_group(org_id: str, body: GroupIn, rt: RuntimeDep, who: PrincipalDep) 
 def list_groups(
     org_id: str, rt: RuntimeDep, who: PrincipalDep, source: Literal["local", "directory"] | None = None
 ) -> dict[str, Any]:
+    """The organization's groups, directory and local, with cursor pagination."""
     check_org(who, org_id, "organization", org_id)
     q = sa.select(app_groups).where(app_groups.c.organization_id == org_id).order_by(app_groups.c.id)
     if source:
@@ -201,6 +211,7 @@ def list_groups(
 def group_members(
     group_id: str, rt: RuntimeDep, who: PrincipalDep, effective: bool = False
 ) -> dict[str, Any]:
+    """The accounts in a group (nested directory groups resolved)."""
     org = _org_of(rt, app_groups, group_id, "group")
     check_org(who, org, "group", group_id)
     with rt.engine.connect() as conn:
@@ -213,6 +224,7 @@ def group_members(
 
 @router.post("/groups/{group_id}/members", status_code=204)
 def add_member(group_id: str, body: MemberIn, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Add an account to a local group (directory groups follow the directory: 409)."""
     org = _org_of(rt, app_groups, group_id, "group")
     check_org(who, org, "group", group_id)
     with rt.engine.begin() as conn:
@@ -222,6 +234,7 @@ def add_member(group_id: str, body: MemberIn, rt: RuntimeDep, who: PrincipalDep)
 
 @router.delete("/groups/{group_id}/members/{member_id}", status_code=204)
 def remove_member(group_id: str, member_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Remove an account from a local group."""
     org = _org_of(rt, app_groups, group_id, "group")
     check_org(who, org, "group", group_id)
     with rt.engine.begin() as conn:
@@ -231,6 +244,7 @@ def remove_member(group_id: str, member_id: str, rt: RuntimeDep, who: PrincipalD
 
 @router.delete("/groups/{group_id}", status_code=204)
 def delete_group(group_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Delete a local group (a directory group goes when the directory removes it: 409)."""
     org = _org_of(rt, app_groups, group_id, "group")
     check_org(who, org, "group", group_id)
     with rt.engine.begin() as conn:
@@ -240,6 +254,7 @@ def delete_group(group_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
 
 @router.post("/organizations/{org_id}/grants", status_code=204)
 def grant(org_id: str, body: GrantIn, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Give a group or an account access to a resource of the organization."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         service.grant(conn, org_id, body.resource_id, body.principal_id)
@@ -248,6 +263,7 @@ def grant(org_id: str, body: GrantIn, rt: RuntimeDep, who: PrincipalDep) -> Resp
 
 @router.delete("/organizations/{org_id}/grants", status_code=204)
 def revoke(org_id: str, resource_id: str, principal_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Take back access given with POST .../grants."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         service.revoke(conn, org_id, resource_id, principal_id)
@@ -256,6 +272,7 @@ def revoke(org_id: str, resource_id: str, principal_id: str, rt: RuntimeDep, who
 
 @router.put("/organizations/{org_id}/resources/{resource_id}", status_code=204)
 def set_owner(org_id: str, resource_id: str, body: OwnerIn, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Set the account that owns a resource."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         service.set_owner(conn, org_id, resource_id, body.owner_account_id)
@@ -266,6 +283,7 @@ def set_owner(org_id: str, resource_id: str, body: OwnerIn, rt: RuntimeDep, who:
 def access(
     org_id: str, account_id: str, resource_id: str, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
+    """Whether an account may access a resource (as owner, directly, or through a group)."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.connect() as conn:
         return {
@@ -280,6 +298,9 @@ _STATUS = {"ok": 200, "too_many_attempts": 429, "directory_unavailable": 503}
 
 @router.post("/auth/login")
 def auth_login(body: LoginIn, rt: RuntimeDep, who: PrincipalDep, request: Request) -> JSONResponse:
+    """Sign an account in: linked accounts against the directory (lockout, disablement and expiry
+    honoured at once), local accounts against their password. One answer for a wrong password
+    and an unknown address; throttled per account and per address (429)."""
     check_org(who, body.organization_id, "organization", body.organization_id)
     address = body.source_address or (request.client.host if request.client else None)
     result = login(rt, body.organization_id, body.email, body.password, address)

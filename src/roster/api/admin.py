@@ -196,6 +196,7 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/organizations", status_code=201)
 def create_organization(body: OrganizationIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Create an organization (admin key only)."""
     require_admin(who)
     with rt.engine.begin() as conn:
         return org_view(repo.create_organization(conn, body.name, body.domain))
@@ -203,6 +204,7 @@ def create_organization(body: OrganizationIn, rt: RuntimeDep, who: PrincipalDep)
 
 @router.get("/organizations")
 def list_organizations(rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Every organization (admin key) or the key's own."""
     with rt.engine.connect() as conn:
         rows = [r for r in repo.list_organizations(conn) if who.can_see(r["id"])]
     return {"object": "list", "data": [org_view(r) for r in rows]}
@@ -210,6 +212,7 @@ def list_organizations(rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
 
 @router.get("/organizations/{org_id}")
 def get_organization(org_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """One organization."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.connect() as conn:
         return org_view(repo.get_organization(conn, org_id))
@@ -217,6 +220,8 @@ def get_organization(org_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str
 
 @router.post("/api_keys", status_code=201)
 def create_api_key(body: ApiKeyIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Create an API key for an organization, or an admin key. The secret is shown once and stored
+    hashed."""
     require_admin(who)
     with rt.engine.begin() as conn:
         row, secret = repo.create_api_key(conn, body.organization_id, body.name)
@@ -247,6 +252,10 @@ def create_directory_(
     rt: RuntimeDep,
     who: PrincipalDep,
 ) -> dict[str, Any]:
+    """Connect a directory: LDAP or Active Directory (direct or through the on-prem agent), Entra ID,
+    or SCIM (the answer carries the SCIM base URL and a token, shown once). Settings are checked
+    before anything is stored; a URL an organization key gives must be in
+    ROSTER_DIRECTORY_ALLOWED_NETWORKS."""
     check_org(who, body.organization_id, "organization", body.organization_id)
     _operator_only(who, body.model_dump())
     secrets = {"bind_password", "client_secret", "private_key_pem"}
@@ -268,6 +277,7 @@ def create_directory_(
 
 @router.get("/directories")
 def list_directories(rt: RuntimeDep, who: PrincipalDep, organization_id: str | None = None) -> dict[str, Any]:
+    """The directories an API key can see, with their state."""
     org = scope_org(who, organization_id)
     with rt.engine.connect() as conn:
         rows = repo.list_directories(conn, org)
@@ -276,6 +286,7 @@ def list_directories(rt: RuntimeDep, who: PrincipalDep, organization_id: str | N
 
 @router.get("/directories/{directory_id}")
 def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """One directory with its settings (never its secret), state and counts."""
     row = owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         return directory_view(row, repo.directory_metadata(conn, directory_id))
@@ -285,6 +296,8 @@ def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[
 def update_directory(
     directory_id: str, body: DirectoryPatch, rt: RuntimeDep, who: PrincipalDep
 ) -> dict[str, Any]:
+    """Change a directory's settings; changing where it connects needs its secret again. The next run
+    reads everything when paths, server or mapping change."""
     row = owned_directory(rt, who, directory_id)
     changes = body.model_dump(exclude_unset=True)
     _operator_only(who, changes)
@@ -298,6 +311,8 @@ def update_directory(
 
 @router.delete("/directories/{directory_id}", status_code=204)
 def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> None:
+    """Delete a directory and its cached users and groups; accounts it linked become local. Emits
+    `dsync.deleted`."""
     owned_directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
         remove_directory(conn, directory_id)
@@ -305,6 +320,8 @@ def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> No
 
 @router.post("/directories/{directory_id}/test")
 def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Connect, bind and look up each search path now, waiting ROSTER_DIRECTORY_TEST_TIMEOUT_SECONDS at
+    most per step. An organization key gets one answer for every failure below LDAP."""
     owned_directory(rt, who, directory_id)
     report = test_directory(rt, directory_id, tenant=not who.is_admin)
     return {
@@ -319,6 +336,8 @@ def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dic
 def trigger_sync(
     directory_id: str, rt: RuntimeDep, who: PrincipalDep, request: Request, body: SyncIn | None = None
 ) -> dict[str, Any]:
+    """Queue a sync run (full, incremental, dry run, or forced past the deletion guard). With `wait:
+    true` the answer is the finished run, or the queued job after ROSTER_SYNC_WAIT_SECONDS."""
     owned_directory(rt, who, directory_id)
     body = body or SyncIn()
     try:
@@ -350,6 +369,7 @@ def trigger_sync(
 def list_runs(
     directory_id: str, rt: RuntimeDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
+    """A directory's sync runs, newest first."""
     owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         rows = repo.list_runs(conn, directory_id, limit)
@@ -364,6 +384,7 @@ def get_run(
     log_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     log_after: str | None = None,
 ) -> dict[str, Any]:
+    """One sync run with its counts and its change log (paged with `log_after`)."""
     check_cursor("log_after", log_after)
     with rt.engine.connect() as conn:
         row = repo.get_run(conn, run_id)
@@ -410,6 +431,7 @@ def approve_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any
 
 @router.post("/sync_runs/{run_id}/reject")
 def reject_run(run_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Reject a run the deletion guard held: nothing of it is applied."""
     from roster.sync.approvals import reject
 
     with rt.engine.begin() as conn:

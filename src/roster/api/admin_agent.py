@@ -35,6 +35,7 @@ def agent_code(directory_id: str, body: CodeIn, rt: RuntimeDep, who: PrincipalDe
 
 @router.get("/directories/{directory_id}/agents")
 def directory_agents(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """The on-prem agents enrolled for a directory, with their last heartbeat and version."""
     owned_directory(rt, who, directory_id)
     with rt.engine.connect() as conn:
         return {"object": "list", "data": registry.listing(conn, directory_id)}

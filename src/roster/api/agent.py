@@ -32,6 +32,8 @@ class EnrollIn(Strict):
 
 @router.post("/enroll", status_code=201)
 def enroll(body: EnrollIn, rt: RuntimeDep) -> dict[str, Any]:
+    """An agent enrolls with its one-time code and a certificate request; the answer is its client
+    certificate."""
     try:
         with rt.engine.begin() as conn:
             done = registry.enroll(conn, rt.box, body.code, body.csr, body.hostname, body.version)
@@ -84,6 +86,7 @@ async def renew_certificate(request: Request, rt: RuntimeDep) -> dict[str, str]:
 
 @router.post("/heartbeat")
 async def heartbeat(request: Request, rt: RuntimeDep) -> dict[str, str]:
+    """An agent reports that it is alive (host name, version, its last error)."""
     agent, body = await _agent(request, rt)
     data = json.loads(body or b"{}")
 
@@ -135,6 +138,7 @@ def _lease(rt: Runtime) -> timedelta:
 
 @router.post("/tasks/{task_id}/renew")
 async def renew(task_id: str, request: Request, rt: RuntimeDep) -> dict[str, str]:
+    """An agent keeps the lease on the task it works on."""
     agent, _ = await _agent(request, rt)
 
     def hold() -> None:
@@ -156,6 +160,7 @@ async def _sleep(seconds: float) -> None:
 
 @router.get("/tasks/{task_id}/upload")
 async def upload_size(task_id: str, request: Request, rt: RuntimeDep) -> dict[str, int]:
+    """How much of a task's upload the server already has (to resume after a broken connection)."""
     await _agent(request, rt)
 
     def size() -> int:
@@ -169,6 +174,7 @@ async def upload_size(task_id: str, request: Request, rt: RuntimeDep) -> dict[st
 async def upload(
     task_id: str, request: Request, rt: RuntimeDep, offset: Annotated[int, Query(ge=0, le=2**40)]
 ) -> dict[str, int]:
+    """An agent uploads a chunk of what it read (sealed for the server), at the offset the server has."""
     agent, body = await _agent(request, rt)
 
     def store() -> int:
@@ -188,6 +194,7 @@ class FinishIn(Strict):
 
 @router.post("/tasks/{task_id}/finish")
 async def finish(task_id: str, request: Request, rt: RuntimeDep) -> dict[str, str]:
+    """An agent reports a task done or failed; a finished upload is applied as one sync run."""
     agent, body = await _agent(request, rt)
     given = FinishIn.model_validate_json(body)
 

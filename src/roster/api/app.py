@@ -87,22 +87,23 @@ def create_app(rt: Runtime) -> FastAPI:
     app.add_middleware(NoNul)
     app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)  # the outer one: first
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers. No authentication."""
         return {"status": "ok"}
 
-    app.include_router(workos.router)
-    app.include_router(sso.router)
+    app.include_router(workos.router, responses=errors.ERRORS)
+    app.include_router(sso.router, responses=errors.ERRORS)
     app.include_router(scim.router)
     app.include_router(agent.router)
-    app.include_router(admin.router)
-    app.include_router(admin_keys.router)
-    app.include_router(admin_scim.router)
-    app.include_router(admin_agent.router)
-    app.include_router(accounts.router)
-    app.include_router(lifecycle.router)
-    app.include_router(webhooks.router)
-    app.include_router(portal.router)
+    app.include_router(admin.router, responses=errors.ERRORS)
+    app.include_router(admin_keys.router, responses=errors.ERRORS)
+    app.include_router(admin_scim.router, responses=errors.ERRORS)
+    app.include_router(admin_agent.router, responses=errors.ERRORS)
+    app.include_router(accounts.router, responses=errors.ERRORS)
+    app.include_router(lifecycle.router, responses=errors.ERRORS)
+    app.include_router(webhooks.router, responses=errors.ERRORS)
+    app.include_router(portal.router, responses=errors.ERRORS)
     app.include_router(observability.router)
     app.state.metrics = observability.registry_for(rt)
     return app

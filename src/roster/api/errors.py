@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster.accounts.service import Conflict, ManagedField
@@ -20,6 +21,37 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None):
         self.status, self.code, self.message, self.errors = status, code, message, errors
         super().__init__(message)
+
+
+class FieldError(BaseModel):
+    field: str
+    code: str
+    message: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error of the API: a stable ``code``, a ``message`` naming the field, and per-field
+    ``errors`` for invalid input."""
+
+    code: str
+    message: str
+    errors: list[FieldError] | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+# The errors any operation of the API may answer with (documented on every operation).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("A malformed request: a bad cursor, a NUL character, a body that is not JSON."),
+    401: _error("No API key, or one that is not valid or was revoked."),
+    403: _error("The key may not do this (an organization key asking for an admin operation)."),
+    404: _error("No such object, or one of another organization (the same answer)."),
+    409: _error("The object's state does not allow it (directory-managed field, run not running...)."),
+    413: _error("The body is larger than ROSTER_MAX_REQUEST_BYTES."),
+    422: _error("Invalid input; ``message`` and ``errors`` name the field and the rule."),
+}
 
 
 def _body(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:

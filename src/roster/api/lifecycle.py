@@ -40,6 +40,7 @@ def _directory(rt: Any, who: Any, directory_id: str) -> dict[str, Any]:
 
 @router.put("/organizations/{org_id}/alerts")
 def set_alerts(org_id: str, body: AlertsIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Who gets the organization's e-mail alerts (outages, held runs, failing webhooks)."""
     check_org(who, org_id, "organization", org_id)
     with rt.engine.begin() as conn:
         warnings = lifecycle.set_alerts(conn, org_id, body.notify_only_selected, body.recipients)
@@ -53,6 +54,8 @@ def set_alerts(org_id: str, body: AlertsIn, rt: RuntimeDep, who: PrincipalDep) -
 
 @router.post("/directories/{directory_id}/disable", status_code=202)
 def disable(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Ask to disable a directory: each admin gets an e-mail with a confirmation link; nothing changes
+    until one is used."""
     _directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
         sent = lifecycle.request_disable(conn, rt.settings, directory_id)
@@ -65,6 +68,7 @@ def disable(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, A
 
 @router.post("/directories/{directory_id}/enable")
 def enable(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Enable a disabled directory again; accounts it linked before are linked again."""
     _directory(rt, who, directory_id)
     with rt.engine.begin() as conn:
         row = lifecycle.enable(conn, directory_id)
@@ -73,6 +77,7 @@ def enable(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, An
 
 @router.post("/directories/{directory_id}/check")
 def check(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Run the directory's access check now (connect and bind) and record the result."""
     _directory(rt, who, directory_id)
     ok = check_access(rt, directory_id)
     row = _directory(rt, who, directory_id)
@@ -81,6 +86,8 @@ def check(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any
 
 @router.get("/organizations/{org_id}/mail")
 def mail(org_id: str, rt: RuntimeDep, who: PrincipalDep, kind: str | None = None) -> dict[str, Any]:
+    """The organization's mail outbox: what was sent or waits to be sent. With SMTP configured, links
+    are shown cut."""
     check_org(who, org_id, "organization", org_id)
     q = sa.select(mail_outbox).where(mail_outbox.c.organization_id == org_id).order_by(mail_outbox.c.id)
     if kind:
@@ -137,6 +144,8 @@ def describe_action(token: str, rt: RuntimeDep) -> JSONResponse:
 def perform_action(
     token: str, rt: RuntimeDep, request: Request, body: ActionIn | None = None
 ) -> JSONResponse:
+    """Use an e-mailed link (recover access, confirm a disable, set a password). A link works once,
+    until it expires."""
     body = body or ActionIn()
     try:
         with rt.engine.begin() as conn:

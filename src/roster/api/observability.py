@@ -18,7 +18,7 @@ from roster.runtime import Runtime
 from roster.store.db import as_utc
 from roster.store.schema import directories, jobs, sync_runs, webhook_endpoints
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["operations"])
 
 
 # what a run changed: the kinds of change, not notes such as skipped entries or derived counts
@@ -94,8 +94,9 @@ class StoreCollector(Collector):
             yield queue
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "The store does not answer or is not migrated."}})
 def readyz(request: Request) -> JSONResponse:
+    """Readiness: the store answers and its schema is current. No authentication."""
     rt: Runtime = request.app.state.runtime
     try:
         with rt.engine.connect() as conn:
@@ -105,7 +106,15 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": version})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition."},
+        401: {"description": "No API key, or one that is not valid."},
+        403: {"description": "Not an admin API key."},
+    },
+)
 def metrics(request: Request) -> Response:
     """Prometheus exposition; it names every organization's directories, so it needs an admin API key."""
     from roster.api.auth import principal, require_admin

@@ -32,6 +32,8 @@ class RevokeLinkIn(Strict):
 
 @router.post("/portal/generate_link", status_code=201)
 def generate_link(body: GenerateLinkIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """WorkOS Admin Portal: a setup link for the organization's IT admin to connect their directory
+    (intent `dsync`)."""
     with rt.engine.begin() as conn:
         repo.get_organization(conn, body.organization)
         check_org(who, body.organization, "organization", body.organization)
@@ -49,6 +51,7 @@ def generate_link(body: GenerateLinkIn, rt: RuntimeDep, who: PrincipalDep) -> di
 
 @router.post("/portal/revoke_link", status_code=204)
 def revoke_link(body: RevokeLinkIn, rt: RuntimeDep, who: PrincipalDep) -> None:
+    """Revoke the organization's unused setup links."""
     with rt.engine.begin() as conn:
         repo.get_organization(conn, body.organization)
         check_org(who, body.organization, "organization", body.organization)

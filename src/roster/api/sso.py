@@ -31,6 +31,8 @@ def authorize(
     response_type: str = "code",
     client_id: str | None = None,
 ) -> RedirectResponse:
+    """WorkOS SSO: start an OpenID Connect sign-in with the organization's Entra ID directory;
+    redirects to the identity provider."""
     if response_type != "code":
         raise ApiError(422, "invalid_request", "response_type: only 'code' is supported")
     if not organization:

@@ -48,12 +48,15 @@ def _owned(rt: Any, who: Any, endpoint_id: str) -> dict[str, Any]:
 
 @router.post("/organizations/{org_id}/webhooks", status_code=201)
 def create(org_id: str, body: EndpointIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Add a webhook endpoint (https or http URL on a public address). The signing secret is shown
+    once."""
     check_org(who, org_id, "organization", org_id)
     return endpoints.create(rt, org_id, body.url, body.events, body.enabled)
 
 
 @router.get("/organizations/{org_id}/webhooks")
 def list_(org_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """The organization's webhook endpoints with their delivery state."""
     check_org(who, org_id, "organization", org_id)
     import sqlalchemy as sa
 
@@ -67,11 +70,13 @@ def list_(org_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
 
 @router.get("/webhooks/{endpoint_id}")
 def get(endpoint_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """One webhook endpoint with its cursor, backlog and last failure."""
     return endpoints.view(_owned(rt, who, endpoint_id))
 
 
 @router.patch("/webhooks/{endpoint_id}")
 def update(endpoint_id: str, body: EndpointPatch, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Change an endpoint's URL, events or enabled state."""
     _owned(rt, who, endpoint_id)
     return endpoints.update(rt, endpoint_id, body.model_dump(exclude_unset=True))
 
@@ -80,12 +85,15 @@ def update(endpoint_id: str, body: EndpointPatch, rt: RuntimeDep, who: Principal
 def rotate(
     endpoint_id: str, rt: RuntimeDep, who: PrincipalDep, body: RotateIn | None = None
 ) -> dict[str, Any]:
+    """A new signing secret (shown once); the old one still signs (WorkOS-Signature-Previous) for the
+    grace period."""
     _owned(rt, who, endpoint_id)
     return endpoints.rotate(rt, endpoint_id, (body or RotateIn()).grace_hours)
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204)
 def delete(endpoint_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """Delete a webhook endpoint and its delivery history."""
     _owned(rt, who, endpoint_id)
     endpoints.delete(rt, endpoint_id)
     return Response(status_code=204)
@@ -99,6 +107,7 @@ def deliveries(
     event_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """An endpoint's recent delivery attempts with their status and latency."""
     _owned(rt, who, endpoint_id)
     with rt.engine.connect() as conn:
         return {"object": "list", "data": endpoints.deliveries(conn, endpoint_id, limit, event_id)}
@@ -106,6 +115,8 @@ def deliveries(
 
 @router.post("/webhooks/{endpoint_id}/redeliver")
 def redeliver(endpoint_id: str, body: RedeliverIn, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """Deliver again: one event now (`event_id`), or every event since a time (`since`: the
+    endpoint's cursor moves back)."""
     _owned(rt, who, endpoint_id)
     if bool(body.event_id) == bool(body.since):
         raise ValueError("event_id, since: give exactly one")

@@ -63,6 +63,7 @@ def list_directories(
     after: Cursor = None,
     order: Order = "desc",
 ) -> dict[str, Any]:
+    """WorkOS Directory Sync: the organization's directories, as the WorkOS SDK reads them."""
     org = scope_org(who, organization_id)
     where = []
     if org is not None:
@@ -90,13 +91,20 @@ def _directory(conn: Connection, who: Any, directory_id: str) -> dict[str, Any]:
 
 @router.get("/directories/{directory_id}")
 def get_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """WorkOS Directory Sync: one directory."""
     with rt.engine.connect() as conn:
         row = _directory(conn, who, directory_id)
         return directory_payload(row, repo.directory_metadata(conn, directory_id))
 
 
-@router.delete("/directories/{directory_id}", status_code=202)
+@router.delete(
+    "/directories/{directory_id}",
+    status_code=202,
+    response_class=Response,
+    responses={202: {"description": "Deleted (no body, as WorkOS answers)."}},
+)
 def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> Response:
+    """WorkOS Directory Sync: delete a directory."""
     with rt.engine.begin() as conn:
         _directory(conn, who, directory_id)
         remove_directory(conn, directory_id)
@@ -105,6 +113,7 @@ def delete_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> Re
 
 @router.post("/directories/{directory_id}/sync", status_code=202)
 def sync_directory(directory_id: str, rt: RuntimeDep, who: PrincipalDep, request: Request) -> dict[str, str]:
+    """Queue a sync run of the directory now."""
     with rt.engine.connect() as conn:
         _directory(conn, who, directory_id)
     try:
@@ -128,6 +137,7 @@ def list_users(
     after: Cursor = None,
     order: Order = "desc",
 ) -> dict[str, Any]:
+    """WorkOS Directory Sync: directory users of a directory or group, with cursor pagination."""
     u = directory_users
     with rt.engine.connect() as conn:
         where = _owner_filter(conn, who, u, directory, organization_id)
@@ -161,6 +171,7 @@ def _owner_filter(
 
 @router.get("/directory_users/{user_id}")
 def get_user(user_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """WorkOS Directory Sync: one directory user with its groups and raw attributes."""
     with rt.engine.connect() as conn:
         row = repo.get_row(conn, directory_users, user_id, "directory user")
         check_org(who, row["organization_id"], "directory user", user_id)
@@ -179,6 +190,7 @@ def list_groups(
     after: Cursor = None,
     order: Order = "desc",
 ) -> dict[str, Any]:
+    """WorkOS Directory Sync: directory groups of a directory or user."""
     g = directory_groups
     with rt.engine.connect() as conn:
         where = _owner_filter(conn, who, g, directory, organization_id)
@@ -194,6 +206,7 @@ def list_groups(
 
 @router.get("/directory_groups/{group_id}")
 def get_group(group_id: str, rt: RuntimeDep, who: PrincipalDep) -> dict[str, Any]:
+    """WorkOS Directory Sync: one directory group."""
     with rt.engine.connect() as conn:
         row = repo.get_row(conn, directory_groups, group_id, "directory group")
         check_org(who, row["organization_id"], "directory group", group_id)
