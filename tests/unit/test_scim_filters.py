@@ -66,6 +66,8 @@ def test_what_a_filter_matches(text: str, expected: bool) -> None:
         ('emails[type eq "work"', "ends"),
         ('emails[value[type eq "x"]]', "nested"),
         ("not userName pr", "("),
+        ('userName eq "a\x01b"', "JSON string"),  # a control character: found by test_parser_fuzz
+        ('userName eq "a\\qb"', "JSON string"),  # a bad escape
     ],
 )
 def test_what_a_filter_refuses(text: str, named: str) -> None:

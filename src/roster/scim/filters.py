@@ -266,7 +266,10 @@ def _within(scope: AttrPath, text: str) -> AttrPath:
 
 def _literal(kind: str, raw: str) -> Any:
     if kind == "str":
-        return json.loads(raw)
+        try:
+            return json.loads(raw)
+        except ValueError:  # a control character or a bad escape inside the quotes
+            raise invalid_filter(f"filter: {raw!r} is not a JSON string (RFC 7644 3.4.2.2)") from None
     if kind == "word":
         low = raw.lower()
         if low in ("true", "false"):
