@@ -22,6 +22,7 @@ from roster.settings import Settings
 from roster.sources import VerifyOutcome, connector_for, password_check, source_type
 from roster.store import repo
 from roster.store.db import utcnow
+from roster.sync.access_check import OUTAGES, record_access
 from roster.sync.pipeline import Phase, RunResult, run_sync
 
 
@@ -193,7 +194,7 @@ def sync_directory(
         org["guard_max_share"] if org["guard_max_share"] is not None else rt.settings.guard_max_share,
         org["guard_min_count"] if org["guard_min_count"] is not None else rt.settings.guard_min_count,
     )
-    return run_sync(
+    result = run_sync(
         rt.engine,
         directory_id,
         connector,
@@ -207,6 +208,11 @@ def sync_directory(
         guard=guard,
         progress=progress,
     )
+    if result.status == "failed" and result.error_reason in OUTAGES:
+        record_access(rt, directory_id, False, result.error or result.error_reason)  # one alert per outage
+    elif result.status == "succeeded" and directory["lost_alerted_at"] is not None:
+        record_access(rt, directory_id, True, "")
+    return result
 
 
 def delete_directory(conn: Connection, directory_id: str) -> None:

@@ -23,10 +23,13 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_pki(folder: Path, hostnames: tuple[str, ...] = ("localhost",)) -> Tls:
+def make_pki(folder: Path, hostnames: tuple[str, ...] = ("localhost",), server_days: float = 30) -> Tls:
+    """A CA and a server certificate for ``hostnames`` and 127.0.0.1, valid for ``server_days``
+    (negative: one that expired that many days ago, for tests)."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-    valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=30))
+    valid = (now - datetime.timedelta(days=60), now + datetime.timedelta(days=30))
+    served = (valid[0], now + datetime.timedelta(days=server_days))
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
@@ -48,8 +51,8 @@ def make_pki(folder: Path, hostnames: tuple[str, ...] = ("localhost",)) -> Tls:
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(valid[0])
-        .not_valid_after(valid[1])
+        .not_valid_before(served[0])
+        .not_valid_after(served[1])
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA256())
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,29 @@ def _tcp_reachable(url: str, timeout: float) -> bool:
         return False
 
 
+def tls_diagnosis(cfg: LdapConfig) -> str | None:
+    """Why the server's certificate is refused, in OpenSSL's words (libldap does not say): a
+    handshake of our own with the same CA and host name. None when it does not tell."""
+    parts = urlsplit(cfg.url)
+    context = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file else ssl.create_default_context()
+    try:
+        with (
+            socket.create_connection(
+                (parts.hostname or "", parts.port or 636), timeout=cfg.connect_timeout
+            ) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+        ):
+            tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return f"the certificate is not accepted: {exc.verify_message}"
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None)
+        if reason == "WRONG_VERSION_NUMBER":
+            return "the port does not speak TLS: is it a plain LDAP port (use ldap:// and StartTLS)?"
+        return None
+    return None
+
+
 class LdapClient:
     def __init__(self, config: LdapConfig) -> None:
         self.config = config
@@ -99,11 +123,13 @@ class LdapClient:
             conn.simple_bind_s(cfg.bind_dn, cfg.bind_password)
         except ldap.SERVER_DOWN as exc:
             if cfg.url.startswith("ldaps://") and _tcp_reachable(cfg.url, cfg.connect_timeout):
+                why = tls_diagnosis(cfg) or (
+                    "is its certificate signed by the CA in ca_file, for this host name?"
+                )
                 raise ConnectorError(
                     FailureReason.TLS,
                     f"TLS with {cfg.url} failed: the server answers but the TLS handshake did not "
-                    f"complete (is its certificate signed by the CA in ca_file, for this host name?): "
-                    f"{_describe(exc)}",
+                    f"complete ({why}): {_describe(exc)}",
                 ) from None
             raise translate(exc, "connecting and binding", cfg.url) from None
         except ldap.LDAPError as exc:
