@@ -12,14 +12,16 @@ from tests.support import secret_watch
 def test_a_logged_api_key_is_found_whatever_the_loggers_handlers() -> None:
     key, hook = new_api_key(), new_secret()
     quiet = logging.getLogger("uvicorn.access")
-    before = quiet.propagate
-    quiet.propagate = False  # as uvicorn configures it
+    before = quiet.propagate, quiet.level, quiet.disabled
+    quiet.propagate, quiet.disabled = False, False  # as uvicorn configures it
+    quiet.setLevel(logging.INFO)
     try:
         logging.getLogger("roster.test").info("GET /x?key=%s", key)
         quiet.info('127.0.0.1 - "POST /hooks HTTP/1.1" 200 %s', hook)
         logging.getLogger("roster.test").debug("below INFO: %s", key)  # not a record at this level
     finally:
-        quiet.propagate = before
+        quiet.propagate, quiet.disabled = before[0], before[2]
+        quiet.setLevel(before[1])
     leaks = secret_watch.check()
     assert len(leaks) == 2 and leaks[0].startswith("roster.test logged a random token")
     assert leaks[1].startswith("uvicorn.access logged")
