@@ -129,6 +129,12 @@ def resolve(conn: Connection, token: str) -> SetupLink | None:
     )
 
 
-def attach(conn: Connection, link: SetupLink, directory_id: str) -> None:
-    """The directory this link set up: opening it again continues with that directory."""
-    conn.execute(sa.update(setup_links).where(setup_links.c.id == link.key).values(directory_id=directory_id))
+def attach(conn: Connection, link: SetupLink, directory_id: str) -> bool:
+    """The directory this link set up: opening it again continues with that directory. False when
+    another submission of the same link attached its directory first (one link, one directory)."""
+    done = conn.execute(
+        sa.update(setup_links)
+        .where(setup_links.c.id == link.key, setup_links.c.directory_id.is_(None))
+        .values(directory_id=directory_id)
+    )
+    return done.rowcount == 1

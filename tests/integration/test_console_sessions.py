@@ -265,3 +265,23 @@ def test_disabling_waits_for_the_emailed_confirmation_and_scim_tokens_rotate(sit
     assert new is not None
     with rt.engine.connect() as conn:
         assert scim_tokens.authenticate(conn, ids["dir_a"], new.group(1))
+
+
+def test_one_setup_link_attaches_one_directory_however_often_it_is_submitted(rt: Runtime) -> None:
+    """Two submissions of the same setup form at once: the second one's directory is not kept."""
+    from roster import setup_links
+    from roster.store import repo
+    from tests.support.helpers import new_org
+
+    org = new_org(rt)
+    with rt.engine.begin() as conn:
+        url, _ = setup_links.create(conn, rt.settings, org)
+        token = url.rsplit("/", 1)[1]
+        link = setup_links.resolve(conn, token)
+        assert link is not None and link.directory_id is None
+        first = repo.create_directory(conn, org, "first", "scim", {}, None)["id"]
+        second = repo.create_directory(conn, org, "second", "scim", {}, None)["id"]
+        assert setup_links.attach(conn, link, first) is True
+        assert setup_links.attach(conn, link, second) is False  # the link already set one up
+        again = setup_links.resolve(conn, token)
+        assert again is not None and again.directory_id == first

@@ -189,6 +189,23 @@ def test_private_addresses_are_refused_by_default(rt: Runtime) -> None:
             endpoints.create(rt, org, url, None)
 
 
+def test_a_replay_asked_for_during_a_batch_is_not_overwritten_by_it(
+    hook_rt: Runtime, slapd: Slapd, tree: Tree
+) -> None:
+    """Check-then-act: a deliverer mid-batch must not write its cursor over a replay just asked for."""
+    with receiver() as hook:
+        org, endpoint = setup(hook_rt, slapd, tree, hook)
+        drain(hook_rt)
+        ids = all_event_ids(hook_rt, org)
+        busy = Deliverer(hook_rt)
+        assert busy._claim(endpoint["id"])  # a deliverer holds the endpoint, mid-batch
+        endpoints.redeliver_since(hook_rt, endpoint["id"], ids[1])
+        with hook_rt.engine.begin() as conn:
+            assert not busy._renew(conn, endpoint["id"], cursor=ids[-1])  # its batch's cursor is refused
+        drain(hook_rt)
+        assert hook.ids() == ids + ids[1:]  # everything from the second event, once more, in order
+
+
 def rebinding(*answers: str) -> Resolver:
     """A name server that answers each lookup with the next address (the last one stays)."""
     queue = list(answers)

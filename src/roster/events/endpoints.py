@@ -181,7 +181,10 @@ def redeliver_event(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, A
 
 
 def redeliver_since(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, Any]:
-    """Replay every event from ``event_id`` on, in order (moves the endpoint's cursor back)."""
+    """Replay every event from ``event_id`` on, in order (moves the endpoint's cursor back).
+
+    It also ends the lease of a deliverer working on the endpoint now: that deliverer then
+    cannot write its batch's cursor over the replay (its writes are conditional on its lease)."""
     with rt.engine.begin() as conn:
         endpoint = get(conn, endpoint_id)
         before = feed.previous_id(conn, [events.c.organization_id == endpoint["organization_id"]], event_id)
@@ -189,7 +192,12 @@ def redeliver_since(rt: Runtime, endpoint_id: str, event_id: str) -> dict[str, A
             sa.update(webhook_endpoints)
             .where(webhook_endpoints.c.id == endpoint_id)
             .values(
-                cursor=before, head_since=None, head_attempts=0, next_attempt_at=None, updated_at=utcnow()
+                cursor=before,
+                head_since=None,
+                head_attempts=0,
+                next_attempt_at=None,
+                lease_until=None,
+                updated_at=utcnow(),
             )
         )
     return {"replaying_from": event_id}

@@ -131,7 +131,9 @@ async def create(request: Request, token: str) -> Response:
     except _Invalid as exc:
         return _invalid(request, token, link, values, exc.errors)
     with rt.engine.begin() as conn:
-        setup_links.attach(conn, link, row["id"])
+        if not setup_links.attach(conn, link, row["id"]):  # a second submission lost the race
+            repo.delete_directory(conn, row["id"])  # never announced: nothing to tell anyone
+            return redirect(f"/setup/{token}")
         code = registry.issue_code(conn, row["id"], timedelta(days=3))[0] if method == "agent" else None
     link = _link(request, token)
     extra: dict[str, Any] = {"scim_token": row.get("scim_token"), "agent_code": code}
