@@ -20,7 +20,17 @@ from roster.cli_console import operator, setup_link
 from roster.cli_directories import directory
 from roster.cli_ops import runs, status, worker
 from roster.cli_secrets import rotate_key
-from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
+from roster.cli_support import (
+    JsonErrors,
+    emit,
+    err,
+    handle_errors,
+    json_logs,
+    json_logs_option,
+    json_option,
+    out,
+    runtime,
+)
 from roster.cli_support import plain as _plain
 from roster.cli_webhooks import webhook
 from roster.connectors.base import ConfigError
@@ -34,14 +44,34 @@ from roster.store import jobs, repo
 from roster.store.db import iso
 from roster.sync.pipeline import Phase, RunResult
 
+SERVICES = ("serve", "worker", "agent")  # long-running: they log what they do by default
 
-@click.group()
+
+@click.group(cls=JsonErrors)
 @click.version_option(package_name="roster")
-def main() -> None:
-    """Roster: keep your application in step with your customers' directories."""
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what happens on stderr (-v: INFO, -vv: DEBUG). Commands are quiet by default; "
+    "ROSTER_LOG_LEVEL sets the level too.",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
+    """Roster: keep your application in step with your customers' directories.
+
+    Every command takes --json: its output, and its errors (on stderr, with the same exit
+    codes), become JSON."""
     from roster.logs import configure
 
-    configure(get_settings())
+    settings = get_settings()
+    if verbose:
+        level = "DEBUG" if verbose > 1 else "INFO"
+    elif "ROSTER_LOG_LEVEL" in os.environ:
+        level = settings.log_level
+    else:
+        level = settings.log_level if ctx.invoked_subcommand in SERVICES else "WARNING"
+    configure(settings.model_copy(update={"log_level": level}))
 
 
 @main.command()
@@ -292,11 +322,14 @@ def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> 
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None, help="Serve HTTPS.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
+@json_logs_option
 @handle_errors
-def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None) -> None:
+def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, as_json: bool) -> None:
     """Serve the API (WorkOS-compatible at /, admin at /api/v1, SCIM, agents), over HTTPS with
     --tls-cert and --tls-key (PEM files)."""
     import uvicorn
+
+    json_logs(as_json)
 
     from roster.api.app import create_app
 
@@ -307,6 +340,7 @@ def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None) -> No
         host=host,
         port=port,
         log_level="info",
+        log_config=None if as_json else uvicorn.config.LOGGING_CONFIG,  # JSON: through the root logger
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
     )

@@ -162,19 +162,25 @@ def group_members(group_id: str, effective: bool, as_json: bool) -> None:
 @group.command("add-member")
 @click.argument("group_id")
 @click.argument("member_id")
+@json_option
 @handle_errors
-def group_add(group_id: str, member_id: str) -> None:
+def group_add(group_id: str, member_id: str, as_json: bool) -> None:
     with runtime().engine.begin() as conn:
         service.add_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
+    done = {"group_id": group_id, "member_id": member_id, "member": True}
+    emit(as_json, done, lambda: click.echo(f"{member_id} is a member of {group_id}"))
 
 
 @group.command("remove-member")
 @click.argument("group_id")
 @click.argument("member_id")
+@json_option
 @handle_errors
-def group_remove(group_id: str, member_id: str) -> None:
+def group_remove(group_id: str, member_id: str, as_json: bool) -> None:
     with runtime().engine.begin() as conn:
         service.remove_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
+    done = {"group_id": group_id, "member_id": member_id, "member": False}
+    emit(as_json, done, lambda: click.echo(f"{member_id} is no longer a member of {group_id}"))
 
 
 @click.command()
@@ -182,11 +188,18 @@ def group_remove(group_id: str, member_id: str) -> None:
 @click.argument("resource_id")
 @click.argument("principal_id")
 @click.option("--revoke", is_flag=True)
+@json_option
 @handle_errors
-def grant(org_id: str, resource_id: str, principal_id: str, revoke: bool) -> None:
+def grant(org_id: str, resource_id: str, principal_id: str, revoke: bool, as_json: bool) -> None:
     """Share RESOURCE_ID with an account or a group (or --revoke it)."""
     with runtime().engine.begin() as conn:
         (service.revoke if revoke else service.grant)(conn, org_id, resource_id, principal_id)
+    done = {"resource_id": resource_id, "principal_id": principal_id, "granted": not revoke}
+    emit(
+        as_json,
+        done,
+        lambda: click.echo(f"{'revoked' if revoke else 'granted'}: {principal_id} on {resource_id}"),
+    )
 
 
 @click.command()
@@ -316,13 +329,15 @@ def mail_list(org_id: str, as_json: bool) -> None:
 
 
 @mail.command("send")
+@json_option
 @handle_errors
-def mail_send() -> None:
+def mail_send(as_json: bool) -> None:
     """Deliver queued mail now over SMTP."""
     rt = runtime()
     if not rt.settings.smtp_host:
         raise Failure("no SMTP server: set ROSTER_SMTP_HOST (mail stays in the outbox meanwhile)")
-    click.echo(f"sent {deliver(rt.engine, rt.settings)}")
+    sent = deliver(rt.engine, rt.settings)
+    emit(as_json, {"sent": sent}, lambda: click.echo(f"sent {sent}"))
 
 
 @click.command("open-link")
@@ -348,28 +363,38 @@ def register(main: click.Group) -> None:
 
     @directory.command("disable")
     @click.argument("directory_id")
+    @json_option
     @handle_errors
-    def directory_disable(directory_id: str) -> None:
+    def directory_disable(directory_id: str, as_json: bool) -> None:
         """Ask the admins to confirm disabling (nothing changes until one does)."""
         rt = runtime()
         with rt.engine.begin() as conn:
             sent = lifecycle.request_disable(conn, rt.settings, directory_id)
-        click.echo(f"confirmation link sent to {sent} admin(s); nothing changes until one confirms")
+        text = f"confirmation link sent to {sent} admin(s); nothing changes until one confirms"
+        emit(as_json, {"directory_id": directory_id, "confirmations_sent": sent}, lambda: click.echo(text))
 
     @directory.command("enable")
     @click.argument("directory_id")
+    @json_option
     @handle_errors
-    def directory_enable(directory_id: str) -> None:
+    def directory_enable(directory_id: str, as_json: bool) -> None:
+        """Enable a disabled directory; the next sync links its accounts again."""
         with runtime().engine.begin() as conn:
             row = lifecycle.enable(conn, directory_id)
-        click.echo(f"{directory_id}: {row['state']} (the next sync links accounts again)")
+        text = f"{directory_id}: {row['state']} (the next sync links accounts again)"
+        emit(as_json, {"directory_id": directory_id, "state": row["state"]}, lambda: click.echo(text))
 
     @directory.command("check")
     @click.argument("directory_id")
+    @json_option
     @handle_errors
-    def directory_check(directory_id: str) -> None:
-        """Run the access check now (alerts once per outage)."""
-        ok = check_access(runtime(), directory_id)
-        click.echo("reachable" if ok else "NOT reachable (alert sent if this is a new outage)")
+    def directory_check(directory_id: str, as_json: bool) -> None:
+        """Run the access check now (alerts once per outage). Exit 1 when not reachable."""
+        rt = runtime()
+        ok = check_access(rt, directory_id)
+        with rt.engine.connect() as conn:
+            error = repo.get_directory(conn, directory_id)["last_check_error"]
+        text = "reachable" if ok else f"NOT reachable (alert sent if this is a new outage): {error}"
+        emit(as_json, {"directory_id": directory_id, "ok": ok, "error": error}, lambda: click.echo(text))
         if not ok:
             sys.exit(1)

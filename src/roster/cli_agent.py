@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from roster.agent import registry
-from roster.cli_support import emit, handle_errors, json_option, out, runtime
+from roster.cli_support import emit, handle_errors, json_logs, json_logs_option, json_option, out, runtime
 from roster.connectors.base import ConfigError
 from roster.settings import get_settings
 
@@ -86,9 +86,11 @@ def agent_enroll(
 
 @agent.command("run")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), required=True)
+@json_logs_option
 @handle_errors
-def agent_run(folder: Path) -> None:
+def agent_run(folder: Path, as_json: bool) -> None:
     """Run the agent in the foreground until stopped (SIGTERM or Ctrl-C)."""
+    json_logs(as_json)
     from roster.agent.client import Agent
     from roster.agent.state import load
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from roster.cli_support import emit, handle_errors, json_option, out, runtime
+from roster.cli_support import emit, handle_errors, json_logs, json_logs_option, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.store import repo
 from roster.store.db import iso, utcnow
@@ -130,25 +130,29 @@ def runs_show(run_id: str, as_json: bool) -> None:
 
 @runs.command("approve")
 @click.argument("run_id")
+@json_option
 @handle_errors
-def runs_approve(run_id: str) -> None:
+def runs_approve(run_id: str, as_json: bool) -> None:
     """Apply exactly what a held run would do (re-planned if the directory changed since)."""
     from roster.sync.approvals import approve
 
     with runtime().engine.begin() as conn:
         job_id = approve(conn, run_id)
-    click.echo(f"approved; queued as {job_id} (a worker or roster serve runs it)")
+    text = f"approved; queued as {job_id} (a worker or roster serve runs it)"
+    emit(as_json, {"run_id": run_id, "decision": "approved", "job_id": job_id}, lambda: click.echo(text))
 
 
 @runs.command("reject")
 @click.argument("run_id")
+@json_option
 @handle_errors
-def runs_reject(run_id: str) -> None:
+def runs_reject(run_id: str, as_json: bool) -> None:
+    """Drop a held run: nothing of it is applied."""
     from roster.sync.approvals import reject
 
     with runtime().engine.begin() as conn:
         reject(conn, run_id)
-    click.echo("rejected")
+    emit(as_json, {"run_id": run_id, "decision": "rejected"}, lambda: click.echo("rejected"))
 
 
 @runs.command("cancel")
@@ -167,9 +171,11 @@ def runs_cancel(run_id: str, as_json: bool) -> None:
 
 
 @click.command()
+@json_logs_option
 @handle_errors
-def worker() -> None:
+def worker(as_json: bool) -> None:
     """Run sync jobs from the database (any number of these may share one PostgreSQL)."""
+    json_logs(as_json)
     import threading
 
     from roster.events.webhooks import Deliverer

@@ -84,9 +84,12 @@ def rotate(endpoint_id: str, grace_hours: float, as_json: bool) -> None:
 
 @webhook.command("delete")
 @click.argument("endpoint_id")
+@json_option
 @handle_errors
-def delete(endpoint_id: str) -> None:
+def delete(endpoint_id: str, as_json: bool) -> None:
+    """Delete an endpoint and its delivery history."""
     endpoints.delete(runtime(), endpoint_id)
+    emit(as_json, {"id": endpoint_id, "deleted": True}, lambda: click.echo(f"deleted {endpoint_id}"))
 
 
 @webhook.command("deliveries")
@@ -128,7 +131,9 @@ def redeliver(endpoint_id: str, event_id: str | None, since: str | None, as_json
 
 
 @webhook.command("deliver")
+@json_option
 @handle_errors
-def deliver_now() -> None:
+def deliver_now(as_json: bool) -> None:
     """Run one delivery round now (roster serve does this continuously)."""
-    click.echo(f"delivered {Deliverer(runtime()).run_once()}")
+    delivered = Deliverer(runtime()).run_once()
+    emit(as_json, {"delivered": delivered}, lambda: click.echo(f"delivered {delivered}"))
