@@ -11,12 +11,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from roster.cli_support import emit, handle_errors, json_option, out, runtime
+from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.connectors.base import ConfigError
 from roster.directories import (
     DirectorySpec,
     create_directory,
+    login_warnings,
     rotate_scim_token,
     scim_base_url,
     test_directory,
@@ -86,6 +87,11 @@ def _mapping(pairs: tuple[str, ...], kind: str) -> dict[str, str]:
     "--graph-url", default=None, help="Azure: the Graph root, e.g. https://graph.microsoft.com/v1.0"
 )
 @click.option("--upn-as-email", is_flag=True, help="Azure: a user without mail/otherMails gets its UPN.")
+@click.option(
+    "--no-test",
+    is_flag=True,
+    help="Store the directory without testing the connection (by default a failed test stores nothing).",
+)
 @click.option(
     "--connection",
     type=click.Choice(["direct", "agent"]),
@@ -157,6 +163,7 @@ def directory_create(
     graph_url: str | None,
     upn_as_email: bool,
     provider: str | None,
+    no_test: bool,
     connection: str,
     as_json: bool,
 ) -> None:
@@ -181,8 +188,8 @@ def directory_create(
             "near_real_time_seconds": near_real_time_seconds,
         }
         secret = _azure_secret(settings, client_secret_file, certificate_file)
-        row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, secret))
-        emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+        spec = DirectorySpec(org_id, name, dtype, settings, secret)
+        _created(create_directory(runtime(), spec, test=not no_test), as_json)
         return
     password = _read_secret(bind_password_file, "bind_password", get_settings().bind_password)
     if not password and connection == "direct":
@@ -201,8 +208,18 @@ def directory_create(
         "change_detection": change_detection,
         "near_real_time_seconds": near_real_time_seconds,
     }
-    row = create_directory(runtime(), DirectorySpec(org_id, name, dtype, settings, password))
-    emit(as_json, _plain(row), lambda: click.echo(row["id"]))
+    row = create_directory(
+        runtime(), DirectorySpec(org_id, name, dtype, settings, password), test=not no_test
+    )
+    _created(row, as_json)
+
+
+def _created(row: dict[str, Any], as_json: bool) -> None:
+    """The new directory's id (all of it with --json), and what it cannot do, on stderr."""
+    warnings = login_warnings(row["config"])
+    emit(as_json, {**_plain(row), "warnings": warnings}, lambda: click.echo(row["id"]))
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 def _print_scim(row: dict[str, Any], as_json: bool) -> None:

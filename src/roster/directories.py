@@ -112,10 +112,55 @@ def tenant_checked(rt: Runtime, config: dict[str, Any], tenant: bool) -> dict[st
     return {**config, "tenant_url": True}
 
 
-def create_directory(rt: Runtime, spec: DirectorySpec, tenant: bool = False) -> dict[str, Any]:
+class ConnectionFailed(ConfigError):
+    """A new directory's connection test failed: nothing was stored."""
+
+
+REASON_FIELDS = {
+    FailureReason.INVALID_CREDENTIALS: "bind_password",
+    FailureReason.NO_SUCH_PATH: "search_paths",
+}
+
+
+def tested(rt: Runtime, spec: DirectorySpec, config: dict[str, Any], tenant: bool) -> None:
+    """Connect, bind and look up each search path before anything is stored; ConnectionFailed
+    names the field most likely wrong and says what was tried."""
+    if "url" not in config:
+        return  # agent, SCIM: nothing to reach from here yet
+    sealed = rt.box.seal(spec.secret) if spec.secret else None
+    unsaved: dict[str, Any] = {"id": "unsaved", "organization_id": spec.organization_id, "name": spec.name}
+    unsaved |= {"type": spec.type, "config": config, "secret": sealed, "state": "linking"}
+    report = test_connection(rt, unsaved, tenant)
+    if report.ok:
+        return
+    missing = [p.path for p in report.paths if not p.ok]
+    if missing:
+        field, detail = "search_paths", f"{', '.join(missing)} does not exist on {report.server}"
+    else:
+        field, detail = REASON_FIELDS.get(report.reason, "url"), report.detail  # type: ignore[arg-type]
+    raise ConnectionFailed(f'{field}: {detail} (nothing was stored; --no-test or "test": false stores it)')
+
+
+def login_warnings(config: Mapping[str, Any]) -> list[str]:
+    """What the settings cannot do that an admin would expect (not errors: the directory syncs)."""
+    url = str(config.get("url") or "")
+    if url.startswith("ldap://") and not config.get("start_tls"):
+        return [
+            "url: ldap:// without StartTLS: the directory syncs, but users cannot sign in with their "
+            "directory password (a password is never sent unencrypted); use ldaps:// or StartTLS"
+        ]
+    return []
+
+
+def create_directory(
+    rt: Runtime, spec: DirectorySpec, tenant: bool = False, test: bool = False
+) -> dict[str, Any]:
     """The new directory's row; a pushed source's (SCIM) also carries ``scim_base_url`` and its
-    first bearer token, ``scim_token``, shown this once. ``tenant``: see :func:`tenant_checked`."""
+    first bearer token, ``scim_token``, shown this once. ``tenant``: see :func:`tenant_checked`;
+    ``test``: refuse (store nothing) unless a connection test passes."""
     config = tenant_checked(rt, check_spec(spec), tenant)
+    if test:
+        tested(rt, spec, config, tenant)
     sealed = rt.box.seal(spec.secret) if spec.secret else None
     with rt.engine.begin() as conn:
         row = repo.create_directory(conn, spec.organization_id, spec.name.strip(), spec.type, config, sealed)
@@ -160,6 +205,10 @@ def test_directory(rt: Runtime, directory_id: str, tenant: bool = False) -> Conn
     the test cannot map which addresses and ports answer on the server's networks."""
     with rt.engine.connect() as conn:
         directory = repo.get_directory(conn, directory_id)
+    return test_connection(rt, directory, tenant)
+
+
+def test_connection(rt: Runtime, directory: Mapping[str, Any], tenant: bool) -> ConnectionReport:
     short = rt.settings.directory_test_timeout_seconds
     settings = rt.settings.model_copy(
         update={

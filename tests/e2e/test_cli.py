@@ -47,7 +47,9 @@ class Cli:
         return json.loads(result.stdout)
 
 
-def make_directory(cli: Cli, slapd: Slapd, tree: Tree, password: str | None = None) -> tuple[str, str]:
+def make_directory(
+    cli: Cli, slapd: Slapd, tree: Tree, password: str | None = None, *extra: str
+) -> tuple[str, str]:
     org = cli.ok("org", "create", "Acme", "--domain", "example.com")["id"]
     (cli.folder / "pw").write_text((password or slapd.admin_password) + "\n")
     d = cli.ok(
@@ -67,8 +69,15 @@ def make_directory(cli: Cli, slapd: Slapd, tree: Tree, password: str | None = No
         str(cli.folder / "pw"),
         "--search-path",
         tree.search_path,
+        *extra,
     )
     return org, d["id"]
+
+
+def _password_file(cli: Cli, password: str) -> object:
+    path = cli.folder / "pw-given"
+    path.write_text(password + "\n")
+    return path
 
 
 def test_full_cli_flow(cli: Cli, slapd: Slapd, tree: Tree) -> None:
@@ -155,7 +164,14 @@ def test_missing_password_and_bad_url_name_the_field(cli: Cli, slapd: Slapd) -> 
 
 def test_wrong_password_exits_non_zero_with_the_reason(cli: Cli, slapd: Slapd, tree: Tree) -> None:
     tree.add_user("ada")
-    _, d = make_directory(cli, slapd, tree, password="wrong")
+    org = cli.ok("org", "create", "X")["id"]
+    refused = cli.run("directory", "create", "--org", org, "--type", "ldap", "--name", "X",
+                      "--url", slapd.url, "--bind-dn", slapd.admin_dn,
+                      "--bind-password-file", str(_password_file(cli, "wrong")),
+                      "--search-path", tree.search_path, "--json")  # fmt: skip
+    assert refused.returncode == 2 and json.loads(refused.stderr)["error"]["field"] == "bind_password"
+    assert cli.ok("directory", "list") == []  # tested first: nothing stored
+    _, d = make_directory(cli, slapd, tree, "wrong", "--no-test")
     result = cli.run("sync", d, "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["reason"] == "invalid_credentials"

@@ -280,12 +280,17 @@ def test_an_organization_key_reaches_only_the_networks_an_operator_allows(
             made.status_code == 201
             and http.post(f"/api/v1/directories/{made.json()['id']}/test").json()["ok"]
         )
-        shut = http.post("/api/v1/directories", json={**body, "url": closed}).json()
+        refused = http.post("/api/v1/directories", json={**body, "url": closed})  # tested first
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
+        assert (
+            "unreachable" in refused.json()["message"] and "nothing was stored" in refused.json()["message"]
+        )
+        shut = http.post("/api/v1/directories", json={**body, "url": closed, "test": False}).json()
         operator_sees = http.post(f"/api/v1/directories/{shut['id']}/test").json()
         assert not operator_sees["ok"] and "unreachable" in operator_sees["detail"]
     rt.settings = rt.settings.model_copy(update={"directory_allowed_networks": "127.0.0.0/8"})
     with api.client(org_key(rt, org)) as http:
-        mine = http.post("/api/v1/directories", json={**body, "url": closed}).json()
+        mine = http.post("/api/v1/directories", json={**body, "url": closed, "test": False}).json()
         tenant_sees = http.post(f"/api/v1/directories/{mine['id']}/test").json()
         assert not tenant_sees["ok"] and "no LDAP server answered" in tenant_sees["detail"]
         assert "unreachable" not in tenant_sees["detail"]

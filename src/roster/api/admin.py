@@ -18,6 +18,7 @@ from roster.directories import (
     DirectorySpec,
     SecretRequired,
     create_directory,
+    login_warnings,
     test_directory,
     update_directory_settings,
 )
@@ -40,9 +41,16 @@ class ApiKeyIn(Strict):
     organization_id: str | None = Field(default=None, description="Scope; omit for an admin key.")
 
 
+TEST_FIRST = "Test the connection first and store nothing when it fails (false: store it as given)."
+
+
 class DirectoryIn(Strict):
     organization_id: str
     name: str = Field(min_length=1, max_length=200)
+    test: bool = Field(
+        default=True,
+        description="Test the connection first and store nothing when it fails (false: store as given).",
+    )
     type: Literal["ldap", "active_directory"]
     connection: Literal["direct", "agent"] = Field(
         default="direct", description="agent: read by the on-prem agent (no URL nor password here)."
@@ -75,6 +83,10 @@ class AzureDirectoryIn(Strict):
     organization_id: str
     name: str = Field(min_length=1, max_length=200)
     type: Literal["azure"]
+    test: bool = Field(
+        default=True,
+        description="Test the connection first and store nothing when it fails (false: store as given).",
+    )
     tenant_id: str = Field(min_length=1, description="The tenant's id (a GUID) or one of its domains.")
     client_id: str = Field(min_length=1, description="The app registration's application (client) id.")
     client_secret: str | None = Field(default=None, min_length=1, repr=False)
@@ -153,6 +165,7 @@ def directory_view(row: dict[str, Any], metadata: dict[str, Any] | None = None) 
     out["config"] = {k: v for k, v in row["config"].items()}
     out["has_bind_password"] = bool(row["secret"])
     out["last_sync_at"] = iso(row["last_sync_at"])
+    out["warnings"] = login_warnings(row["config"])
     return out
 
 
@@ -259,7 +272,7 @@ def create_directory_(
     check_org(who, body.organization_id, "organization", body.organization_id)
     _operator_only(who, body.model_dump())
     secrets = {"bind_password", "client_secret", "private_key_pem"}
-    settings = body.model_dump(exclude={"organization_id", "name", "type", *secrets})
+    settings = body.model_dump(exclude={"organization_id", "name", "type", "test", *secrets})
     settings["mapping"] = body.mapping.model_dump() if body.mapping else None
     if isinstance(body, ScimDirectoryIn):
         secret = None
@@ -270,7 +283,7 @@ def create_directory_(
     else:
         secret = body.bind_password
     spec = DirectorySpec(body.organization_id, body.name, body.type, settings, secret)
-    row = create_directory(rt, spec, tenant=not who.is_admin)
+    row = create_directory(rt, spec, tenant=not who.is_admin, test=getattr(body, "test", False))
     shown_once = {k: row[k] for k in ("scim_base_url", "scim_token") if k in row}
     return directory_view(row) | shown_once
 
@@ -329,6 +342,7 @@ def test_connection(directory_id: str, rt: RuntimeDep, who: PrincipalDep) -> dic
         "server": report.server,
         "detail": report.detail,
         "paths": [{"path": p.path, "ok": p.ok, "detail": p.detail} for p in report.paths],
+        "warnings": login_warnings(owned_directory(rt, who, directory_id)["config"]),
     }
 
 

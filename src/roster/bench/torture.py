@@ -154,7 +154,7 @@ def round_(rng: random.Random, ctx: dict[str, Any], n: int) -> dict[str, Any]:
     before = state(engine, d)
     way = rng.choice(WAYS)
     proc = start(way, env, d, ctx["key"], free_port())
-    time.sleep(rng.uniform(0.2, 4.0))
+    time.sleep(rng.uniform(0.1, 2.5))  # a process starts in about a second; runs take one or two
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     left = lease_left(engine, d)
