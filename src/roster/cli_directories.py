@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from roster.cli_support import emit, err, handle_errors, json_option, out, runtime
+from roster.cli_support import emit, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
 from roster.connectors.base import ConfigError
 from roster.directories import (
@@ -219,7 +219,7 @@ def _created(row: dict[str, Any], as_json: bool) -> None:
     warnings = login_warnings(row["config"])
     emit(as_json, {**_plain(row), "warnings": warnings}, lambda: click.echo(row["id"]))
     for warning in warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        click.echo(f"warning: {warning}", err=True)  # one line, unwrapped, for scripts that grep
 
 
 def _print_scim(row: dict[str, Any], as_json: bool) -> None:

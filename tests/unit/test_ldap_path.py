@@ -114,3 +114,10 @@ def test_search_paths_are_bounded() -> None:
         parse_search_path("OU=x, " * 400 + "DC=com")
     many = [f"OU=u{i}, OU=people, DC=example, DC=com" for i in range(200)]
     assert len(search_roots(many)) == 200  # siblings, none inside another
+
+
+def test_a_domain_name_in_one_dc_element_is_named() -> None:
+    """ "DC=example.com" is the domain written whole; the path needs one DC element per label."""
+    with pytest.raises(SearchPathError, match=r"write DC=example, DC=com") as caught:
+        parse_search_path("OU=People, DC=example.com")
+    assert caught.value.element == "DC=example.com"

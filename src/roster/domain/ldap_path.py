@@ -107,6 +107,13 @@ def parse_search_path(path: str) -> SearchPath:
                 f"{where} holds a second element; is a comma missing before {glued.group(1)!r}?",
                 text,
             )
+        if kind == "DC" and "." in value:
+            labels = ", ".join(f"DC={label.strip()}" for label in value.split(".") if label.strip())
+            raise SearchPathError(
+                path,
+                f"{where} holds a dot; each DC element is one label of the domain name: write {labels}",
+                text,
+            )
         if elements and elements[-1][0] == "DC" and kind != "DC":
             raise SearchPathError(
                 path,

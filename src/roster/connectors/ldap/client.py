@@ -62,27 +62,70 @@ def _tcp_reachable(url: str, timeout: float) -> bool:
         return False
 
 
+def reach_diagnosis(cfg: LdapConfig) -> str | None:
+    """What most likely went wrong below LDAP, tried step by step (libldap says only "Can't
+    contact LDAP server"): the name, then the port."""
+    parts = urlsplit(cfg.url)
+    if parts.scheme == "ldapi" or not parts.hostname:
+        return None
+    port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+    try:
+        socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return f"the name {parts.hostname} does not resolve (check the host name and the server's DNS)"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=cfg.connect_timeout):
+            return None  # it answers: the failure was above TCP
+    except ConnectionRefusedError:
+        return f"{parts.hostname} refused a connection on port {port} (nothing listens there: wrong port?)"
+    except TimeoutError:
+        return (
+            f"{parts.hostname} did not answer on port {port} within {cfg.connect_timeout:g} s "
+            "(a firewall, or the wrong host?)"
+        )
+    except OSError as exc:
+        return f"cannot connect to {parts.hostname} port {port}: {exc.strerror or exc}"
+
+
 def tls_diagnosis(cfg: LdapConfig) -> str | None:
     """Why the server's certificate is refused, in OpenSSL's words (libldap does not say): a
     handshake of our own with the same CA and host name. None when it does not tell."""
     parts = urlsplit(cfg.url)
     context = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file else ssl.create_default_context()
+    address = (parts.hostname or "", parts.port or 636)
     try:
         with (
-            socket.create_connection(
-                (parts.hostname or "", parts.port or 636), timeout=cfg.connect_timeout
-            ) as raw,
+            socket.create_connection(address, timeout=cfg.connect_timeout) as raw,
             context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
         ):
             tls.version()
     except ssl.SSLCertVerificationError as exc:
         return f"the certificate is not accepted: {exc.verify_message}"
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "reason", None)
-        if reason == "WRONG_VERSION_NUMBER":
-            return "the port does not speak TLS: is it a plain LDAP port (use ldap:// and StartTLS)?"
+    except (OSError, ssl.SSLError):
+        if _speaks_plain_ldap(parts.hostname or "", address[1], cfg.connect_timeout):
+            return (
+                f"port {address[1]} does not speak TLS but plain LDAP: use ldap:// with StartTLS, "
+                "or the LDAPS port (usually 636)"
+            )
         return None
     return None
+
+
+def _speaks_plain_ldap(host: str, port: int, timeout: float) -> bool:
+    """Whether the port answers a plain LDAP request (the root DSE, anonymously)."""
+    probe = ldap.initialize(f"ldap://{host}:{port}", bytes_mode=False)
+    probe.set_option(ldap.OPT_NETWORK_TIMEOUT, timeout)
+    probe.set_option(ldap.OPT_TIMEOUT, timeout)
+    try:
+        probe.search_ext_s("", ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"], timeout=timeout)
+    except (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR):
+        return False
+    except ldap.LDAPError:
+        return True  # an LDAP answer, even a refusal, is plain LDAP
+    finally:
+        with contextlib.suppress(ldap.LDAPError):
+            probe.unbind_s()
+    return True
 
 
 class LdapClient:
@@ -123,13 +166,18 @@ class LdapClient:
             conn.simple_bind_s(cfg.bind_dn, cfg.bind_password)
         except ldap.SERVER_DOWN as exc:
             if cfg.url.startswith("ldaps://") and _tcp_reachable(cfg.url, cfg.connect_timeout):
-                why = tls_diagnosis(cfg) or (
+                why = (tls_diagnosis(cfg) if cfg.reach is None else None) or (
                     "is its certificate signed by the CA in ca_file, for this host name?"
                 )
                 raise ConnectorError(
                     FailureReason.TLS,
                     f"TLS with {cfg.url} failed: the server answers but the TLS handshake did not "
                     f"complete ({why}): {_describe(exc)}",
+                ) from None
+            probed = reach_diagnosis(cfg) if cfg.reach is None else None  # an organization: no probing
+            if probed is not None:
+                raise ConnectorError(
+                    FailureReason.UNREACHABLE, f"{cfg.url} is unreachable: {probed}"
                 ) from None
             raise translate(exc, "connecting and binding", cfg.url) from None
         except ldap.LDAPError as exc:

@@ -1,0 +1,65 @@
+"""A new admin's setup mistakes, through `roster directory create` as they would type it: each
+is refused with exit code 2, a message naming the field and the rule or the likely cause, the
+same as JSON with --json, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roster.demo.slapd import Slapd, free_port
+from tests.e2e.test_cli import Cli
+from tests.support.ldap_tree import Tree
+
+
+def create(cli: Cli, slapd: Slapd, tree: Tree, **given: str) -> tuple[int, dict[str, str]]:
+    org = cli.ok("org", "create", "Acme")["id"]
+    (cli.folder / "pw").write_text(given.pop("password", slapd.admin_password) + "\n")
+    args = {"url": slapd.url, "bind-dn": slapd.admin_dn, "search-path": tree.search_path} | given
+    line = ["directory", "create", "--org", org, "--type", "ldap", "--name", "Corp"]
+    line += ["--bind-password-file", str(cli.folder / "pw")]
+    for name, value in args.items():
+        line += [f"--{name}", value]
+    done = cli.run(*line, "--json")
+    return done.returncode, json.loads(done.stderr)["error"] if done.stderr.strip() else {}
+
+
+@pytest.mark.parametrize(
+    ("mistake", "given", "field", "words"),
+    [
+        ("a wrong password", {"password": "not the password"}, "bind_password", "invalid credentials"),
+        ("a closed port", {"url": "ldap://127.0.0.1:{closed}"}, "url", "refused a connection on port"),
+        ("a wrong host", {"url": "ldap://no-such-host.invalid"}, "url", "does not resolve"),
+        ("ldaps:// to a plain port", {"url": "ldaps://127.0.0.1:{plain}"}, "url", "does not speak TLS"),
+        ("a missing comma", {"search-path": "OU=People DC=example, DC=com"}, "search_path", "comma missing"),
+        ("a dot in a DC element", {"search-path": "OU=People, DC=example.com"}, "search_path",
+         "DC=example, DC=com"),
+        ("a path that is not there", {"search-path": "OU=Nobody, DC=example, DC=com"}, "search_paths",
+         "does not exist"),
+    ],
+)  # fmt: skip
+def test_each_setup_mistake_is_refused_and_named(
+    cli: Cli, slapd: Slapd, tree: Tree, mistake: str, given: dict[str, str], field: str, words: str
+) -> None:
+    plain = slapd.url.rsplit(":", 1)[1]
+    filled = {k: v.format(closed=free_port(), plain=plain) for k, v in given.items()}
+    code, error = create(cli, slapd, tree, **filled)
+    assert code == 2, (mistake, error)
+    assert error["field"] == field and words in error["message"], (mistake, error)
+    assert "nothing was stored" in error["message"] or field == "search_path"
+    assert cli.ok("directory", "list") == []
+
+
+def test_a_plain_ldap_directory_is_stored_with_a_warning_about_logins(
+    cli: Cli, slapd: Slapd, tree: Tree
+) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    (cli.folder / "pw").write_text(slapd.admin_password + "\n")
+    done = cli.run(
+        "directory", "create", "--org", org, "--type", "ldap", "--name", "Corp", "--url", slapd.url,
+        "--bind-dn", slapd.admin_dn, "--bind-password-file", str(cli.folder / "pw"),
+        "--search-path", tree.search_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and "users cannot sign in" in done.stderr and "StartTLS" in done.stderr
+    assert [d["id"] for d in cli.ok("directory", "list")] == [done.stdout.strip()]
