@@ -12,7 +12,6 @@ from typing import Any
 import click
 import sqlalchemy.exc
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from roster.cli_accounts import register as register_accounts
 from roster.cli_agent import agent
@@ -32,6 +31,7 @@ from roster.cli_support import (
     runtime,
 )
 from roster.cli_support import plain as _plain
+from roster.cli_support import table as make_table
 from roster.cli_webhooks import webhook
 from roster.connectors.base import ConfigError
 from roster.crypto import generate_key_file
@@ -185,7 +185,7 @@ def org_list(as_json: bool) -> None:
         rows = repo.list_organizations(conn)
 
     def text() -> None:
-        table = Table("id", "name", "domain")
+        table = make_table("id", "name", "domain")
         for r in rows:
             table.add_row(r["id"], r["name"], r["domain"] or "")
         out.print(table)

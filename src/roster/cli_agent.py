@@ -11,10 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 import click
-from rich.table import Table
 
 from roster.agent import registry
 from roster.cli_support import emit, handle_errors, json_logs, json_logs_option, json_option, out, runtime
+from roster.cli_support import table as make_table
 from roster.connectors.base import ConfigError
 from roster.settings import get_settings
 
@@ -132,7 +132,16 @@ def agent_list(directory_id: str | None, as_json: bool) -> None:
         rows = registry.listing(conn, directory_id)
 
     def text() -> None:
-        table = Table("id", "directory", "status", "version", "host", "last heartbeat", "certificate until")
+        table = make_table(
+            "id",
+            "directory",
+            "status",
+            "version",
+            "host",
+            "last heartbeat",
+            "certificate until",
+            ids=("id", "directory"),
+        )
         for r in rows:
             table.add_row(
                 r["id"],

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from roster.cli_support import emit, handle_errors, json_option, out, runtime
 from roster.cli_support import plain as _plain
+from roster.cli_support import table as make_table
 from roster.connectors.base import ConfigError
 from roster.directories import (
     DirectorySpec,
@@ -319,7 +319,9 @@ def directory_list(org_id: str | None, as_json: bool) -> None:
         rows = repo.list_directories(conn, org_id)
 
     def text() -> None:
-        table = Table("id", "organization", "name", "type", "state", "last sync")
+        table = make_table(
+            "id", "organization", "name", "type", "state", "last sync", ids=("id", "organization")
+        )
         for r in rows:
             table.add_row(
                 r["id"],

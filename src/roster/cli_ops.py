@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
-from rich.table import Table
 
 from roster.cli_support import emit, handle_errors, json_logs, json_logs_option, json_option, out, runtime
 from roster.cli_support import plain as _plain
+from roster.cli_support import table as make_table
 from roster.store import repo
 from roster.store.db import iso, utcnow
 
@@ -59,8 +61,13 @@ def status(as_json: bool) -> None:
                     "directory": d["id"],
                     "name": d["name"],
                     "state": d["state"],
+                    "access": _access(d),
+                    "failing_since": iso(
+                        d["lost_alerted_at"] or (d["last_check_at"] if not d["last_check_ok"] else None)
+                    ),
                     "last_check": iso(d["last_check_at"]),
                     "last_check_ok": d["last_check_ok"],
+                    "last_check_error": d["last_check_error"],
                     "last_run": last["status"] if last else None,
                     "last_run_at": iso(last["started_at"]) if last else None,
                     "next_scheduled_run": iso(next_slot(now, org["timezone"], org["daily_sync_time"])),
@@ -70,7 +77,17 @@ def status(as_json: bool) -> None:
             )
 
     def text() -> None:
-        table = Table("directory", "state", "last check", "last run", "next run", "approvals", "backlog")
+        table = make_table(
+            "directory",
+            "name",
+            "state",
+            "last check",
+            "last run",
+            "next run",
+            "approvals",
+            "backlog",
+            ids=("directory",),
+        )
         for r in rows:
             check = (
                 "never"
@@ -78,8 +95,11 @@ def status(as_json: bool) -> None:
                 else f"{'ok' if r['last_check_ok'] else 'FAILED'} {r['last_check']}"
             )
             table.add_row(
-                f"{r['name']} ({r['directory']})",
-                r["state"],
+                r["directory"],
+                r["name"],
+                r["state"]
+                if r["access"] != "unreachable"
+                else f"{r['state']}, UNREACHABLE since {r['failing_since']}",
                 check,
                 f"{r['last_run'] or '-'} {r['last_run_at'] or ''}",
                 r["next_scheduled_run"],
@@ -89,6 +109,13 @@ def status(as_json: bool) -> None:
         out.print(table)
 
     emit(as_json, rows, text)
+
+
+def _access(directory: dict[str, Any]) -> str:
+    """What the last access check (or a run that could not reach the directory) found."""
+    if directory["last_check_at"] is None:
+        return "never checked"
+    return "ok" if directory["last_check_ok"] else "unreachable"
 
 
 @click.group()

@@ -98,6 +98,20 @@ class JsonErrors(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def table(*columns: str, ids: tuple[str, ...] = ("id",)) -> Any:
+    """A rich table whose id columns are never cut or wrapped (they are for copying); the other
+    columns wrap when the terminal is narrow."""
+    from rich.table import Table
+
+    grid = Table()
+    for name in columns:
+        if name in ids:
+            grid.add_column(name, no_wrap=True, min_width=34, overflow="ignore")
+        else:
+            grid.add_column(name, overflow="fold")
+    return grid
+
+
 def json_logs_option(fn: F) -> F:
     """--json for a long-running command: its log, one JSON object per line on stderr."""
     return click.option("--json", "as_json", is_flag=True, help="Log one JSON object per line.")(fn)

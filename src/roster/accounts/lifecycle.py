@@ -50,17 +50,33 @@ def recipients(conn: Connection, org: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(q.order_by(accounts.c.id))]
 
 
+def recipient_ids(conn: Connection, org: str, given: list[str]) -> set[str]:
+    """Accounts of the organization named by id, e-mail address or (when unique) name."""
+    rows = conn.execute(
+        sa.select(accounts.c.id, accounts.c.email, accounts.c.name).where(accounts.c.organization_id == org)
+    ).all()
+    found = set()
+    for item in given:
+        text = item.strip()
+        matches = [r.id for r in rows if r.id == text] or [
+            r.id for r in rows if (r.email or "").lower() == text.lower()
+        ]
+        matches = matches or [r.id for r in rows if (r.name or "").lower() == text.lower()]
+        if len(matches) > 1:
+            raise ValueError(f"recipients: {text!r} names {len(matches)} accounts; give an e-mail address")
+        if not matches:
+            raise ValueError(
+                f"recipients: {text!r} is not an account (id, e-mail or name) of this organization"
+            )
+        found.add(matches[0])
+    return found
+
+
 def set_alerts(conn: Connection, org: str, only_selected: bool, account_ids: list[str]) -> list[str]:
-    """Store the alert settings; return warnings (an empty selection alerts nobody)."""
+    """Store the alert settings (recipients by account id, e-mail or unique name); return warnings
+    (an empty selection alerts nobody)."""
     get_organization(conn, org)
-    known = set(
-        conn.execute(
-            sa.select(accounts.c.id).where(accounts.c.organization_id == org, accounts.c.id.in_(account_ids))
-        ).scalars()
-    )
-    unknown = sorted(set(account_ids) - known)
-    if unknown:
-        raise ValueError(f"recipients: {unknown[0]} is not an account of this organization")
+    known = recipient_ids(conn, org, account_ids)
     conn.execute(
         sa.update(organizations)
         .where(organizations.c.id == org)

@@ -26,13 +26,13 @@ class DeletionGuard:
             return (
                 f"deletion guard: this run would deactivate all {active} active users; "
                 "an empty or truncated directory read is refused (check the search paths "
-                "and the bind account's rights, or sync with --force)"
+                "and the bind account's rights, then review the held run)"
             )
         share = deactivating / active
         if deactivating >= self.min_count and share > self.max_share:
             return (
                 f"deletion guard: this run would deactivate {deactivating} of {active} active "
                 f"users ({share:.0%}), more than the allowed {self.max_share:.0%}; "
-                "nothing was applied (sync with --force to apply it anyway)"
+                "nothing was applied; the run is held for review"
             )
         return None

@@ -191,6 +191,10 @@ def _log_only(
         repo.finish_run(conn, target.run_id, "succeeded", counts, kind=kind)
         return Outcome(target.run_id, "succeeded", counts, blocked, None, changes, kind=kind)
     assert blocked is not None
+    blocked += (
+        f" (see what it would do: roster runs show {target.run_id} --changes; apply exactly that: "
+        f"roster runs approve {target.run_id}; or drop it: roster runs reject {target.run_id})"
+    )
     repo.finish_run(conn, target.run_id, "pending_approval", counts, blocked, "deletion_guard", kind=kind)
     hold_for_approval(conn, directory, target.run_id, changes, blocked)
     return Outcome(target.run_id, "pending_approval", counts, blocked, "deletion_guard", changes, kind=kind)
