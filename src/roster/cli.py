@@ -67,7 +67,7 @@ def main(ctx: click.Context, verbose: int) -> None:
     settings = get_settings()
     if verbose:
         level = "DEBUG" if verbose > 1 else "INFO"
-    elif "ROSTER_LOG_LEVEL" in os.environ:
+    elif "log_level" in settings.model_fields_set:  # ROSTER_LOG_LEVEL given
         level = settings.log_level
     else:
         level = settings.log_level if ctx.invoked_subcommand in SERVICES else "WARNING"
@@ -111,6 +111,7 @@ def apikey() -> None:
 @json_option
 @handle_errors
 def apikey_create(org_id: str | None, name: str, as_json: bool) -> None:
+    """Create an API key for an organization (or --admin); the secret is shown once, stored hashed."""
     rt = runtime()
     with rt.engine.begin() as conn:
         row, secret = repo.create_api_key(conn, org_id, name)
@@ -170,6 +171,7 @@ def org() -> None:
 @json_option
 @handle_errors
 def org_create(name: str, domain: str | None, as_json: bool) -> None:
+    """Create an organization."""
     rt = runtime()
     with rt.engine.begin() as conn:
         row = repo.create_organization(conn, name, domain)
@@ -180,6 +182,7 @@ def org_create(name: str, domain: str | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def org_list(as_json: bool) -> None:
+    """Every organization."""
     rt = runtime()
     with rt.engine.connect() as conn:
         rows = repo.list_organizations(conn)

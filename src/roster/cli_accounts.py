@@ -60,6 +60,7 @@ def account_create(
     password_stdin: bool,
     as_json: bool,
 ) -> None:
+    """Create a local account; an e-mail that matches a directory user links it to the directory."""
     password = _secret(True, "") if password_stdin else None
     with runtime().engine.begin() as conn:
         row = service.account_view(service.create_account(conn, org_id, email, name, phone, role, password))
@@ -71,6 +72,7 @@ def account_create(
 @json_option
 @handle_errors
 def account_list(org_id: str, as_json: bool) -> None:
+    """The organization's accounts, directory-managed and local."""
     with runtime().engine.connect() as conn:
         rows = [
             service.account_view(dict(r))
@@ -124,6 +126,7 @@ def group() -> None:
 @json_option
 @handle_errors
 def group_list(org_id: str, as_json: bool) -> None:
+    """The organization's groups, directory and local."""
     with runtime().engine.connect() as conn:
         rows = [
             service.group_view(dict(r))
@@ -142,6 +145,7 @@ def group_list(org_id: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def group_create(org_id: str, name: str, as_json: bool) -> None:
+    """Create a local group beside the directory's groups."""
     with runtime().engine.begin() as conn:
         row = service.group_view(service.create_local_group(conn, org_id, name))
     emit(as_json, row, lambda: click.echo(row["id"]))
@@ -153,6 +157,7 @@ def group_create(org_id: str, name: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def group_members(group_id: str, effective: bool, as_json: bool) -> None:
+    """The accounts in a group."""
     with runtime().engine.connect() as conn:
         org = service.get_group(conn, group_id)["organization_id"]
         rows = service.members(conn, org, group_id, effective)
@@ -165,6 +170,7 @@ def group_members(group_id: str, effective: bool, as_json: bool) -> None:
 @json_option
 @handle_errors
 def group_add(group_id: str, member_id: str, as_json: bool) -> None:
+    """Add an account to a local group."""
     with runtime().engine.begin() as conn:
         service.add_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
     done = {"group_id": group_id, "member_id": member_id, "member": True}
@@ -177,6 +183,7 @@ def group_add(group_id: str, member_id: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def group_remove(group_id: str, member_id: str, as_json: bool) -> None:
+    """Remove an account from a local group."""
     with runtime().engine.begin() as conn:
         service.remove_member(conn, service.get_group(conn, group_id)["organization_id"], group_id, member_id)
     done = {"group_id": group_id, "member_id": member_id, "member": False}
@@ -236,7 +243,7 @@ def login_command(org_id: str, email: str, as_json: bool) -> None:
 
 @click.group()
 def org_settings() -> None:
-    """Organization settings: group removal policy, directory alerts, single sign-on redirect URIs."""
+    """Organization settings (schedule, deletion guard, alerts, sign-in), and `env`: the server's."""
 
 
 SHOWN = (
@@ -257,6 +264,30 @@ def _organization_settings(conn: Any, org_id: str) -> dict[str, Any]:
     data["alert_recipients"] = [p["email"] for p in lifecycle.recipients(conn, org_id)]
     data["sso_redirect_uris"] = data["sso_redirect_uris"] or []
     return data
+
+
+@org_settings.command("env")
+@json_option
+@handle_errors
+def settings_env(as_json: bool) -> None:
+    """Every ROSTER_* setting: its value in effect (secrets hidden), default and meaning."""
+    from roster.settings import get_settings
+    from roster.settings_doc import rows
+
+    settings = get_settings()
+    found = []
+    for row in rows():
+        name = row["variable"].removeprefix("ROSTER_").lower()
+        value = getattr(settings, name)
+        if name == "database_url":
+            value = sa.engine.make_url(value).render_as_string(hide_password=True)
+        hidden = value is not None and any(w in name for w in ("secret", "password", "key"))
+        found.append({**row, "value": "(set, hidden)" if hidden and name != "key_file" else value})
+    emit(
+        as_json,
+        found,
+        lambda: _lines(f"{r['variable']}={_shown(r['value'])}  # {r['description']}" for r in found),
+    )
 
 
 @org_settings.command("show")
@@ -380,6 +411,7 @@ def mail() -> None:
 @json_option
 @handle_errors
 def mail_list(org_id: str, as_json: bool) -> None:
+    """The organization's mail outbox (without SMTP, the way to read the mail)."""
     rt = runtime()
     with rt.engine.connect() as conn:
         rows = [

@@ -314,6 +314,7 @@ def _azure_secret(settings: dict[str, Any], secret_file: Path | None, certificat
 @json_option
 @handle_errors
 def directory_list(org_id: str | None, as_json: bool) -> None:
+    """The directories, with their state and last sync."""
     rt = runtime()
     with rt.engine.connect() as conn:
         rows = repo.list_directories(conn, org_id)
@@ -341,6 +342,7 @@ def directory_list(org_id: str | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def directory_show(directory_id: str, as_json: bool) -> None:
+    """One directory: settings (never its secret), counts and recent runs."""
     rt = runtime()
     with rt.engine.connect() as conn:
         row = repo.get_directory(conn, directory_id)

@@ -128,6 +128,7 @@ def runs() -> None:
 @json_option
 @handle_errors
 def runs_list(directory_id: str, as_json: bool) -> None:
+    """A directory's sync runs, newest first."""
     with runtime().engine.connect() as conn:
         rows = [_plain(r) for r in repo.list_runs(conn, directory_id, 50)]
 
@@ -143,6 +144,7 @@ def runs_list(directory_id: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def runs_show(run_id: str, as_json: bool) -> None:
+    """One sync run and its change log."""
     with runtime().engine.connect() as conn:
         run = _plain(repo.get_run(conn, run_id))
         log = [_plain(e) for e in repo.run_log(conn, run_id, 10000)]

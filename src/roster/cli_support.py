@@ -81,7 +81,8 @@ class JsonErrors(click.Group):
     own usage errors too), with the same exit codes."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        argv = list(args[0]) if args and args[0] is not None else sys.argv[1:]
+        given = args[0] if args else kwargs.get("args")
+        argv = list(given) if given is not None else sys.argv[1:]
         if "--json" not in argv:
             return super().main(*args, **kwargs)
         kwargs["standalone_mode"] = False

@@ -23,6 +23,7 @@ def webhook() -> None:
 @json_option
 @handle_errors
 def create(org_id: str, url: str, types: tuple[str, ...], as_json: bool) -> None:
+    """Add a webhook endpoint; its signing secret is shown once."""
     row = endpoints.create(runtime(), org_id, url, list(types) or None)
     emit(as_json, row, lambda: click.echo(f"{row['id']}\nsecret (shown once): {row['secret']}"))
 
@@ -32,6 +33,7 @@ def create(org_id: str, url: str, types: tuple[str, ...], as_json: bool) -> None
 @json_option
 @handle_errors
 def list_(org_id: str, as_json: bool) -> None:
+    """The organization's webhook endpoints."""
     e = webhook_endpoints
     with runtime().engine.connect() as conn:
         rows = [
@@ -59,6 +61,7 @@ def list_(org_id: str, as_json: bool) -> None:
 def set_(
     endpoint_id: str, url: str | None, types: tuple[str, ...], enabled: bool | None, as_json: bool
 ) -> None:
+    """Change an endpoint's URL, events or enabled state."""
     changes: dict[str, object] = {}
     if url:
         changes["url"] = url
@@ -78,6 +81,7 @@ def set_(
 @json_option
 @handle_errors
 def rotate(endpoint_id: str, grace_hours: float, as_json: bool) -> None:
+    """A new signing secret (shown once); the old one still signs during the grace period."""
     row = endpoints.rotate(runtime(), endpoint_id, grace_hours)
     emit(as_json, row, lambda: click.echo(f"new secret (shown once): {row['secret']}"))
 
@@ -99,6 +103,7 @@ def delete(endpoint_id: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def deliveries(endpoint_id: str, event_id: str | None, limit: int, as_json: bool) -> None:
+    """An endpoint's recent delivery attempts."""
     with runtime().engine.connect() as conn:
         rows = endpoints.deliveries(conn, endpoint_id, limit, event_id)
 
@@ -119,6 +124,7 @@ def deliveries(endpoint_id: str, event_id: str | None, limit: int, as_json: bool
 @json_option
 @handle_errors
 def redeliver(endpoint_id: str, event_id: str | None, since: str | None, as_json: bool) -> None:
+    """Deliver again: one event (--event) or every event since one (--since)."""
     if bool(event_id) == bool(since):
         raise ValueError("--event, --since: give exactly one")
     rt = runtime()

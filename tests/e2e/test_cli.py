@@ -17,6 +17,7 @@ import httpx
 from roster.demo.slapd import Slapd, free_port
 from tests.support.ldap_tree import Tree
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
 ROSTER = shutil.which("roster", path=str(Path(sys.executable).parent)) or "roster"
 
 
@@ -42,8 +43,11 @@ class Cli:
         )
 
     def ok(self, *args: str) -> Any:
+        """The command's JSON output; it must succeed and log nothing at the default level."""
         result = self.run(*args, "--json")
         assert result.returncode == 0, result.stderr
+        logged = [line for line in result.stderr.splitlines() if LOG_LINE.match(line)]
+        assert not logged, f"roster {args[0]} logged at the default level: {logged[:3]}"
         return json.loads(result.stdout)
 
 
