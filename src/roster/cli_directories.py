@@ -17,10 +17,12 @@ from roster.connectors.base import ConfigError
 from roster.directories import (
     DirectorySpec,
     create_directory,
+    delete_directory,
     login_warnings,
     rotate_scim_token,
     scim_base_url,
     test_directory,
+    update_directory_settings,
     verify_directory_password,
 )
 from roster.scim import requests_log
@@ -220,6 +222,73 @@ def _created(row: dict[str, Any], as_json: bool) -> None:
     emit(as_json, {**_plain(row), "warnings": warnings}, lambda: click.echo(row["id"]))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)  # one line, unwrapped, for scripts that grep
+
+
+@directory.command("update")
+@click.argument("directory_id")
+@click.option("--name", default=None)
+@click.option("--url", default=None, help="LDAP: a new server URL (needs the bind password again).")
+@click.option("--bind-dn", default=None, help="LDAP: a new bind account (needs its password).")
+@click.option(
+    "--bind-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A new bind password (or client secret), read from this file.",
+)
+@click.option("--search-path", "search_paths", multiple=True, help="Replaces the search paths (repeatable).")
+@click.option("--start-tls/--no-start-tls", default=None)
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--map-user", multiple=True, help="FIELD=ATTRIBUTE (replaces the user mapping).")
+@click.option("--map-group", multiple=True, help="FIELD=ATTRIBUTE (replaces the group mapping).")
+@click.option("--near-real-time", "near_real_time_seconds", type=int, default=None)
+@click.option(
+    "--change-detection", type=click.Choice(["auto", "dirsync", "usn", "syncrepl", "off"]), default=None
+)
+@click.option("--user-bind-template", default=None)
+@click.option("--no-test", is_flag=True, help="Keep the change even if the connection test fails.")
+@json_option
+@handle_errors
+def directory_update(
+    directory_id: str, bind_password_file: Path | None, no_test: bool, as_json: bool, **given: Any
+) -> None:
+    """Change a directory's settings (only those given); every check of a new directory applies,
+    and a changed connection is tested first (a failed test changes nothing unless --no-test)."""
+    rt = runtime()
+    changes = {k: v for k, v in given.items() if v not in (None, ())}
+    for kind in ("user", "group"):
+        pairs = changes.pop(f"map_{kind}", None)
+        if pairs:
+            changes.setdefault("mapping", {})[kind] = _mapping(pairs, kind)
+    if bind_password_file is not None:
+        changes["bind_password"] = _read_secret(bind_password_file, "bind_password", None)
+    if not changes:
+        raise ConfigError("directory: give at least one setting to change (see --help)")
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+    updated = update_directory_settings(rt, row, changes, test=not no_test)
+    _created(updated, as_json)
+
+
+@directory.command("delete")
+@click.argument("directory_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@json_option
+@handle_errors
+def directory_delete(directory_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a directory and its cached users and groups (accounts it linked become local and
+    need a password); announces dsync.deleted. Asks first unless --yes."""
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        row = repo.get_directory(conn, directory_id)
+        counts = repo.directory_metadata(conn, directory_id)
+    if not yes:
+        if as_json or not sys.stdin.isatty():
+            raise ConfigError("yes: deleting needs --yes when nobody can answer the question")
+        click.confirm(f"Delete {row['name']} ({directory_id}) and its cached users and groups?", abort=True)
+    with rt.engine.begin() as conn:
+        delete_directory(conn, directory_id)
+    done = {"id": directory_id, "deleted": True, "metadata": counts}
+    emit(as_json, done, lambda: click.echo(f"deleted {directory_id}"))
 
 
 def _print_scim(row: dict[str, Any], as_json: bool) -> None:

@@ -59,7 +59,7 @@ class SecretRequired(ConfigError):
 
 
 def update_directory_settings(
-    rt: Runtime, row: Mapping[str, Any], changes: dict[str, Any], tenant: bool = False
+    rt: Runtime, row: Mapping[str, Any], changes: dict[str, Any], tenant: bool = False, test: bool = False
 ) -> dict[str, Any]:
     """Change a directory's settings (any of its type's fields, ``name`` and a new secret); every
     check of a new directory applies (``tenant``: the organization itself asks, see
@@ -83,7 +83,10 @@ def update_directory_settings(
         cfg["mapping"] = changes["mapping"] or {}
     # the stored secret only lets the check see that there is one; it is sent nowhere
     stored = rt.box.open(row["secret"]) if row["secret"] else None
-    new_cfg = check_spec(DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored))
+    spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored)
+    new_cfg = check_spec(spec)
+    if test and (moved or password or "search_paths" in changes):
+        tested(rt, spec, new_cfg, tenant)  # nothing changes when the new settings do not connect
     if new_cfg.get("url") != row["config"].get("url"):
         new_cfg = tenant_checked(rt, new_cfg, tenant)
     elif row["config"].get("tenant_url"):

@@ -63,3 +63,29 @@ def test_a_plain_ldap_directory_is_stored_with_a_warning_about_logins(
     )  # fmt: skip
     assert done.returncode == 0 and "users cannot sign in" in done.stderr and "StartTLS" in done.stderr
     assert [d["id"] for d in cli.ok("directory", "list")] == [done.stdout.strip()]
+
+
+def test_a_directory_is_updated_and_deleted_from_the_command_line(cli: Cli, slapd: Slapd, tree: Tree) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    (cli.folder / "pw").write_text(slapd.admin_password + "\n")
+    d = cli.ok(
+        "directory", "create", "--org", org, "--type", "ldap", "--name", "Corp", "--url", slapd.url,
+        "--bind-dn", slapd.admin_dn, "--bind-password-file", str(cli.folder / "pw"),
+        "--search-path", tree.search_path,
+    )["id"]  # fmt: skip
+    moved = cli.run("directory", "update", d, "--url", f"ldap://127.0.0.1:{free_port()}", "--json")
+    assert (
+        moved.returncode == 2 and json.loads(moved.stderr)["error"]["field"] == "bind_password"
+    )  # needs it again
+    refused = cli.run("directory", "update", d, "--url", f"ldap://127.0.0.1:{free_port()}",
+                      "--bind-password-file", str(cli.folder / "pw"), "--json")  # fmt: skip
+    assert (
+        refused.returncode == 2 and "refused a connection" in json.loads(refused.stderr)["error"]["message"]
+    )
+    assert cli.ok("directory", "show", d)["config"]["url"] == slapd.url  # nothing changed
+    renamed = cli.ok("directory", "update", d, "--name", "Corp LDAP", "--search-path", tree.search_path)
+    assert renamed["name"] == "Corp LDAP"
+    asked = cli.run("directory", "delete", d, "--json")
+    assert asked.returncode == 2 and "--yes" in json.loads(asked.stderr)["error"]["message"]
+    assert cli.ok("directory", "delete", d, "--yes")["deleted"] is True
+    assert cli.ok("directory", "list") == []
