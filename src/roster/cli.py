@@ -18,6 +18,7 @@ from roster.cli_agent import agent
 from roster.cli_console import operator, setup_link
 from roster.cli_directories import directory
 from roster.cli_ops import runs, status, worker
+from roster.cli_plan import plan_lists, plan_text
 from roster.cli_secrets import rotate_key
 from roster.cli_support import (
     JsonErrors,
@@ -202,11 +203,19 @@ def org_list(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Apply even if the deletion guard objects.")
 @click.option("--full", is_flag=True, help="Read the whole directory, even when an incremental run could.")
 @click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="With --dry-run: list every change, not the first 20 of each kind.",
+)
+@click.option(
     "--no-wait", is_flag=True, help="Queue the run for `roster serve` or `roster worker` and return at once."
 )
 @json_option
 @handle_errors
-def sync(directory_id: str, dry_run: bool, force: bool, full: bool, no_wait: bool, as_json: bool) -> None:
+def sync(
+    directory_id: str, dry_run: bool, force: bool, full: bool, show_all: bool, no_wait: bool, as_json: bool
+) -> None:
     """Sync a directory now (through its agent, for a directory behind a firewall)."""
     rt = runtime()
     if no_wait:
@@ -235,7 +244,7 @@ def sync(directory_id: str, dry_run: bool, force: bool, full: bool, no_wait: boo
         beat.join(5)
         with rt.engine.begin() as conn:
             jobs.release_directory(conn, directory_id, owner)
-    _report(result, dry_run, as_json, time.perf_counter() - started)
+    _report(rt, result, dry_run, as_json, time.perf_counter() - started, show_all)
 
 
 def _keep_lease(rt: Runtime, directory_id: str, owner: str, lease: timedelta, stop: threading.Event) -> None:
@@ -282,7 +291,9 @@ def _run_sync(
     return result
 
 
-def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> None:
+def _report(
+    rt: Runtime, result: RunResult, dry_run: bool, as_json: bool, seconds: float, show_all: bool = False
+) -> None:
     data: dict[str, Any] = {
         "run_id": result.run_id,
         "kind": result.kind,
@@ -294,12 +305,7 @@ def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> 
         "seconds": round(seconds, 3),  # the run itself, without this process's start-up
     }
     if dry_run and result.changes is not None:
-        ch = result.changes
-        data["new_users"] = [
-            {"email": u.email, "name": u.name, "idp_id": u.external_id} for u in ch.users_created
-        ]
-        data["removed_users"] = [{"id": u.roster_id, "idp_id": u.external_id} for u in ch.users_removed]
-        data["skipped"] = [{"dn": s.dn, "reason": s.reason} for s in ch.skipped]
+        data |= plan_lists(rt, result.changes)
 
     def text() -> None:
         verb = "would change" if dry_run else "changed"
@@ -309,10 +315,8 @@ def _report(result: RunResult, dry_run: bool, as_json: bool, seconds: float) -> 
             f"{verb}: {summary or 'nothing'}"
         )
         if dry_run:
-            for u in data.get("new_users", [])[:50]:
-                click.echo(f"  new account: {u['email']} ({u['name']})")
-            for u in data.get("removed_users", [])[:50]:
-                click.echo(f"  deleted from directory: {u['id']}")
+            for line in plan_text(data, None if show_all else 20):
+                click.echo(line)
 
     emit(as_json, data, text)
     if not result.ok:

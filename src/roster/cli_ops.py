@@ -125,36 +125,90 @@ def runs() -> None:
 
 @runs.command("list")
 @click.argument("directory_id")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @json_option
 @handle_errors
-def runs_list(directory_id: str, as_json: bool) -> None:
-    """A directory's sync runs, newest first."""
+def runs_list(directory_id: str, limit: int, as_json: bool) -> None:
+    """A directory's sync runs, newest first: kind, trigger, status, duration, counts, error."""
     with runtime().engine.connect() as conn:
-        rows = [_plain(r) for r in repo.list_runs(conn, directory_id, 50)]
+        repo.get_directory(conn, directory_id)
+        rows = [_plain(r) for r in repo.list_runs(conn, directory_id, limit)]
 
     def text() -> None:
+        grid = make_table(
+            "run", "kind", "trigger", "status", "started", "took", "changes", "error", ids=("run",)
+        )
         for r in rows:
-            click.echo(f"{r['id']} {r['kind']:11} {r['status']:16} {r['started_at']} {r['error'] or ''}")
+            grid.add_row(
+                *(r["id"], r["kind"], r["trigger"], r["status"], r["started_at"]),
+                *(_took(r), _counts(r["counts"]), r["error"] or ""),
+            )
+        out.print(grid)
+        click.echo(f"{len(rows)} run(s){' (--limit for more)' if len(rows) == limit else ''}")
 
     emit(as_json, rows, text)
 
 
+def _took(run: dict[str, Any]) -> str:
+    from datetime import datetime
+
+    if not run["finished_at"]:
+        return "-"
+    seconds = (
+        datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+    ).total_seconds()
+    return f"{seconds:.1f} s"
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (counts or {}).items() if v) or "none"
+
+
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--changes", "show_changes", is_flag=True, help="List the run's changes too.")
+@click.option(
+    "--page", type=click.IntRange(1), default=1, show_default=True, help="With --changes: which 100."
+)
 @json_option
 @handle_errors
-def runs_show(run_id: str, as_json: bool) -> None:
-    """One sync run and its change log."""
+def runs_show(run_id: str, show_changes: bool, page: int, as_json: bool) -> None:
+    """One sync run: a summary (kind, trigger, status, duration, counts, error); --changes adds its
+    change list, 100 a page; --json gives the run and every change."""
     with runtime().engine.connect() as conn:
         run = _plain(repo.get_run(conn, run_id))
-        log = [_plain(e) for e in repo.run_log(conn, run_id, 10000)]
+        log = [_plain(e) for e in repo.run_log(conn, run_id, 1_000_000 if as_json else page * 100 + 1)]
 
     def text() -> None:
-        click.echo(f"{run['id']} {run['kind']} {run['status']} {run['counts']}")
-        for e in log:
-            click.echo(f"  {e['change']:16} {e['object_id'] or e['external_id'] or ''} {e['detail']}")
+        for label, value in (
+            ("run", run["id"]), ("directory", run["directory_id"]), ("kind", run["kind"]),
+            ("trigger", run["trigger"]), ("status", run["status"]), ("started", run["started_at"]),
+            ("took", _took(run)), ("changes", _counts(run["counts"])), ("error", run["error"] or "-"),
+        ):  # fmt: skip
+            click.echo(f"{label:10} {value}")
+        if not show_changes:
+            click.echo("(--changes lists the changes)" if log else "")
+            return
+        shown = log[(page - 1) * 100 : page * 100]
+        for e in shown:
+            click.echo(f"  {e['change']:20} {_who(e)}")
+        if len(log) > page * 100:
+            click.echo(f"  more: --changes --page {page + 1}")
 
     emit(as_json, {**run, "log": log}, text)
+
+
+def _who(entry: dict[str, Any]) -> str:
+    """A change's object as a person reads it: the e-mail or name in its detail, else its ids."""
+    import json
+
+    try:
+        detail = json.loads(entry["detail"] or "{}")
+    except ValueError:
+        detail = {}
+    named = detail.get("email") or detail.get("name") if isinstance(detail, dict) else None
+    ids = entry["object_id"] or entry["external_id"] or ""
+    return f"{named} ({ids})" if named else str(ids)
 
 
 @runs.command("approve")

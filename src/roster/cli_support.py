@@ -24,7 +24,7 @@ from roster.sync.pipeline import DirectoryDisabled
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide enough not to fold ids
 
 
 class Failure(click.ClickException):
