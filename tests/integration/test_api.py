@@ -392,3 +392,22 @@ def test_an_azure_directory_through_the_admin_api(rt: Runtime, api: Api, tmp_pat
             assert r.status_code == 403 and "login_url: only an admin API key" in r.json()["message"]
             r = http.post("/api/v1/directories", json=plain)
             assert r.status_code == 201  # a tenant's own key picks a cloud, not hosts
+
+
+def test_a_login_through_a_plain_ldap_directory_says_it_needs_tls(
+    rt: Runtime, api: Api, slapd: Slapd, tree: Tree
+) -> None:
+    """The password is never sent without TLS, and the answer says so (not "cannot be reached")."""
+    tree.add_user("ada", userPassword="ada-password")
+    org = new_org(rt)
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    assert sync_directory(rt, d).ok
+    with api.client(org_key(rt, org)) as http:
+        answer = http.post(
+            "/api/v1/auth/login",
+            json={"organization_id": org, "email": "ada@example.com", "password": "ada-password"},
+        )
+        assert answer.status_code == 503 and answer.json()["code"] == "directory_insecure"
+        assert "LDAPS or StartTLS" in answer.json()["message"]
+        shown = http.get(f"/api/v1/directories/{d}").json()
+        assert shown["warnings"] and "cannot sign in" in shown["warnings"][0]

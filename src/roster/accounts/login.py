@@ -37,6 +37,7 @@ _BIND_REASONS: dict[str, str] = {
     BindReason.LOGON_NOT_PERMITTED: "disabled",
     BindReason.PASSWORD_EXPIRED: "password_expired",
     BindReason.MUST_CHANGE_PASSWORD: "password_expired",
+    BindReason.INSECURE: "directory_insecure",  # the password was not sent: no TLS to send it over
 }
 
 
@@ -76,7 +77,7 @@ def login(rt: Runtime, org: str, email: str, password: str, address: str | None 
         )
     reason = _check(rt, dict(account) if account is not None else None, password)
     with rt.engine.begin() as conn:
-        if reason == "directory_unavailable":  # it says nothing about the password
+        if reason in ("directory_unavailable", "directory_insecure"):  # nothing said about the password
             throttle.give_back(conn, keys)
         else:
             throttle.settle(conn, keys, failed=reason != "ok")

@@ -293,7 +293,7 @@ def access(
         }
 
 
-_STATUS = {"ok": 200, "too_many_attempts": 429, "directory_unavailable": 503}
+_STATUS = {"ok": 200, "too_many_attempts": 429, "directory_unavailable": 503, "directory_insecure": 503}
 
 
 @router.post("/auth/login")
@@ -321,4 +321,6 @@ _MESSAGES = {
     "password_expired": "the password has expired or must be changed in the directory",
     "too_many_attempts": "too many failed attempts; try again later",
     "directory_unavailable": "the directory cannot be reached; try again later",
+    "directory_insecure": "sign-in through this directory needs LDAPS or StartTLS (the password is never "
+    "sent unencrypted); an administrator must change the directory's connection",
 }

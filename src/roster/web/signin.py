@@ -28,6 +28,8 @@ MESSAGES = {
     "password_expired": "Your directory password has expired. Change it in the directory, then sign in.",
     "directory_unavailable": "The directory cannot be reached to check your password. Try again in a "
     "few minutes; if the connection stays lost, use the recovery link Roster e-mailed to the admins.",
+    "directory_insecure": "Your directory is connected without LDAPS or StartTLS, so Roster does not send "
+    "passwords to it. Use the recovery link Roster e-mails, or ask an operator to change the connection.",
 }
 OPERATOR_LIMIT = 5
 
