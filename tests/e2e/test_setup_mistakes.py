@@ -89,3 +89,19 @@ def test_a_directory_is_updated_and_deleted_from_the_command_line(cli: Cli, slap
     assert asked.returncode == 2 and "--yes" in json.loads(asked.stderr)["error"]["message"]
     assert cli.ok("directory", "delete", d, "--yes")["deleted"] is True
     assert cli.ok("directory", "list") == []
+
+
+def test_alerts_and_the_schedule_are_set_by_e_mail_and_shown(cli: Cli) -> None:
+    org = cli.ok("org", "create", "Acme")["id"]
+    cli.ok("account", "create", org, "it-admin@example.com", "--role", "admin")
+    done = cli.ok(
+        "settings", "set", org, "--alert-only-selected", "--alert-recipient", "IT-Admin@example.com",
+        "--daily-sync-time", "02:30", "--timezone", "Europe/Prague", "--incremental-minutes", "15",
+    )  # fmt: skip
+    assert done["alert_recipients"] == ["it-admin@example.com"] and done["daily_sync_time"] == "02:30"
+    shown = cli.ok("settings", "show", org)
+    assert (shown["timezone"], shown["incremental_minutes"]) == ("Europe/Prague", 15)
+    for wrong, field in (("--timezone", "timezone"), ("--alert-recipient", "recipients")):
+        refused = cli.run("settings", "set", org, wrong, "Nowhere/Atlantis", "--json")
+        assert refused.returncode == 2 and json.loads(refused.stderr)["error"]["field"] == field
+    assert cli.ok("settings", "show", org) == shown  # nothing changed
