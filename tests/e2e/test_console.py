@@ -116,6 +116,7 @@ def _configure(ui: Console, d: str, tree: Tree) -> None:
     p.get_by_label("LDAP search paths, one per line").fill(tree.search_path)
     p.get_by_role("button", name="Save").click()
     assert "Saved" in ui.text("[role=status]")
+    assert "cannot sign in" in ui.text("main")  # a plain ldap:// directory: the admin is told
     p.get_by_role("button", name="Test connection").click()
     assert "succeeded" in ui.text("#test-title")
     assert tree.search_path in ui.text("section.panel table") and "found" in ui.text("section.panel table")

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
-from roster.directories import test_directory, update_directory_settings
+from roster.directories import login_warnings, test_directory, update_directory_settings
 from roster.domain.ldap_path import SearchPathError, parse_search_path
 from roster.domain.mapping import GROUP_FIELDS, USER_FIELDS
 from roster.sources import source_type
@@ -208,4 +208,5 @@ def _form_context(row: dict[str, Any], values: dict[str, str], errors: dict[str,
         "group_fields": GROUP_FIELDS,
         "has_secret": bool(row["secret"]),
         "report": None,
+        "warnings": login_warnings(cfg),
     }
