@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     directory_test_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Seconds a connection test waits for a directory, per step."
     )
+    schedule_spread_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="Daily runs due at one time start spread over this many seconds, each directory at "
+        "its own fixed offset (so a thousand directories due at 00:00 do not start at once).",
+    )
+    jobs_per_organization: int = Field(
+        default=2, ge=1, le=1000, description="Jobs of one organization that run at once, across all workers."
+    )
     sync_wait_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
@@ -22,11 +23,12 @@ from tests.support.servers import serve_app
 def test_daily_and_incremental_schedules(rt: Runtime, slapd: Slapd, tree: Tree) -> None:
     tree.add_user("ada")
     org = new_org(rt)
-    with rt.engine.begin() as conn:
+    at = (datetime.now(UTC) + timedelta(hours=12)).astimezone(ZoneInfo("Europe/Prague")).strftime("%H:%M")
+    with rt.engine.begin() as conn:  # the daily time half a day away: the test never straddles it
         conn.execute(
             sa.update(organizations)
             .where(organizations.c.id == org)
-            .values(timezone="Europe/Prague", daily_sync_time="02:00", incremental_minutes=5)
+            .values(timezone="Europe/Prague", daily_sync_time=at, incremental_minutes=5)
         )
     d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
     assert sync_directory(rt, d).ok  # a full run now
@@ -40,7 +42,7 @@ def test_daily_and_incremental_schedules(rt: Runtime, slapd: Slapd, tree: Tree) 
     with rt.engine.connect() as conn:
         queued = conn.execute(sa.select(jobs.c.args).where(jobs.c.status == "queued")).scalars().all()
     assert len(queued) == 1 and queued[0]["trigger"] == "schedule"
-    clock[0] = ran + timedelta(days=1, hours=1)  # past the next 02:00 in Prague
+    clock[0] = ran + timedelta(hours=13)  # past the daily time in Prague (and its spread)
     assert (d, "daily") in schedules.tick()
 
 

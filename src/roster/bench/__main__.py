@@ -1,6 +1,7 @@
 """``python -m roster.bench [SUITE ...]``: run benchmarks and write bench/results.json.
 
-Suites: ``sync`` (a generated directory of --users/--groups/--memberships in a private slapd:
+Suites: ``fleet`` (many organizations due at once, N ``roster worker`` processes on
+PostgreSQL), ``sync`` (a generated directory of --users/--groups/--memberships in a private slapd:
 full sync, unchanged re-sync and incremental run against the ``ldapsearch`` baseline, with peak
 RSS) and ``webhooks`` (delivery throughput with 50 endpoints, commit-to-receipt latency).
 """
@@ -13,7 +14,7 @@ import platform
 import sys
 from pathlib import Path
 
-from roster.bench import agent, graph, scim, sync, webhooks
+from roster.bench import agent, fleet, graph, scim, sync, webhooks
 
 
 def main() -> int:
@@ -22,7 +23,7 @@ def main() -> int:
         "suites",
         nargs="*",
         default=["sync", "webhooks"],
-        choices=["sync", "webhooks", "graph", "scim", "agent"],
+        choices=["sync", "webhooks", "graph", "scim", "agent", "fleet"],
     )
     parser.add_argument(
         "--users",
@@ -50,6 +51,11 @@ def main() -> int:
     parser.add_argument(
         "--no-readers", action="store_true", help="Skip the API readers' latency during a first sync."
     )
+    parser.add_argument("--orgs", type=int, default=1000, help="fleet: organizations, one directory each.")
+    parser.add_argument("--fleet-users", type=int, default=1000, help="fleet: users per directory.")
+    parser.add_argument("--workers", default="2", help="fleet: worker processes, e.g. 1,2,4 (one run each).")
+    parser.add_argument("--big", type=int, default=0, help="fleet: add one directory of this many users.")
+    parser.add_argument("--spread", type=float, default=60.0, help="fleet: ROSTER_SCHEDULE_SPREAD_SECONDS.")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -82,6 +88,13 @@ def main() -> int:
         results[f"agent_{size}"] = agent.run(size, args.groups, args.memberships)
     if "scim" in args.suites:
         results["scim"] = scim.run(postgres_url=args.postgres)
+    if "fleet" in args.suites:
+        if not args.postgres:
+            parser.error("fleet needs --postgres URL (workers share one PostgreSQL)")
+        counts = [int(n) for n in str(args.workers).split(",")]
+        results["fleet"] = fleet.run(
+            args.postgres, args.orgs, args.fleet_users, counts, args.big, args.spread
+        )
     if "webhooks" in args.suites:
         results["webhooks"] = webhooks.run(args.endpoints, args.events, args.database_url)
     args.out.parent.mkdir(parents=True, exist_ok=True)

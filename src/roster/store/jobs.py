@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from roster.ids import new_id
 from roster.store.db import utcnow
 from roster.store.repo import NotFound
-from roster.store.schema import directories, jobs, sync_runs
+from roster.store.schema import directories, jobs, organizations, sync_runs
 
 MAX_ATTEMPTS = 5
 
@@ -64,19 +64,37 @@ def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def claim(conn: Connection, owner: str, lease: timedelta) -> dict[str, Any] | None:
-    """Take the oldest queued job whose directory no other worker holds; None if there is none."""
+def running_directories(conn: Connection) -> set[str]:
+    """Directories with a sync job running."""
+    q = sa.select(jobs.c.directory_id).where(jobs.c.status == "running", jobs.c.kind == "sync")
+    return {str(d) for d in conn.execute(q.distinct()).scalars() if d}
+
+
+def claim(
+    conn: Connection, owner: str, lease: timedelta, per_organization: int = 1000
+) -> dict[str, Any] | None:
+    """Take the oldest queued job whose directory no other worker holds and whose organization has
+    fewer than ``per_organization`` jobs running; None if there is none."""
     now = utcnow()
     d = directories
     free = sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now, d.c.lease_owner == owner)
+    running = (
+        sa.select(d.c.organization_id)
+        .join(jobs, jobs.c.directory_id == d.c.id)
+        .where(jobs.c.status == "running", jobs.c.lease_until >= now)
+        .group_by(d.c.organization_id)
+        .having(sa.func.count() >= per_organization)
+    )
     candidates = conn.execute(
-        sa.select(jobs.c.id, jobs.c.directory_id)
+        sa.select(jobs.c.id, jobs.c.directory_id, d.c.organization_id)
         .join(d, d.c.id == jobs.c.directory_id)
-        .where(jobs.c.status == "queued", free)
+        .where(jobs.c.status == "queued", free, d.c.organization_id.not_in(running))
         .order_by(jobs.c.id)
         .limit(20)
     ).all()
-    for job_id, directory_id in candidates:
+    for job_id, directory_id, org in candidates:
+        if not _below_cap(conn, org, per_organization, now):
+            continue
         held = conn.execute(
             sa.update(d)
             .where(
@@ -102,6 +120,20 @@ def claim(conn: Connection, owner: str, lease: timedelta) -> dict[str, Any] | No
             return get(conn, job_id)
         release_directory(conn, directory_id, owner)
     return None
+
+
+def _below_cap(conn: Connection, org: str, cap: int, now: datetime) -> bool:
+    """Whether the organization runs fewer than ``cap`` jobs, counted under a lock on its row
+    (claims for one organization take turns, so two workers cannot both take the last place)."""
+    o = organizations
+    conn.execute(sa.update(o).where(o.c.id == org).values(id=o.c.id))  # the lock (SQLite: the write lock)
+    running = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .join(directories, directories.c.id == jobs.c.directory_id)
+        .where(directories.c.organization_id == org, jobs.c.status == "running", jobs.c.lease_until >= now)
+    ).scalar()
+    return int(running or 0) < cap
 
 
 def renew(conn: Connection, job: dict[str, Any], owner: str, lease: timedelta) -> bool:

@@ -6,6 +6,7 @@ the runs that are due, as jobs (coalesced with anything already queued).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -53,40 +54,64 @@ def next_slot(now: datetime, tz: str, at: str) -> datetime:
     return following.astimezone(now.tzinfo)
 
 
+def spread(directory_id: str, window_seconds: float) -> timedelta:
+    """The directory's fixed offset within the spread window (a hash of its id: stable, uniform)."""
+    if window_seconds <= 0:
+        return timedelta(0)
+    digest = int(hashlib.sha256(directory_id.encode()).hexdigest()[:12], 16)
+    return timedelta(seconds=digest % int(window_seconds * 1000) / 1000)
+
+
+def latest_due(now: datetime, tz: str, at: str, offset: timedelta) -> datetime:
+    """When the directory's most recent daily run became due: its slot plus its offset."""
+    return last_slot(now - offset, tz, at) + offset
+
+
 class Schedules:
     def __init__(self, rt: Runtime, clock: Callable[[], datetime] = utcnow) -> None:
         self.rt, self.clock = rt, clock
 
     def tick(self) -> list[tuple[str, str]]:
-        """Enqueue due runs; returns (directory id, "daily" | "incremental") pairs."""
+        """Enqueue due runs; returns (directory id, "daily" | "incremental") pairs.
+
+        A daily run is due at the organization's time plus the directory's offset in the spread
+        window. A directory whose job is running is left alone (its run covers the due time) and a
+        queued one absorbs the new run (coalesced), so each directory runs once per due time
+        however many workers tick."""
         now = self.clock()
+        window = self.rt.settings.schedule_spread_seconds
         started: list[tuple[str, str]] = []
         d, o, r = directories, organizations, sync_runs
+        full = sa.func.max(sa.case((r.c.kind == "full", r.c.started_at)))
+        latest = (
+            sa.select(
+                r.c.directory_id, full.label("last_full"), sa.func.max(r.c.started_at).label("last_any")
+            )
+            .where(r.c.kind != "dry_run")
+            .group_by(r.c.directory_id)
+            .subquery()
+        )
         with self.rt.engine.begin() as conn:
             rows = conn.execute(
-                sa.select(d.c.id, d.c.cursor, o.c.timezone, o.c.daily_sync_time, o.c.incremental_minutes)
+                sa.select(
+                    d.c.id,
+                    d.c.cursor,
+                    o.c.timezone,
+                    o.c.daily_sync_time,
+                    o.c.incremental_minutes,
+                    latest.c.last_full,
+                    latest.c.last_any,
+                )
                 .join(o, o.c.id == d.c.organization_id)
+                .outerjoin(latest, latest.c.directory_id == d.c.id)
                 .where(d.c.state.in_(["linked", "invalid_credentials"]), d.c.type.in_(pulled_types()))
             ).all()
-            waiting = repo.held_directories(conn)
-            for directory_id, cursor, tz, at, every in rows:
-                if directory_id in waiting:
-                    continue  # a held run waits for an admin; more runs would only hold again
-                last_full = as_utc(
-                    conn.execute(
-                        sa.select(sa.func.max(r.c.started_at)).where(
-                            r.c.directory_id == directory_id, r.c.kind == "full"
-                        )
-                    ).scalar()
-                )
-                last_any = as_utc(
-                    conn.execute(
-                        sa.select(sa.func.max(r.c.started_at)).where(
-                            r.c.directory_id == directory_id, r.c.kind != "dry_run"
-                        )
-                    ).scalar()
-                )
-                if last_full is None or last_full < last_slot(now, tz, at):
+            skip = repo.held_directories(conn) | jobs.running_directories(conn)
+            for directory_id, cursor, tz, at, every, last_full, last_any in rows:
+                if directory_id in skip:
+                    continue  # a held run waits for an admin; a running job's run covers this
+                last_full, last_any = as_utc(last_full), as_utc(last_any)
+                if last_full is None or last_full < latest_due(now, tz, at, spread(directory_id, window)):
                     jobs.enqueue_sync(conn, directory_id, trigger="schedule", full=True)
                     started.append((directory_id, "daily"))
                 elif every and cursor and (last_any is None or now - last_any >= timedelta(minutes=every)):

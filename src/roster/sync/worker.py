@@ -33,7 +33,7 @@ class Worker:
         """Reap dead workers' jobs, take one job and run it; returns the job, or None when idle."""
         with self.rt.engine.begin() as conn:
             jobs.reap(conn)
-            job = jobs.claim(conn, self.name, self.lease)
+            job = jobs.claim(conn, self.name, self.lease, self.rt.settings.jobs_per_organization)
         if job is None:
             return None
         beat = threading.Event()
