@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from roster.bench.sync import _fresh_postgres_schema, cli
+from roster.bench.sync import cli, fresh_postgres_schema
 from roster.demo.slapd import Slapd
 from roster.directories import DirectorySpec, create_directory
 from roster.runtime import open_runtime
@@ -189,7 +189,7 @@ def run(
         for n in workers:
             from cryptography.fernet import Fernet
 
-            url = _fresh_postgres_schema(postgres, f"roster_fleet_{n}")
+            url = fresh_postgres_schema(postgres, f"roster_fleet_{n}")
             key = Fernet.generate_key().decode()
             env = {**os.environ, "ROSTER_DATABASE_URL": url, "ROSTER_SECRET_KEY": key}
             env |= {"ROSTER_SCHEDULE_SPREAD_SECONDS": str(spread_seconds)}

@@ -170,8 +170,8 @@ def _measure_store(
     env: dict[str, str] = {}
     d = ""
     for attempt in range(repeat):
-        env = _env(folder, url, attempt)
-        d, _ = _new_store(roster, env, folder, server)
+        env = store_env(folder, url, attempt)
+        d, _ = new_store(roster, env, folder, server)
         seconds, run_seconds, peak, _ = _sync(roster, env, [d, "--force"])
         full.append((seconds, run_seconds, peak))
         seconds, run_seconds, peak, counts = _sync(roster, env, [d, "--full"])
@@ -192,7 +192,7 @@ def _measure_store(
     incremental: list[tuple[float, float, int]] = []
     kinds = set()
     for _ in range(repeat):
-        _apply_changes(folder, server, spec, incremental_changes, seed)
+        apply_changes(folder, server, spec, incremental_changes, seed)
         seed += 1
         seconds, run_seconds, peak, kind, _ = sync_report(roster, env, [d, "--force"])
         incremental.append((seconds, run_seconds, peak))
@@ -212,7 +212,7 @@ def _measure_store(
     return results, seed
 
 
-def _new_store(roster: str, env: dict[str, str], folder: Path, server: Slapd) -> tuple[str, str]:
+def new_store(roster: str, env: dict[str, str], folder: Path, server: Slapd) -> tuple[str, str]:
     """An organization with an API key and an LDAP directory on ``server``: (directory id, key)."""
     cli(roster, env, ["init"])
     org = json.loads(cli(roster, env, ["org", "create", "Bench", "--json"]))["id"]
@@ -229,8 +229,8 @@ def _readers_during_full_sync(
 ) -> dict[str, Any]:
     """One more first sync into a fresh store while a client reads pages of 100 users from
     ``roster serve`` (a separate attempt: the readers' load must not inflate the timed ones)."""
-    env = _env(folder, url, attempt)
-    d, key = _new_store(roster, env, folder, server)
+    env = store_env(folder, url, attempt)
+    d, key = new_store(roster, env, folder, server)
     with serving(roster, env) as base, reading(base, key, d) as latencies:
         _, run_seconds, _, _ = _sync(roster, env, [d, "--force"])
     return {"full_sync_run_seconds": round(run_seconds, 2), **latencies.summary()}
@@ -261,7 +261,7 @@ def sync_report(
     return seconds, float(report["seconds"]), peak, str(report["kind"]), dict(report["counts"])
 
 
-def _apply_changes(folder: Path, server: Slapd, spec: Spec, count: int, seed: int) -> None:
+def apply_changes(folder: Path, server: Slapd, spec: Spec, count: int, seed: int) -> None:
     changes = folder / "changes.ldif"
     changes.write_text(_changes(spec, count, seed=seed))
     subprocess.run(
@@ -284,15 +284,15 @@ def _apply_changes(folder: Path, server: Slapd, spec: Spec, count: int, seed: in
     )
 
 
-def _env(folder: Path, database_url: str | None, attempt: int) -> dict[str, str]:
+def store_env(folder: Path, database_url: str | None, attempt: int) -> dict[str, str]:
     if database_url is None:
         url = f"sqlite:///{folder / f'bench{attempt}.db'}"
     else:
-        url = _fresh_postgres_schema(database_url, f"roster_bench_{attempt}")
+        url = fresh_postgres_schema(database_url, f"roster_bench_{attempt}")
     return {**os.environ, "ROSTER_DATABASE_URL": url, "ROSTER_SECRET_KEY": Fernet.generate_key().decode()}
 
 
-def _fresh_postgres_schema(url: str, schema: str) -> str:
+def fresh_postgres_schema(url: str, schema: str) -> str:
     """An empty schema on the PostgreSQL server at ``url`` (dropped first if a run left it)."""
     import sqlalchemy as sa
 

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from roster.bench.sync import _apply_changes, _env, _new_store, cli
+from roster.bench.sync import apply_changes, cli, new_store, store_env
 from roster.demo.generate import Spec, write_ldif
 from roster.demo.slapd import Slapd, free_port
 from roster.events import feed
@@ -150,7 +150,7 @@ def start(way: str, env: dict[str, str], directory_id: str, key: str, port: int)
 
 def round_(rng: random.Random, ctx: dict[str, Any], n: int) -> dict[str, Any]:
     engine, env, d = ctx["engine"], ctx["env"], ctx["directory"]
-    _apply_changes(ctx["folder"], ctx["server"], ctx["spec"], rng.randint(20, 200), seed=1000 + n)
+    apply_changes(ctx["folder"], ctx["server"], ctx["spec"], rng.randint(20, 200), seed=1000 + n)
     before = state(engine, d)
     way = rng.choice(WAYS)
     proc = start(way, env, d, ctx["key"], free_port())
@@ -180,7 +180,7 @@ def restart_postgres_round(ctx: dict[str, Any]) -> dict[str, Any]:
     applies nothing, or (when no transaction of it was open at that moment) completes; either
     way the next run converges and the events still replay to the cache."""
     engine, env, d = ctx["engine"], ctx["env"], ctx["directory"]
-    _apply_changes(ctx["folder"], ctx["server"], ctx["spec"], 600, seed=99_999)
+    apply_changes(ctx["folder"], ctx["server"], ctx["spec"], 600, seed=99_999)
     before = state(engine, d)
     proc = subprocess.Popen(
         [ROSTER, "sync", d, "--force", "--json"],
@@ -226,9 +226,9 @@ def torture(
     server.load(folder / "directory.ldif")
     server.start()
     try:
-        env = {**_env(folder, url, seed), "ROSTER_JOB_LEASE_SECONDS": str(LEASE_SECONDS)}
+        env = {**store_env(folder, url, seed), "ROSTER_JOB_LEASE_SECONDS": str(LEASE_SECONDS)}
         env.pop("ROSTER_BIND_PASSWORD", None)
-        d, key = _new_store(ROSTER, env, folder, server)
+        d, key = new_store(ROSTER, env, folder, server)
         engine = sa.create_engine(env["ROSTER_DATABASE_URL"])
         with engine.connect() as conn:
             org = conn.execute(sa.select(directories.c.organization_id).where(directories.c.id == d)).scalar()
