@@ -15,6 +15,7 @@ from roster.api import (
     admin,
     admin_agent,
     admin_keys,
+    admin_runs,
     admin_scim,
     agent,
     errors,
@@ -98,6 +99,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(agent.router)
     app.include_router(admin.router, responses=errors.ERRORS)
     app.include_router(admin_keys.router, responses=errors.ERRORS)
+    app.include_router(admin_runs.router, responses=errors.ERRORS)
     app.include_router(admin_scim.router, responses=errors.ERRORS)
     app.include_router(admin_agent.router, responses=errors.ERRORS)
     app.include_router(accounts.router, responses=errors.ERRORS)
