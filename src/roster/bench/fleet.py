@@ -78,8 +78,13 @@ def create_fleet(url: str, key: str, server: Slapd, sizes: list[tuple[str, int]]
             }
             row = create_directory(rt, DirectorySpec(org_id, ou, "ldap", settings, server.admin_password))
             made[row["id"]] = ou
-        with rt.engine.begin() as conn:
+        with rt.engine.begin() as conn:  # existing customers: linked, last synced in full yesterday
             conn.execute(sa.update(directories).values(state="linked"))
+            for directory_id in made:
+                run = repo.start_run(conn, repo.get_directory(conn, directory_id), "schedule", "full")
+                repo.finish_run(conn, run["id"], "succeeded", {})
+            yesterday = utcnow() - timedelta(days=1)
+            conn.execute(sa.update(sync_runs).values(started_at=yesterday, finished_at=yesterday))
     finally:
         rt.engine.dispose()
     return made
@@ -99,6 +104,7 @@ def run_fleet(
     url: str, env: dict[str, str], made: dict[str, str], workers: int, due: datetime, limit: float
 ) -> dict[str, Any]:
     engine = sa.create_engine(url)
+    today = (sync_runs.c.status == "succeeded", sync_runs.c.kind == "full", sync_runs.c.started_at >= due)
     procs = [
         subprocess.Popen([ROSTER, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(workers)
@@ -108,9 +114,7 @@ def run_fleet(
         while time.monotonic() - started < limit:
             with engine.connect() as conn:
                 done = conn.execute(
-                    sa.select(sa.func.count(sa.distinct(sync_runs.c.directory_id))).where(
-                        sync_runs.c.status == "succeeded", sync_runs.c.kind == "full"
-                    )
+                    sa.select(sa.func.count(sa.distinct(sync_runs.c.directory_id))).where(*today)
                 ).scalar()
                 connections = max(
                     connections,
@@ -129,14 +133,14 @@ def run_fleet(
     with engine.connect() as conn:
         runs = conn.execute(
             sa.select(sync_runs.c.directory_id, sa.func.min(sync_runs.c.started_at))
-            .where(sync_runs.c.status == "succeeded", sync_runs.c.kind == "full")
+            .where(*today)
             .group_by(sync_runs.c.directory_id)
         ).all()
         again = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.attempts > 1)).scalar()
         twice = conn.execute(
             sa.select(sa.func.count()).select_from(
                 sa.select(sync_runs.c.directory_id)
-                .where(sync_runs.c.kind == "full", sync_runs.c.status == "succeeded")
+                .where(*today)
                 .group_by(sync_runs.c.directory_id)
                 .having(sa.func.count() > 1)
                 .subquery()
