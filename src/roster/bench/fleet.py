@@ -58,8 +58,12 @@ def write_ldif(path: Path, orgs: int, users: int, big: int) -> list[tuple[str, i
     return sizes
 
 
-def create_fleet(url: str, key: str, server: Slapd, sizes: list[tuple[str, int]], at: str) -> dict[str, str]:
-    """Organizations and their directories, linked and due daily at ``at`` (UTC); id -> OU."""
+def create_fleet(
+    url: str, key: str, server: Slapd, sizes: list[tuple[str, int]], due: datetime, window: float
+) -> dict[str, str]:
+    """Organizations and their directories, linked, synced yesterday and due daily at ``due``
+    (UTC, spread over ``window`` seconds); id -> OU."""
+    at = due.strftime("%H:%M")
     rt = open_runtime(Settings(database_url=url, secret_key=key))
     made: dict[str, str] = {}
     try:
@@ -83,7 +87,7 @@ def create_fleet(url: str, key: str, server: Slapd, sizes: list[tuple[str, int]]
             for directory_id in made:
                 run = repo.start_run(conn, repo.get_directory(conn, directory_id), "schedule", "full")
                 repo.finish_run(conn, run["id"], "succeeded", {})
-            yesterday = utcnow() - timedelta(days=1)
+            yesterday = due - timedelta(days=1) + timedelta(seconds=window + 1)  # after yesterday's due
             conn.execute(sa.update(sync_runs).values(started_at=yesterday, finished_at=yesterday))
     finally:
         rt.engine.dispose()
@@ -201,7 +205,7 @@ def run(
             cli(ROSTER, env, ["init"])
             now = utcnow()
             due = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
-            made = create_fleet(url, key, server, sizes, due.strftime("%H:%M"))
+            made = create_fleet(url, key, server, sizes, due, spread_seconds)
             time.sleep(max(0.0, (due - utcnow()).total_seconds()))
             results["runs"].append(run_fleet(url, env, made, n, due, limit=3600))
     finally:
