@@ -198,3 +198,28 @@ def test_one_big_organization_does_not_hold_up_the_small_ones(
     fifth_big = [i for i, org in enumerate(starts) if org == big_org][4]
     assert first_small < fifth_big  # without the cap, FIFO would start all twelve big ones first
     assert starts[:4].count(big_org) >= 1  # and the big one was not pushed to the end
+
+
+def test_a_job_whose_due_time_a_run_already_covered_does_nothing(
+    fleet_rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two schedulers can both see a directory due while its run is under way; the second job
+    finds a full run started since its due time and finishes without syncing again."""
+    rt = fleet_rt
+    owners = make_fleet(rt, orgs=1, per_org=1, at="00:00")
+    (d,) = owners
+    ledger = Ledger()
+    monkeypatch.setattr(worker_module, "sync_directory", stand_in(ledger, owners))
+    due = utcnow() - timedelta(minutes=1)
+    with rt.engine.begin() as conn:
+        jobs.enqueue_sync(conn, d, trigger="schedule", full=True, due=due.isoformat())
+        run = repo.start_run(conn, repo.get_directory(conn, d), "schedule", "full")  # the run under way
+        repo.finish_run(conn, run["id"], "succeeded", {})
+    drain(rt, workers=1)
+    assert ledger.started == [] and queued(rt) == 0
+    with rt.engine.begin() as conn:  # a due time after the last run is not covered: it runs
+        jobs.enqueue_sync(
+            conn, d, trigger="schedule", full=True, due=(utcnow() + timedelta(seconds=1)).isoformat()
+        )
+    drain(rt, workers=1)
+    assert [x for x, _ in ledger.started] == [d]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.ids import new_id
-from roster.store.db import utcnow
+from roster.store.db import as_utc, utcnow
 from roster.store.repo import NotFound
 from roster.store.schema import directories, jobs, organizations, sync_runs
 
@@ -62,6 +62,23 @@ def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
 def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
     row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
     return dict(row) if row else None
+
+
+def already_covered(conn: Connection, job: dict[str, Any]) -> bool:
+    """A scheduled job whose due time a full run started since has covered (two schedulers can
+    both see a directory due while its run is under way; the second job then has nothing to do)."""
+    due = job["args"].get("due")
+    if not due or not job["directory_id"]:
+        return False
+    started = conn.execute(
+        sa.select(sa.func.max(sync_runs.c.started_at)).where(
+            sync_runs.c.directory_id == job["directory_id"],
+            sync_runs.c.kind == "full",
+            sync_runs.c.status == "succeeded",
+        )
+    ).scalar()
+    when = as_utc(started)
+    return when is not None and when >= datetime.fromisoformat(due)
 
 
 def running_directories(conn: Connection) -> set[str]:

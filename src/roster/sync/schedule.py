@@ -111,8 +111,9 @@ class Schedules:
                 if directory_id in skip:
                     continue  # a held run waits for an admin; a running job's run covers this
                 last_full, last_any = as_utc(last_full), as_utc(last_any)
-                if last_full is None or last_full < latest_due(now, tz, at, spread(directory_id, window)):
-                    jobs.enqueue_sync(conn, directory_id, trigger="schedule", full=True)
+                due = latest_due(now, tz, at, spread(directory_id, window))
+                if last_full is None or last_full < due:
+                    jobs.enqueue_sync(conn, directory_id, trigger="schedule", full=True, due=due.isoformat())
                     started.append((directory_id, "daily"))
                 elif every and cursor and (last_any is None or now - last_any >= timedelta(minutes=every)):
                     jobs.enqueue_sync(conn, directory_id, trigger="schedule")
