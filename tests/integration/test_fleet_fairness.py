@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,15 @@ class Ledger:
     most_per_org: int = 0
     seconds: float = 0.003  # how long the stand-in "syncs"
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] = utcnow  # the injected clock each start is read from
+    started_at: dict[str, datetime] = field(default_factory=dict)
+    die_after: int | None = None  # the "doomed" worker dies (as if SIGKILLed) after this many runs
+    doomed_runs: int = 0
+
+
+class Killed(BaseException):
+    """The worker process is gone: nothing after this point of its run happens (no finish, no
+    release), as after a SIGKILL; the thread simply stops."""
 
 
 @pytest.fixture
@@ -81,12 +90,20 @@ def stand_in(ledger: Ledger, owners: dict[str, str]) -> Any:
         org = owners[directory_id]
         with ledger.lock:
             ledger.started.append((directory_id, org))
+            ledger.started_at.setdefault(directory_id, ledger.clock())
             ledger.running_dirs[directory_id] += 1
             ledger.running_orgs[org] += 1
             ledger.most_per_dir = max(ledger.most_per_dir, ledger.running_dirs[directory_id])
             ledger.most_per_org = max(ledger.most_per_org, ledger.running_orgs[org])
         with rt.engine.begin() as conn:
             run = repo.start_run(conn, repo.get_directory(conn, directory_id), "schedule", "full")
+        if threading.current_thread().name == "doomed" and ledger.doomed_runs == ledger.die_after:
+            with ledger.lock:
+                ledger.running_dirs[directory_id] -= 1
+                ledger.running_orgs[org] -= 1
+            raise Killed
+        if threading.current_thread().name == "doomed":
+            ledger.doomed_runs += 1
         time.sleep(ledger.seconds)  # long enough for the other workers to overlap, if they could
         with rt.engine.begin() as conn:
             repo.finish_run(conn, run["id"], "succeeded", {})
@@ -98,24 +115,28 @@ def stand_in(ledger: Ledger, owners: dict[str, str]) -> Any:
     return sync_directory
 
 
-def drain(rt: Runtime, workers: int) -> None:
-    """Run ``workers`` workers until the queue is empty."""
+def drain(rt: Runtime, workers: int, doomed: bool = False) -> None:
+    """Run ``workers`` workers until no job is queued or running (a dead worker's job counts as
+    running until its lease lapses and another worker redoes it); ``doomed`` adds one that dies."""
 
     def work() -> None:
         w = Worker(rt)
-        idle = 0
-        while idle < 3:
-            if w.run_once() is None:
-                idle += 1
-                time.sleep(0.02)
-            else:
-                idle = 0
+        try:
+            while True:
+                if w.run_once() is None:
+                    if queued(rt) == 0:
+                        return
+                    time.sleep(0.02)
+        except Killed:
+            return
 
     threads = [threading.Thread(target=work) for _ in range(workers)]
+    threads += [threading.Thread(target=work, name="doomed")] if doomed else []
     for t in threads:
         t.start()
     for t in threads:
         t.join(300)
+    assert not any(t.is_alive() for t in threads), "the queue did not drain in 300 s"
 
 
 def queued(rt: Runtime) -> int:
@@ -172,8 +193,7 @@ def test_due_times_spread_and_oldest_due_runs_first(
     assert sorted(order) == sorted(owners)
     drain(rt, workers=1)
     started = [d for d, _ in ledger.started]
-    by_tick = [int((due[d] - slot).total_seconds() // 60) for d in started]
-    assert by_tick == sorted(by_tick)  # oldest due first (within a tick, the order of the queue)
+    assert started == sorted(owners, key=lambda d: due[d])  # oldest due first, across and within ticks
 
 
 def test_one_big_organization_does_not_hold_up_the_small_ones(
@@ -223,3 +243,65 @@ def test_a_job_whose_due_time_a_run_already_covered_does_nothing(
         )
     drain(rt, workers=1)
     assert [x for x, _ in ledger.started] == [d]
+
+
+def test_no_job_waits_longer_than_the_bound_when_capacity_allows(
+    fleet_rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented bound: a due directory's job is queued by the first scheduler tick at or
+    after its due time and taken by a free worker's next poll. Here the clock moves one tick (10 s)
+    at a time and two workers drain the queue between ticks (capacity allows): 300 directories of
+    100 organizations, spread over the window, each start less than one tick after its due time,
+    within the per-organization cap, every directory once."""
+    rt, step = fleet_rt, timedelta(seconds=10)
+    slot = utcnow().replace(second=0, microsecond=0) - timedelta(hours=2)
+    owners = make_fleet(rt, orgs=100, per_org=3, at=slot.strftime("%H:%M"), synced=slot - timedelta(hours=20))
+    due = {d: slot + spread(d, SPREAD) for d in owners}
+    clock = {"now": slot}
+    ledger = Ledger(clock=lambda: clock["now"])
+    monkeypatch.setattr(worker_module, "sync_directory", stand_in(ledger, owners))
+    schedules = Schedules(rt, clock=lambda: clock["now"])
+    while clock["now"] <= slot + timedelta(seconds=SPREAD) + step:
+        schedules.tick()
+        drain(rt, workers=2)
+        clock["now"] += step
+    assert Counter(d for d, _ in ledger.started) == Counter(dict.fromkeys(owners, 1))
+    waits = [ledger.started_at[d] - due[d] for d in owners]
+    assert all(timedelta(0) <= w < step for w in waits), max(waits)
+    assert ledger.most_per_dir == 1 and ledger.most_per_org <= 2
+
+
+def test_a_worker_killed_mid_fleet_loses_nothing(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 directories due at once, two workers and a third that dies (as if SIGKILLed) in the
+    middle of its fifth run: its directory's job is redone by another worker once its lease lapses,
+    its abandoned run is marked failed (nothing applied), and every directory ends with exactly one
+    successful run for the due time."""
+    rt = make_runtime(database_url, tmp_path, job_lease_seconds=1.0, jobs_per_organization=2)
+    try:
+        now = utcnow()
+        owners = make_fleet(rt, orgs=100, per_org=2, at=(now - timedelta(minutes=20)).strftime("%H:%M"))
+        ledger = Ledger(die_after=4)
+        monkeypatch.setattr(worker_module, "sync_directory", stand_in(ledger, owners))
+        assert len(Schedules(rt, clock=lambda: now).tick()) == 200
+        drain(rt, workers=2, doomed=True)
+        assert ledger.doomed_runs == 4  # it did its share, then died
+        with rt.engine.connect() as conn:
+            runs = conn.execute(
+                sa.select(sync_runs.c.directory_id, sync_runs.c.status, sync_runs.c.error_reason)
+            ).all()
+            redone = (
+                conn.execute(sa.select(jobs_table.c.directory_id).where(jobs_table.c.attempts > 1))
+                .scalars()
+                .all()
+            )
+        assert Counter(d for d, status, _ in runs if status == "succeeded") == Counter(
+            dict.fromkeys(owners, 1)
+        )
+        lost = [d for d, status, reason in runs if status == "failed"]
+        assert len(lost) == 1 and [r for _, s, r in runs if s == "failed"] == ["worker_lost"]
+        assert redone == lost  # the dead worker's job, and only it, ran a second time
+        assert ledger.most_per_dir == 1 and queued(rt) == 0
+    finally:
+        rt.engine.dispose()

@@ -107,15 +107,18 @@ class Schedules:
                 .where(d.c.state.in_(["linked", "invalid_credentials"]), d.c.type.in_(pulled_types()))
             ).all()
             skip = repo.held_directories(conn) | jobs.running_directories(conn)
+            daily: list[tuple[datetime, str]] = []
             for directory_id, cursor, tz, at, every, last_full, last_any in rows:
                 if directory_id in skip:
                     continue  # a held run waits for an admin; a running job's run covers this
                 last_full, last_any = as_utc(last_full), as_utc(last_any)
                 due = latest_due(now, tz, at, spread(directory_id, window))
                 if last_full is None or last_full < due:
-                    jobs.enqueue_sync(conn, directory_id, trigger="schedule", full=True, due=due.isoformat())
-                    started.append((directory_id, "daily"))
+                    daily.append((due, directory_id))
                 elif every and cursor and (last_any is None or now - last_any >= timedelta(minutes=every)):
                     jobs.enqueue_sync(conn, directory_id, trigger="schedule")
                     started.append((directory_id, "incremental"))
+            for due, directory_id in sorted(daily):  # queued in due order: the oldest due runs first
+                jobs.enqueue_sync(conn, directory_id, trigger="schedule", full=True, due=due.isoformat())
+                started.append((directory_id, "daily"))
         return started
