@@ -53,9 +53,19 @@ def main() -> int:
     )
     parser.add_argument("--orgs", type=int, default=1000, help="fleet: organizations, one directory each.")
     parser.add_argument("--fleet-users", type=int, default=1000, help="fleet: users per directory.")
-    parser.add_argument("--workers", default="2", help="fleet: worker processes, e.g. 1,2,4 (one run each).")
+    parser.add_argument(
+        "--workers", default="1,2,4", help="fleet: worker processes, e.g. 1,2,4 (one run each)."
+    )
+    parser.add_argument(
+        "--orgs-per-server", type=int, default=100, help="fleet: organizations per slapd instance."
+    )
     parser.add_argument("--big", type=int, default=0, help="fleet: add one directory of this many users.")
     parser.add_argument("--spread", type=float, default=60.0, help="fleet: ROSTER_SCHEDULE_SPREAD_SECONDS.")
+    parser.add_argument(
+        "--kill-worker",
+        action="store_true",
+        help="fleet: SIGKILL one worker once a third of the directories have synced (runs of 2+ workers).",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -93,7 +103,14 @@ def main() -> int:
             parser.error("fleet needs --postgres URL (workers share one PostgreSQL)")
         counts = [int(n) for n in str(args.workers).split(",")]
         results["fleet"] = fleet.run(
-            args.postgres, args.orgs, args.fleet_users, counts, args.big, args.spread
+            args.postgres,
+            args.orgs,
+            args.fleet_users,
+            counts,
+            args.big,
+            args.spread,
+            args.kill_worker,
+            args.orgs_per_server,
         )
     if "webhooks" in args.suites:
         results["webhooks"] = webhooks.run(args.endpoints, args.events, args.database_url)
