@@ -305,3 +305,24 @@ def test_a_worker_killed_mid_fleet_loses_nothing(
         assert ledger.most_per_dir == 1 and queued(rt) == 0
     finally:
         rt.engine.dispose()
+
+
+def test_a_sync_somebody_asked_for_goes_before_the_scheduled_backlog(
+    fleet_rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty scheduled runs are queued when an administrator asks for a sync of another directory,
+    and of one whose scheduled run is already queued (it is promoted, not queued twice): with one
+    worker both run first, then the backlog in its order."""
+    rt = fleet_rt
+    owners = make_fleet(rt, orgs=42, per_org=1, at="00:00")
+    backlog, (asked, promoted) = list(owners)[:40], list(owners)[40:]
+    ledger = Ledger()
+    monkeypatch.setattr(worker_module, "sync_directory", stand_in(ledger, owners))
+    with rt.engine.begin() as conn:
+        for d in [*backlog, promoted]:
+            jobs.enqueue_sync(conn, d, trigger="schedule", full=True)
+        jobs.enqueue_sync(conn, asked, trigger="console")
+        jobs.enqueue_sync(conn, promoted, trigger="api")
+    assert queued(rt) == 42
+    drain(rt, workers=1)
+    assert [d for d, _ in ledger.started] == [promoted, asked, *backlog]

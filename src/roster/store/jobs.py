@@ -24,6 +24,7 @@ from roster.store.repo import NotFound
 from roster.store.schema import directories, jobs, organizations, sync_runs
 
 MAX_ATTEMPTS = 5
+BACKGROUND = ("schedule", "near_real_time")  # triggers nobody is waiting for; the others go first
 
 
 def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
@@ -41,6 +42,8 @@ def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
                 "full": bool(job_args.get("full") or args.get("full")),
                 "force": bool(job_args.get("force") or args.get("force")),
             }
+            if job_args.get("trigger") in BACKGROUND and args.get("trigger") not in BACKGROUND:
+                merged["trigger"] = args.get("trigger")  # somebody waits for it now: it goes first
             if merged != job_args:
                 conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(args=merged))
             return str(job_id)
@@ -91,7 +94,8 @@ def claim(
     conn: Connection, owner: str, lease: timedelta, per_organization: int = 1000
 ) -> dict[str, Any] | None:
     """Take the oldest queued job whose directory no other worker holds and whose organization has
-    fewer than ``per_organization`` jobs running; None if there is none."""
+    fewer than ``per_organization`` jobs running; None if there is none. Jobs somebody waits for
+    (a sync asked for by hand, the API, the console, an approval) go before scheduled ones."""
     now = utcnow()
     d = directories
     free = sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now, d.c.lease_owner == owner)
@@ -106,7 +110,7 @@ def claim(
         sa.select(jobs.c.id, jobs.c.directory_id, d.c.organization_id)
         .join(d, d.c.id == jobs.c.directory_id)
         .where(jobs.c.status == "queued", free, d.c.organization_id.not_in(running))
-        .order_by(jobs.c.id)
+        .order_by(sa.func.coalesce(jobs.c.args["trigger"].as_string(), "").in_(BACKGROUND), jobs.c.id)
         .limit(20)
     ).all()
     for job_id, directory_id, org in candidates:
