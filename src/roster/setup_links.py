@@ -24,7 +24,8 @@ from roster.connectors.base import ConfigError
 from roster.settings import Settings
 from roster.store import repo
 from roster.store.db import as_utc, utcnow
-from roster.store.schema import directories, setup_links
+from roster.store.schema import directories
+from roster.store.schema_access import setup_links
 
 INTENTS = ("dsync",)
 

@@ -256,7 +256,8 @@ def test_renewal_versions_and_a_silent_agent(site: Site, monkeypatch: pytest.Mon
     from roster.agent import client
     from roster.agent.state import load
     from roster.settings import Settings
-    from roster.store.schema import agents, mail_outbox
+    from roster.store.schema import mail_outbox
+    from roster.store.schema_access import agents
     from roster.sync.access_check import check_access
 
     assert site.enroll("a1").returncode == 0
@@ -344,7 +345,7 @@ def _agent_ids(site: Site) -> list[str]:
 
 
 def _leased_by(rt: Runtime, agent_id: str) -> bool:
-    from roster.store.schema import agent_tasks
+    from roster.store.schema_access import agent_tasks
 
     with rt.engine.connect() as conn:
         found = conn.execute(

@@ -18,7 +18,8 @@ from roster.runtime import Runtime
 from roster.scim import tokens as scim_tokens
 from roster.store import repo
 from roster.store.db import utcnow
-from roster.store.schema import console_sessions, mail_outbox, organizations
+from roster.store.schema import mail_outbox, organizations
+from roster.store.schema_access import console_sessions
 from roster.web.signin import create_operator
 from tests.conftest import make_runtime
 from tests.support.servers import serve_app

@@ -23,7 +23,8 @@ from workos import WorkOSClient
 from roster.directories import rotate_scim_token
 from roster.domain.delta import Delta
 from roster.scim.resources import user_record
-from roster.store.schema import directory_users, scim_requests, scim_tokens
+from roster.store.schema import directory_users
+from roster.store.schema_access import scim_requests, scim_tokens
 from roster.sync.ingest import Policy, ingest
 from tests.integration.test_api import org_key
 from tests.support.helpers import event_list

@@ -20,7 +20,8 @@ from roster.demo.graph import GraphEmulator
 from roster.demo.graph_tenant import Tenant
 from roster.directories import sync_directory
 from roster.runtime import Runtime
-from roster.store.schema import accounts, directory_users, organizations, sso_codes, sso_logins
+from roster.store.schema import accounts, directory_users, organizations
+from roster.store.schema_access import sso_codes, sso_logins
 from tests.integration.test_api import org_key
 from tests.support.graph import azure_directory, company, register_app
 from tests.support.helpers import new_org

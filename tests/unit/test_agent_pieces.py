@@ -15,7 +15,7 @@ from roster.agent import proof, tasks
 from roster.agent.sealing import open_sealed, seal
 from roster.agent.state import check_server
 from roster.connectors.base import ConfigError
-from roster.store.schema import agent_tasks
+from roster.store.schema_access import agent_tasks
 from tests.conftest import make_runtime
 from tests.support.helpers import new_org
 

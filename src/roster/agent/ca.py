@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from roster.crypto import SecretBox
 from roster.store.db import utcnow
-from roster.store.schema import agent_ca
+from roster.store.schema_access import agent_ca
 
 CERT_DAYS = 30  # agents renew with their current certificate well before this
 

@@ -24,7 +24,7 @@ from roster.connectors.base import ConnectionReport, ConnectorError, FailureReas
 from roster.domain.delta import Delta
 from roster.domain.records import Snapshot
 from roster.store.db import utcnow
-from roster.store.schema import agents
+from roster.store.schema_access import agents
 from roster.wire import WireError, decode_batch
 
 MAX_UPLOAD = 2 * 1024**3  # a decompressed batch larger than this is refused

@@ -19,7 +19,7 @@ from roster.crypto import SecretBox
 from roster.ids import new_id
 from roster.store import repo
 from roster.store.db import as_utc, iso, utcnow
-from roster.store.schema import agent_codes, agents
+from roster.store.schema_access import agent_codes, agents
 
 SILENT = timedelta(seconds=120)  # an agent quiet this long is "not responding" and gets no work
 LIVE = timedelta(seconds=45)  # polled this recently (a poll lasts 20 s): trusted with a login

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from roster.ids import new_id
 from roster.store.db import utcnow
-from roster.store.schema import agent_tasks, agent_uploads
+from roster.store.schema_access import agent_tasks, agent_uploads
 
 LEASE = timedelta(seconds=120)  # renewed by every chunk; a silent agent's sync goes to another
 REPEATABLE = ("full", "incremental", "test")  # safe to give to another agent

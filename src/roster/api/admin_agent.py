@@ -12,7 +12,7 @@ from roster.agent import registry
 from roster.api.auth import PrincipalDep, RuntimeDep, owned_directory
 from roster.api.errors import ApiError
 from roster.api.models import Strict
-from roster.store.schema import agents
+from roster.store.schema_access import agents
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 

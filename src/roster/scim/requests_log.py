@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 from roster.ids import new_id
 from roster.scim.service import Reply
 from roster.store.db import iso, utcnow
-from roster.store.schema import directories, scim_requests
+from roster.store.schema import directories
+from roster.store.schema_access import scim_requests
 
 log = logging.getLogger(__name__)
 MAX_BODY = 4096

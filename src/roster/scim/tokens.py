@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 
 from roster.crypto import same_digest
 from roster.store.db import as_utc, utcnow
-from roster.store.schema import directories, scim_tokens
+from roster.store.schema import directories
+from roster.store.schema_access import scim_tokens
 
 PREFIX = "roster_scim_"
 

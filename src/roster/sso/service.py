@@ -35,7 +35,8 @@ from roster.sso.oidc import SignInRefused, begin, redeem
 from roster.store import repo
 from roster.store.db import as_utc, utcnow
 from roster.store.repo import Principal
-from roster.store.schema import accounts, directories, directory_users, sso_codes, sso_logins
+from roster.store.schema import accounts, directories, directory_users
+from roster.store.schema_access import sso_codes, sso_logins
 
 TTL = timedelta(minutes=10)
 

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 
 from roster.crypto import SecretBox
 from roster.notify.mail import SEALED
-from roster.store.schema import agent_ca, directories, mail_outbox, sso_logins, webhook_endpoints
+from roster.store.schema import directories, mail_outbox, webhook_endpoints
+from roster.store.schema_access import agent_ca, sso_logins
 
 # (table, column, prefix): each column holding a sealed value, the prefix some values carry
 SEALED_COLUMNS: tuple[tuple[sa.Table, str, str], ...] = (

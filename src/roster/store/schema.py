@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-
-def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
-def _id(name: str = "id", length: int = 48) -> sa.Column[object]:
-    return sa.Column(name, sa.String(length), primary_key=True)
-
+from roster.store import schema_access  # noqa: F401 (its tables join the metadata on import)
+from roster.store.schema_base import metadata as metadata
+from roster.store.schema_base import primary_id, ts
 
 organizations = sa.Table(
     "organizations",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("domain", sa.String(253), nullable=True),
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("created_at"),
+    ts("updated_at"),
     # what happens to an application group whose directory group disappears: remove | keep_inactive
     sa.Column("group_removal_policy", sa.String(16), nullable=False, server_default="remove"),
     # directory alerts go to these accounts only (else to every admin)
@@ -49,7 +35,7 @@ organizations = sa.Table(
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "organization_id",
         sa.String(48),
@@ -60,15 +46,15 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("hint", sa.String(16), nullable=False),
-    _ts("created_at"),
-    _ts("last_used_at", nullable=True),
-    _ts("revoked_at", nullable=True),
+    ts("created_at"),
+    ts("last_used_at", nullable=True),
+    ts("revoked_at", nullable=True),
 )
 
 directories = sa.Table(
     "directories",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "organization_id",
         sa.String(48),
@@ -81,24 +67,24 @@ directories = sa.Table(
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("config", sa.JSON, nullable=False),
     sa.Column("secret", sa.Text, nullable=True),
-    _ts("created_at"),
-    _ts("updated_at"),
-    _ts("last_sync_at", nullable=True),
+    ts("created_at"),
+    ts("updated_at"),
+    ts("last_sync_at", nullable=True),
     sa.Column("cursor", sa.Text, nullable=True),
     # the periodic access check
-    _ts("last_check_at", nullable=True),
+    ts("last_check_at", nullable=True),
     sa.Column("last_check_ok", sa.Boolean, nullable=True),
     sa.Column("last_check_error", sa.Text, nullable=True),
-    _ts("lost_alerted_at", nullable=True),  # one alert per outage
+    ts("lost_alerted_at", nullable=True),  # one alert per outage
     # at most one worker syncs a directory at a time
     sa.Column("lease_owner", sa.String(100), nullable=True),
-    _ts("lease_until", nullable=True),
+    ts("lease_until", nullable=True),
 )
 
 directory_users = sa.Table(
     "directory_users",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "directory_id",
         sa.String(48),
@@ -123,8 +109,8 @@ directory_users = sa.Table(
     sa.Column("custom_attributes", sa.Text, nullable=False, server_default="{}"),
     sa.Column("content_hash", sa.String(32), nullable=False),
     sa.Column("source_hash", sa.String(32), nullable=True),  # fingerprint of the entry as last read
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("created_at"),
+    ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),
     sa.Index("ix_directory_users_directory_id_ref_key", "directory_id", "ref_key"),
 )
@@ -132,7 +118,7 @@ directory_users = sa.Table(
 directory_groups = sa.Table(
     "directory_groups",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "directory_id",
         sa.String(48),
@@ -148,8 +134,8 @@ directory_groups = sa.Table(
     sa.Column("raw_attributes", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(32), nullable=False),
     sa.Column("members_hash", sa.String(32), nullable=True),  # digest of its member set (None: unknown)
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("created_at"),
+    ts("updated_at"),
     sa.UniqueConstraint("directory_id", "idp_id"),
     sa.Index("ix_directory_groups_directory_id_ref_key", "directory_id", "ref_key"),
 )
@@ -173,7 +159,7 @@ group_group_memberships = sa.Table(
 sync_runs = sa.Table(
     "sync_runs",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("directory_id", sa.String(48), nullable=False, index=True),
     sa.Column("organization_id", sa.String(48), nullable=False, index=True),
     sa.Column("trigger", sa.String(16), nullable=False),
@@ -182,20 +168,20 @@ sync_runs = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("error_reason", sa.String(32), nullable=True),
-    _ts("started_at"),
-    _ts("finished_at", nullable=True),
+    ts("started_at"),
+    ts("finished_at", nullable=True),
     # a run the deletion guard held: what it would apply, and the admin's decision
     sa.Column("plan_digest", sa.String(64), nullable=True),
     sa.Column("decision", sa.String(16), nullable=True),  # approved | rejected
-    _ts("decided_at", nullable=True),
+    ts("decided_at", nullable=True),
     # the newest account change of the organization when the run finished (None: not looked)
-    _ts("accounts_seen_at", nullable=True),
+    ts("accounts_seen_at", nullable=True),
 )
 
 sync_log = sa.Table(
     "sync_log",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("run_id", sa.String(48), nullable=False, index=True),
     sa.Column("directory_id", sa.String(48), nullable=False, index=True),
     sa.Column("change", sa.String(32), nullable=False),
@@ -203,18 +189,18 @@ sync_log = sa.Table(
     sa.Column("object_id", sa.String(48), nullable=True),
     sa.Column("external_id", sa.String(255), nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
-    _ts("created_at"),
+    ts("created_at"),
 )
 
 events = sa.Table(
     "events",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("organization_id", sa.String(48), nullable=False),
     sa.Column("directory_id", sa.String(48), nullable=False, index=True),
     sa.Column("event", sa.String(64), nullable=False),
     sa.Column("data", sa.Text, nullable=False),  # membership events: "" (see user_ref, group_ref)
-    _ts("created_at"),
+    ts("created_at"),
     # Membership events name stored object versions instead of embedding them (events/objects.py)
     sa.Column("user_ref", sa.String(32), nullable=True),
     sa.Column("group_ref", sa.String(32), nullable=True),
@@ -229,9 +215,9 @@ events = sa.Table(
 event_objects = sa.Table(
     "event_objects",
     metadata,
-    _id(length=32),  # a hash of ``data``: each version of a user or group is stored once
+    primary_id(length=32),  # a hash of ``data``: each version of a user or group is stored once
     sa.Column("data", sa.Text, nullable=False),
-    _ts("last_used"),  # the newest event naming it; pruned with the events
+    ts("last_used"),  # the newest event naming it; pruned with the events
 )
 
 
@@ -239,7 +225,7 @@ event_objects = sa.Table(
 accounts = sa.Table(
     "accounts",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "organization_id",
         sa.String(48),
@@ -259,8 +245,8 @@ accounts = sa.Table(
     sa.Column("provisioned", sa.Boolean, nullable=False),  # created from the directory, not linked
     sa.Column("unlinked_from", sa.String(48), nullable=True),  # a disabled directory it followed
     sa.Column("data", sa.JSON, nullable=False),
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("created_at"),
+    ts("updated_at"),
     sa.UniqueConstraint("organization_id", "email_lower"),
     sa.Index("ix_accounts_organization_id_updated_at", "organization_id", "updated_at"),  # newest change
 )
@@ -268,7 +254,7 @@ accounts = sa.Table(
 app_groups = sa.Table(
     "app_groups",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "organization_id",
         sa.String(48),
@@ -283,8 +269,8 @@ app_groups = sa.Table(
     sa.Column("directory_id", sa.String(48), nullable=True, index=True),
     sa.Column("directory_group_id", sa.String(48), nullable=True, unique=True),
     sa.Column("directory_idp_id", sa.String(255), nullable=True),
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("created_at"),
+    ts("updated_at"),
 )
 
 app_group_members = sa.Table(
@@ -303,7 +289,7 @@ grants = sa.Table(
     sa.Column("resource_id", sa.String(255), primary_key=True),
     sa.Column("principal_id", sa.String(48), primary_key=True, index=True),  # account or group
     sa.Column("principal_type", sa.String(8), nullable=False),
-    _ts("created_at"),
+    ts("created_at"),
 )
 
 resources = sa.Table(
@@ -312,7 +298,7 @@ resources = sa.Table(
     sa.Column("organization_id", sa.String(48), primary_key=True),
     sa.Column("resource_id", sa.String(255), primary_key=True),
     sa.Column("owner_account_id", sa.String(48), nullable=False, index=True),
-    _ts("created_at"),
+    ts("created_at"),
 )
 
 login_throttle = sa.Table(
@@ -320,21 +306,21 @@ login_throttle = sa.Table(
     metadata,
     sa.Column("key", sa.String(400), primary_key=True),  # account:<org>:<email> or address:<ip>
     sa.Column("failures", sa.Integer, nullable=False),
-    _ts("window_start"),
+    ts("window_start"),
 )
 
 
 mail_outbox = sa.Table(
     "mail_outbox",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("organization_id", sa.String(48), nullable=False, index=True),
     sa.Column("recipient", sa.String(320), nullable=False),
     sa.Column("subject", sa.String(400), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
-    _ts("created_at"),
-    _ts("sent_at", nullable=True),
+    ts("created_at"),
+    ts("sent_at", nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=True),
 )
@@ -342,22 +328,22 @@ mail_outbox = sa.Table(
 action_tokens = sa.Table(
     "action_tokens",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("organization_id", sa.String(48), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),  # recover_access | confirm_disable | reset_password
     sa.Column("account_id", sa.String(48), nullable=True),
     sa.Column("directory_id", sa.String(48), nullable=True),
     sa.Column("secret_hash", sa.String(64), nullable=False),
-    _ts("created_at"),
-    _ts("expires_at"),
-    _ts("used_at", nullable=True),
+    ts("created_at"),
+    ts("expires_at"),
+    ts("used_at", nullable=True),
 )
 
 
 webhook_endpoints = sa.Table(
     "webhook_endpoints",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column(
         "organization_id",
         sa.String(48),
@@ -370,22 +356,22 @@ webhook_endpoints = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("secret", sa.Text, nullable=False),  # encrypted: it signs every delivery
     sa.Column("previous_secret", sa.Text, nullable=True),  # encrypted, honoured until previous_until
-    _ts("previous_until", nullable=True),
+    ts("previous_until", nullable=True),
     sa.Column("cursor", sa.String(48), nullable=True),  # the last event it was done with (in order)
-    _ts("head_since", nullable=True),  # first attempt at the event after the cursor
+    ts("head_since", nullable=True),  # first attempt at the event after the cursor
     sa.Column("head_attempts", sa.Integer, nullable=False, server_default="0"),
-    _ts("next_attempt_at", nullable=True),
+    ts("next_attempt_at", nullable=True),
     sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failing", sa.Boolean, nullable=False, server_default=sa.false()),
-    _ts("lease_until", nullable=True),  # one deliverer per endpoint at a time
-    _ts("created_at"),
-    _ts("updated_at"),
+    ts("lease_until", nullable=True),  # one deliverer per endpoint at a time
+    ts("created_at"),
+    ts("updated_at"),
 )
 
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("endpoint_id", sa.String(48), nullable=False, index=True),
     sa.Column("event_id", sa.String(48), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
@@ -394,212 +380,29 @@ webhook_deliveries = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("manual", sa.Boolean, nullable=False, server_default=sa.false()),
-    _ts("created_at"),
+    ts("created_at"),
 )
 
 
 jobs = sa.Table(
     "jobs",
     metadata,
-    _id(),
+    primary_id(),
     sa.Column("kind", sa.String(16), nullable=False),  # sync
     sa.Column("directory_id", sa.String(48), nullable=True, index=True),
     sa.Column("args", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # queued | running | done | failed
     sa.Column("owner", sa.String(100), nullable=True),
-    _ts("lease_until", nullable=True),
+    ts("lease_until", nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("run_id", sa.String(48), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
-    _ts("created_at"),
-    _ts("started_at", nullable=True),
-    _ts("finished_at", nullable=True),
+    ts("created_at"),
+    ts("started_at", nullable=True),
+    ts("finished_at", nullable=True),
     sa.Index("ix_jobs_status_id", "status", "id"),
 )
 
 
 # Single sign-on through a directory's identity provider (OpenID Connect): a sign-in on its way
 # (keyed by a hash of the state sent to the provider), then a one-time code for the host application.
-sso_logins = sa.Table(
-    "sso_logins",
-    metadata,
-    _id(length=64),  # sha256 of the state
-    sa.Column("organization_id", sa.String(48), nullable=False),
-    sa.Column("directory_id", sa.String(48), nullable=False),
-    sa.Column("redirect_uri", sa.Text, nullable=False),
-    sa.Column("host_state", sa.Text, nullable=True),
-    sa.Column("sealed", sa.Text, nullable=False),  # nonce and PKCE verifier, encrypted
-    _ts("created_at"),
-    _ts("expires_at"),
-)
-
-sso_codes = sa.Table(
-    "sso_codes",
-    metadata,
-    _id(length=64),  # sha256 of the code
-    sa.Column("organization_id", sa.String(48), nullable=False),
-    sa.Column("directory_user_id", sa.String(48), nullable=False),
-    sa.Column("account_id", sa.String(48), nullable=False),
-    _ts("created_at"),
-    _ts("expires_at"),
-    _ts("used_at", nullable=True),
-)
-
-# Inbound SCIM: the bearer tokens of a ``scim`` directory (sha256 of the token; a rotated-out token
-# keeps working until ``expires_at``) and the log of what the provider sent.
-scim_tokens = sa.Table(
-    "scim_tokens",
-    metadata,
-    _id(length=64),  # sha256 of the token
-    sa.Column(
-        "directory_id",
-        sa.String(48),
-        sa.ForeignKey("directories.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    _ts("created_at"),
-    _ts("expires_at", nullable=True),  # None: the current token
-)
-
-scim_requests = sa.Table(
-    "scim_requests",
-    metadata,
-    _id(),
-    sa.Column(
-        "directory_id",
-        sa.String(48),
-        sa.ForeignKey("directories.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    sa.Column("method", sa.String(8), nullable=False),
-    sa.Column("path", sa.Text, nullable=False),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("user_agent", sa.String(300), nullable=True),
-    sa.Column("body", sa.Text, nullable=True),  # redacted (no password), cut at 4 KB
-    sa.Column("run_id", sa.String(48), nullable=True),  # the sync run the request applied as
-    _ts("created_at"),
-    sa.Index("ix_scim_requests_directory_id_id", "directory_id", "id"),
-)
-
-# The on-prem agent: Roster's own CA for agent certificates (one row), one-time enrolment codes,
-# enrolled agents, the tasks they lease, and the chunks of what a sync task uploads.
-agent_ca = sa.Table(
-    "agent_ca",
-    metadata,
-    _id(length=16),  # "default"
-    sa.Column("cert_pem", sa.Text, nullable=False),
-    sa.Column("key_sealed", sa.Text, nullable=False),  # the CA's private key, encrypted
-    _ts("created_at"),
-)
-
-agent_codes = sa.Table(
-    "agent_codes",
-    metadata,
-    _id(length=64),  # sha256 of the code
-    sa.Column(
-        "directory_id", sa.String(48), sa.ForeignKey("directories.id", ondelete="CASCADE"), nullable=False
-    ),
-    _ts("created_at"),
-    _ts("expires_at"),
-    _ts("used_at", nullable=True),
-)
-
-agents = sa.Table(
-    "agents",
-    metadata,
-    _id(),
-    sa.Column(
-        "directory_id",
-        sa.String(48),
-        sa.ForeignKey("directories.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("organization_id", sa.String(48), nullable=False),
-    sa.Column("public_key_pem", sa.Text, nullable=False),
-    sa.Column("cert_serial", sa.String(64), nullable=False),
-    _ts("cert_expires_at"),
-    sa.Column("hostname", sa.String(255), nullable=True),
-    sa.Column("version", sa.String(32), nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),  # active | revoked
-    sa.Column("last_error", sa.Text, nullable=True),
-    _ts("last_seen_at", nullable=True),
-    _ts("created_at"),
-)
-
-agent_tasks = sa.Table(
-    "agent_tasks",
-    metadata,
-    _id(),
-    sa.Column(
-        "directory_id", sa.String(48), sa.ForeignKey("directories.id", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("kind", sa.String(16), nullable=False),  # full | incremental | test
-    sa.Column("status", sa.String(16), nullable=False),  # queued | leased | uploaded | failed | done
-    sa.Column("payload", sa.Text, nullable=False),  # JSON the agent needs (cursor, fingerprints...)
-    sa.Column("agent_id", sa.String(48), nullable=True),
-    _ts("lease_until", nullable=True),
-    sa.Column("result", sa.Text, nullable=True),  # a test's report, or a failure's reason
-    _ts("created_at"),
-    _ts("finished_at", nullable=True),
-    sa.Index("ix_agent_tasks_directory_id_status", "directory_id", "status"),
-)
-
-agent_uploads = sa.Table(
-    "agent_uploads",
-    metadata,
-    sa.Column(
-        "task_id",
-        sa.String(48),
-        sa.ForeignKey("agent_tasks.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    sa.Column("offset", sa.BigInteger, primary_key=True),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-
-# --- the admin console ---------------------------------------------------------------------------
-
-operators = sa.Table(  # people who run Roster for every organization (``roster operator create``)
-    "operators",
-    metadata,
-    _id(),
-    sa.Column("email", sa.String(320), nullable=False),
-    sa.Column("email_lower", sa.String(320), nullable=False, unique=True),
-    sa.Column("password_hash", sa.Text, nullable=False),
-    _ts("created_at"),
-)
-
-console_sessions = sa.Table(
-    "console_sessions",
-    metadata,
-    _id(length=64),  # sha256 of the cookie's token
-    sa.Column("operator_id", sa.String(48), sa.ForeignKey("operators.id", ondelete="CASCADE"), nullable=True),
-    sa.Column("account_id", sa.String(48), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
-    sa.Column("organization_id", sa.String(48), nullable=True),  # the organization being administered
-    _ts("created_at"),
-    _ts("last_seen_at"),
-    _ts("expires_at"),  # absolute end, whatever the activity
-)
-
-setup_links = sa.Table(  # self-serve setup for a customer's IT admin: no account needed, one active per org
-    "setup_links",
-    metadata,
-    _id(length=64),  # sha256 of the link's token
-    sa.Column(
-        "organization_id",
-        sa.String(48),
-        sa.ForeignKey("organizations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    sa.Column("intent", sa.String(16), nullable=False),  # dsync
-    sa.Column("directory_id", sa.String(48), nullable=True),  # set up this directory (else a new one)
-    sa.Column("success_url", sa.Text, nullable=True),
-    sa.Column("return_url", sa.Text, nullable=True),
-    sa.Column("external_user_id", sa.String(255), nullable=True),  # whom the host application made it for
-    _ts("created_at"),
-    _ts("expires_at"),
-    _ts("revoked_at", nullable=True),
-    sa.Index("ix_setup_links_organization_id_intent", "organization_id", "intent"),
-)

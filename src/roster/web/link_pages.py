@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from roster import setup_links
 from roster.store.db import utcnow
-from roster.store.schema import setup_links as links_table
+from roster.store.schema_access import setup_links as links_table
 from roster.web.render import OrgSession, RuntimeDep, checked_form, page, redirect
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 
 from roster.settings import Settings
 from roster.store.db import as_utc, utcnow
-from roster.store.schema import accounts, console_sessions, operators, organizations
+from roster.store.schema import accounts, organizations
+from roster.store.schema_access import console_sessions, operators
 
 COOKIE = "roster_session"
 PRE_COOKIE = "roster_signin"  # a random value before sign-in, so that the sign-in form has a CSRF token

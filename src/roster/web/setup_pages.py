@@ -23,7 +23,7 @@ from roster.directories import DirectorySpec, create_directory, test_directory
 from roster.setup_links import SetupLink
 from roster.sources.scim import PROVIDERS
 from roster.store import repo
-from roster.store.schema import scim_requests
+from roster.store.schema_access import scim_requests
 from roster.web import views
 from roster.web.directory_pages import path_errors
 from roster.web.render import Refused, fragment, page, redirect

@@ -18,7 +18,8 @@ from roster.accounts.passwords import hash_password, verify
 from roster.ids import new_id
 from roster.runtime import Runtime
 from roster.store.db import utcnow
-from roster.store.schema import accounts, operators
+from roster.store.schema import accounts
+from roster.store.schema_access import operators
 
 MESSAGES = {
     "invalid_credentials": "The e-mail address or the password is not right, "
