@@ -57,6 +57,9 @@ def main() -> int:
         "--workers", default="1,2,4", help="fleet: worker processes, e.g. 1,2,4 (one run each)."
     )
     parser.add_argument(
+        "--days", type=int, default=1, help="fleet: 2 adds the next day's runs (unchanged re-syncs)."
+    )
+    parser.add_argument(
         "--orgs-per-server", type=int, default=100, help="fleet: organizations per slapd instance."
     )
     parser.add_argument("--big", type=int, default=0, help="fleet: add one directory of this many users.")
@@ -111,6 +114,7 @@ def main() -> int:
             args.spread,
             args.kill_worker,
             args.orgs_per_server,
+            args.days,
         )
     if "webhooks" in args.suites:
         results["webhooks"] = webhooks.run(args.endpoints, args.events, args.database_url)

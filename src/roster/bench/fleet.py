@@ -110,9 +110,10 @@ def create_fleet(url: str, key: str, placed: dict[str, tuple[Slapd, int]]) -> di
     return made
 
 
-def schedule_fleet(url: str, made: dict[str, str], window: float) -> datetime:
+def schedule_fleet(url: str, made: dict[str, str], window: float, seed: bool = True) -> datetime:
     """Every organization due daily at the next minute (UTC), as existing customers: each
-    directory's last full run was yesterday, after yesterday's due time. Returns the due time."""
+    directory's last full run was yesterday, after yesterday's due time (``seed``: a run is
+    made for it, else its runs so far are moved there). Returns the due time."""
     due = (utcnow() + timedelta(seconds=65)).replace(second=0, microsecond=0)
     yesterday = due - timedelta(days=1) + timedelta(seconds=window + 1)
     engine = sa.create_engine(url)
@@ -121,7 +122,7 @@ def schedule_fleet(url: str, made: dict[str, str], window: float) -> datetime:
             conn.execute(
                 sa.update(organizations).values(daily_sync_time=due.strftime("%H:%M"), timezone="UTC")
             )
-            for directory_id in made:
+            for directory_id in made if seed else ():
                 run = repo.start_run(conn, repo.get_directory(conn, directory_id), "schedule", "full")
                 repo.finish_run(conn, run["id"], "succeeded", {})
             conn.execute(sa.update(sync_runs).values(started_at=yesterday, finished_at=yesterday))
@@ -221,7 +222,9 @@ def outcome(url: str, made: dict[str, str], due: datetime, env: dict[str, str]) 
         runs = conn.execute(
             sa.select(r.c.directory_id, sa.func.min(r.c.started_at)).where(*today).group_by(r.c.directory_id)
         ).all()
-        again = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.attempts > 1)).scalar()
+        again = conn.execute(
+            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.attempts > 1, jobs.c.created_at >= due)
+        ).scalar()
         failed: dict[str, int] = dict(
             conn.execute(
                 sa.select(r.c.error_reason, sa.func.count())
@@ -271,6 +274,7 @@ def run(
     spread_seconds: float = 60.0,
     kill: bool = False,
     per_server: int = 100,
+    days: int = 1,
 ) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="roster-fleet-"))
     loaded = time.perf_counter()
@@ -287,7 +291,7 @@ def run(
     }
     try:
         for n in workers:
-            results["runs"].append(fleet_round(postgres, placed, n, spread_seconds, kill and n > 1))
+            results["runs"] += fleet_round(postgres, placed, n, spread_seconds, kill and n > 1, days)
     finally:
         for server in servers:
             server.stop()
@@ -296,9 +300,15 @@ def run(
 
 
 def fleet_round(
-    postgres: str, placed: dict[str, tuple[Slapd, int]], workers: int, spread_seconds: float, kill: bool
-) -> dict[str, Any]:
-    """A fresh schema, the fleet created and due at the next minute, then ``workers`` workers."""
+    postgres: str,
+    placed: dict[str, tuple[Slapd, int]],
+    workers: int,
+    spread_seconds: float,
+    kill: bool,
+    days: int = 1,
+) -> list[dict[str, Any]]:
+    """A fresh schema, the fleet created and due at the next minute, then ``workers`` workers;
+    ``days`` > 1: due again the next "day" (a full run of unchanged directories: the everyday case)."""
     from cryptography.fernet import Fernet
 
     url = fresh_postgres_schema(postgres, f"roster_fleet_{workers}")
@@ -308,6 +318,10 @@ def fleet_round(
     env |= {"ROSTER_ACCESS_CHECK_DELAY_SECONDS": "3600"}
     cli(ROSTER, env, ["init"])
     made = create_fleet(url, key, placed)
-    due = schedule_fleet(url, made, spread_seconds)
-    time.sleep(max(0.0, (due - utcnow()).total_seconds()))
-    return run_fleet(url, env, made, workers, due, limit=3600, kill=kill)
+    measured = []
+    for day in range(1, days + 1):
+        due = schedule_fleet(url, made, spread_seconds, seed=day == 1)
+        time.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        kind = "first sync" if day == 1 else "unchanged re-sync"
+        measured.append({"day": day, "sync": kind, **run_fleet(url, env, made, workers, due, 3600, kill)})
+    return measured
