@@ -17,7 +17,7 @@ from pathlib import Path
 from roster.bench import agent, fleet, graph, scim, sync, webhooks
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/bench")
     parser.add_argument(
         "suites",
@@ -51,6 +51,12 @@ def main() -> int:
     parser.add_argument(
         "--no-readers", action="store_true", help="Skip the API readers' latency during a first sync."
     )
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    fleet_arguments(parser)
+    return parser
+
+
+def fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orgs", type=int, default=1000, help="fleet: organizations, one directory each.")
     parser.add_argument("--fleet-users", type=int, default=1000, help="fleet: users per directory.")
     parser.add_argument(
@@ -69,30 +75,16 @@ def main() -> int:
         action="store_true",
         help="fleet: SIGKILL one worker once a third of the directories have synced (runs of 2+ workers).",
     )
-    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
-    args = parser.parse_args()
+
+
+def main() -> int:
+    cli = parser()
+    args = cli.parse_args()
     results: dict[str, object] = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()}
     }
     if "sync" in args.suites:
-        sizes = [int(n) for n in str(args.users).split(",")]
-        measured = {}
-        for size in sizes:
-            groups, memberships = (
-                (args.groups, args.memberships) if len(sizes) == 1 else (size // 10, size * 10)
-            )
-            measured[size] = results[f"sync_{size}"] = sync.run(
-                size,
-                groups,
-                memberships,
-                args.repeat,
-                args.database_url,
-                postgres_url=args.postgres,
-                sqlite=size <= args.sqlite_max,
-                readers=not args.no_readers,
-            )
-        if len(sizes) > 1:
-            results["sync_growth"] = sync.growth(measured)
+        results |= sync_suite(args)
     if "graph" in args.suites:
         size = int(str(args.users).split(",")[0])
         results[f"graph_{size}"] = graph.run(size, args.groups, args.memberships)
@@ -103,13 +95,12 @@ def main() -> int:
         results["scim"] = scim.run(postgres_url=args.postgres)
     if "fleet" in args.suites:
         if not args.postgres:
-            parser.error("fleet needs --postgres URL (workers share one PostgreSQL)")
-        counts = [int(n) for n in str(args.workers).split(",")]
+            cli.error("fleet needs --postgres URL (workers share one PostgreSQL)")
         results["fleet"] = fleet.run(
             args.postgres,
             args.orgs,
             args.fleet_users,
-            counts,
+            [int(n) for n in str(args.workers).split(",")],
             args.big,
             args.spread,
             args.kill_worker,
@@ -125,6 +116,29 @@ def main() -> int:
         if key != "machine":
             print(key, json.dumps(value, indent=2))
     return 0
+
+
+def sync_suite(args: argparse.Namespace) -> dict[str, object]:
+    """Each size of --users; with several sizes, each with a tenth as many groups and ten
+    memberships per user, and how time and memory grow between them."""
+    sizes = [int(n) for n in str(args.users).split(",")]
+    results: dict[str, object] = {}
+    measured = {}
+    for size in sizes:
+        groups, memberships = (args.groups, args.memberships) if len(sizes) == 1 else (size // 10, size * 10)
+        measured[size] = results[f"sync_{size}"] = sync.run(
+            size,
+            groups,
+            memberships,
+            args.repeat,
+            args.database_url,
+            postgres_url=args.postgres,
+            sqlite=size <= args.sqlite_max,
+            readers=not args.no_readers,
+        )
+    if len(sizes) > 1:
+        results["sync_growth"] = sync.growth(measured)
+    return results
 
 
 if __name__ == "__main__":
