@@ -10,7 +10,7 @@ from roster.cli_support import emit, handle_errors, json_logs, json_logs_option,
 from roster.cli_support import plain as _plain
 from roster.cli_support import table as make_table
 from roster.store import repo
-from roster.store.db import iso, utcnow
+from roster.store.db import utcnow
 
 
 @click.command()
@@ -18,63 +18,11 @@ from roster.store.db import iso, utcnow
 @handle_errors
 def status(as_json: bool) -> None:
     """Per directory: state, last check, last run, next scheduled run, pending approvals, webhook backlog."""
-    import sqlalchemy as sa
-
-    from roster.events.webhooks import backlog as pending_count
-    from roster.store.schema import organizations, sync_runs, webhook_endpoints
-    from roster.sync.schedule import next_slot
+    from roster.status import status_rows
 
     rt = runtime()
-    rows = []
-    now = utcnow()
     with rt.engine.connect() as conn:
-        for d in repo.list_directories(conn):
-            org = (
-                conn.execute(sa.select(organizations).where(organizations.c.id == d["organization_id"]))
-                .mappings()
-                .one()
-            )
-            last = (
-                conn.execute(
-                    sa.select(sync_runs)
-                    .where(sync_runs.c.directory_id == d["id"], sync_runs.c.kind != "dry_run")
-                    .order_by(sync_runs.c.id.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            pending = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(sync_runs)
-                .where(sync_runs.c.directory_id == d["id"], repo.HELD)
-            ).scalar()
-            backlog = 0
-            for ep in conn.execute(
-                sa.select(webhook_endpoints).where(
-                    webhook_endpoints.c.organization_id == d["organization_id"]
-                )
-            ).mappings():
-                backlog += pending_count(conn, ep)
-            rows.append(
-                {
-                    "directory": d["id"],
-                    "name": d["name"],
-                    "state": d["state"],
-                    "access": _access(d),
-                    "failing_since": iso(
-                        d["lost_alerted_at"] or (d["last_check_at"] if not d["last_check_ok"] else None)
-                    ),
-                    "last_check": iso(d["last_check_at"]),
-                    "last_check_ok": d["last_check_ok"],
-                    "last_check_error": d["last_check_error"],
-                    "last_run": last["status"] if last else None,
-                    "last_run_at": iso(last["started_at"]) if last else None,
-                    "next_scheduled_run": iso(next_slot(now, org["timezone"], org["daily_sync_time"])),
-                    "pending_approvals": pending,
-                    "webhook_backlog": backlog,
-                }
-            )
+        rows = status_rows(conn, rt.settings.schedule_spread_seconds, utcnow())
 
     def text() -> None:
         table = make_table(
@@ -109,13 +57,6 @@ def status(as_json: bool) -> None:
         out.print(table)
 
     emit(as_json, rows, text)
-
-
-def _access(directory: dict[str, Any]) -> str:
-    """What the last access check (or a run that could not reach the directory) found."""
-    if directory["last_check_at"] is None:
-        return "never checked"
-    return "ok" if directory["last_check_ok"] else "unreachable"
 
 
 @click.group()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,7 +14,7 @@ from roster.directories import sync_directory
 from roster.runtime import Runtime
 from roster.store import repo
 from roster.store.schema import jobs, organizations
-from roster.sync.schedule import Schedules
+from roster.sync.schedule import Schedules, spread
 from tests.support.helpers import ldap_directory, new_org
 from tests.support.ldap_tree import Tree
 from tests.support.servers import serve_app
@@ -79,7 +79,9 @@ def test_metrics_readyz_and_status(rt: Runtime, slapd: Slapd, tree: Tree) -> Non
     assert result.returncode == 0, result.stderr
     (row,) = [r for r in json.loads(result.stdout) if r["directory"] == d]
     assert row["state"] == "linked" and row["last_run"] == "succeeded" and row["pending_approvals"] == 0
-    assert row["next_scheduled_run"].endswith("T00:00:00.000Z")
+    offset = spread(d, rt.settings.schedule_spread_seconds)  # 00:00 plus the directory's own offset
+    after = datetime.fromisoformat(row["next_scheduled_run"]) - offset
+    assert offset > timedelta(0) and after.time() == time(0, 0)
     with rt.engine.connect() as conn:
         assert repo.get_directory(conn, d)["state"] == "linked"
 

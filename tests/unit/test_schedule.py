@@ -1,8 +1,8 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from roster.sync.schedule import last_slot, next_slot, parse_time, zone
+from roster.sync.schedule import last_slot, latest_due, next_due, next_slot, parse_time, spread, zone
 
 
 def test_daily_slots_in_the_organizations_time_zone() -> None:
@@ -19,3 +19,15 @@ def test_bad_settings_name_the_field() -> None:
     with pytest.raises(ValueError, match="timezone: 'Mars/Olympus' is not a time zone"):
         zone("Mars/Olympus")
     assert parse_time("07:05").minute == 5
+
+
+def test_a_directory_is_due_at_its_slot_plus_its_own_offset() -> None:
+    offset = spread("directory_01ABC", 600)
+    assert timedelta(0) <= offset < timedelta(seconds=600) and offset == spread("directory_01ABC", 600)
+    slot = datetime(2026, 7, 1, 22, 0, tzinfo=UTC)  # 00:00 in Prague
+    before, after = slot + offset - timedelta(seconds=1), slot + offset + timedelta(seconds=1)
+    assert next_due(before, "Europe/Prague", "00:00", offset) == slot + offset
+    assert latest_due(before, "Europe/Prague", "00:00", offset) == slot + offset - timedelta(days=1)
+    assert latest_due(after, "Europe/Prague", "00:00", offset) == slot + offset
+    assert next_due(after, "Europe/Prague", "00:00", offset) == slot + offset + timedelta(days=1)
+    assert spread("directory_01ABC", 0) == timedelta(0)

@@ -67,6 +67,11 @@ def latest_due(now: datetime, tz: str, at: str, offset: timedelta) -> datetime:
     return last_slot(now - offset, tz, at) + offset
 
 
+def next_due(now: datetime, tz: str, at: str, offset: timedelta) -> datetime:
+    """When the directory's next daily run is due (after ``now``): its slot plus its offset."""
+    return next_slot(now - offset, tz, at) + offset
+
+
 class Schedules:
     def __init__(self, rt: Runtime, clock: Callable[[], datetime] = utcnow) -> None:
         self.rt, self.clock = rt, clock

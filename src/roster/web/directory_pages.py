@@ -40,7 +40,8 @@ def owned_directory(rt: Any, session: Any, directory_id: str) -> dict[str, Any]:
 @router.get("/directories")
 def directories(request: Request, rt: RuntimeDep, session: OrgSession) -> Response:
     with rt.engine.connect() as conn:
-        rows = [views.summary(conn, r) for r in repo.list_directories(conn, session.organization_id)]
+        window = rt.settings.schedule_spread_seconds
+        rows = [views.summary(conn, r, window) for r in repo.list_directories(conn, session.organization_id)]
         live = live_link(conn, str(session.organization_id))
     return page(request, "directories.html", {"directories": rows, "live_link": live}, session)
 

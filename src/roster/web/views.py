@@ -17,7 +17,7 @@ from roster.sources import source_type
 from roster.store import repo
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import directory_users, organizations, sync_log, sync_runs
-from roster.sync.schedule import next_slot
+from roster.sync.schedule import next_due, spread
 
 METHODS = {
     "ldap": "LDAP direct",
@@ -46,8 +46,11 @@ def state(row: Mapping[str, Any]) -> dict[str, str]:
     return {"label": label, "tone": tone}
 
 
-def next_sync(conn: Connection, row: Mapping[str, Any], now: datetime | None = None) -> datetime | None:
-    """When the daily full run is next due (None: pushed directories and disabled ones)."""
+def next_sync(
+    conn: Connection, row: Mapping[str, Any], window: float, now: datetime | None = None
+) -> datetime | None:
+    """When the daily full run is next due, at the directory's offset in the spread ``window``
+    (None: pushed directories and disabled ones)."""
     if source_type(row["type"]).pushed or row["state"] in ("inactive", "deleting"):
         return None
     org = conn.execute(
@@ -57,10 +60,10 @@ def next_sync(conn: Connection, row: Mapping[str, Any], now: datetime | None = N
     ).first()
     if org is None:
         return None
-    return next_slot(now or utcnow(), org.timezone, org.daily_sync_time)
+    return next_due(now or utcnow(), org.timezone, org.daily_sync_time, spread(row["id"], window))
 
 
-def summary(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
+def summary(conn: Connection, row: Mapping[str, Any], window: float) -> dict[str, Any]:
     """One directory as the Directories page lists it."""
     return {
         "id": row["id"],
@@ -68,7 +71,7 @@ def summary(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
         "method": method(row),
         "state": state(row),
         "last_sync_at": row["last_sync_at"],
-        "next_sync_at": next_sync(conn, row),
+        "next_sync_at": next_sync(conn, row, window),
     }
 
 
@@ -88,7 +91,7 @@ def status(conn: Connection, row: Mapping[str, Any], settings: Settings) -> dict
     running = next((r for r in runs if r["status"] == "running"), None)
     held = [r for r in runs if r["status"] == "pending_approval"]
     out: dict[str, Any] = {
-        **summary(conn, row),
+        **summary(conn, row, settings.schedule_spread_seconds),
         "check_at": row["last_check_at"],
         "check_ok": row["last_check_ok"],
         "check_error": row["last_check_error"],
