@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 BATCH = 50  # events per transaction: a crash repeats at most this many deliveries
 ROUNDS = 20  # batches per endpoint per round, so one busy endpoint does not starve the others
 RETRYABLE = {408, 429}
+Attempt = tuple[str, int, str, int | None, float, str | None]  # event, attempt, outcome, status, ms, error
 
 
 class UrlRefused(ValueError):
@@ -245,7 +246,6 @@ class Deliverer:
         Returns (delivered, more to do now). A crash before the commit repeats the batch:
         at least once, never out of order.
         """
-        settings = self.rt.settings
         with self.rt.engine.connect() as conn:
             endpoint = (
                 conn.execute(sa.select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id))
@@ -258,7 +258,7 @@ class Deliverer:
         if not batch:
             return 0, False
         state = dict(endpoint)
-        log: list[tuple[str, int, str, int | None, float, str | None]] = []
+        log: list[Attempt] = []
         delivered, more, alert = 0, len(batch) == BATCH, None
         for event in batch:
             held = self._held.get(endpoint_id)
@@ -266,46 +266,60 @@ class Deliverer:
                 with self.rt.engine.begin() as conn:
                     if not self._renew(conn, endpoint_id):
                         return 0, False  # another deliverer took over: leave the cursor to it
-            status, error, latency, retry_after = self.post(state, event)
-            now = utcnow()
-            attempt = state["head_attempts"] + 1
-            if status is not None and 200 <= status < 300:
-                log.append((event["id"], attempt, "delivered", status, latency, None))
-                state.update(
-                    cursor=event["id"],
-                    head_since=None,
-                    head_attempts=0,
-                    next_attempt_at=None,
-                    consecutive_failures=0,
-                    failing=False,
-                )
-                delivered += 1
-                continue
-            since = as_utc(state["head_since"]) or now
-            permanent = status is not None and 400 <= status < 500 and status not in RETRYABLE
-            expired = now - since >= timedelta(hours=settings.webhook_retry_hours)
-            state["consecutive_failures"] += 1
-            if state["consecutive_failures"] >= settings.webhook_failing_after and not state["failing"]:
-                state["failing"] = True
-                alert = error or "delivery failed"
-            if permanent or expired:
-                log.append((event["id"], attempt, "failed", status, latency, error))
-                state.update(cursor=event["id"], head_since=None, head_attempts=0, next_attempt_at=None)
-                continue
-            wait = (
-                min(max(retry_after, 1.0), 3600.0) if retry_after is not None else backoff(attempt, self.rng)
-            )
-            log.append((event["id"], attempt, "retry", status, latency, error))
+            attempt, go_on, raised = self._advance(state, event["id"], self.post(state, event))
+            log.append(attempt)
+            alert = alert or raised
+            delivered += attempt[2] == "delivered"
+            if not go_on:
+                more = False
+                break
+        if not self._record(dict(endpoint), state, log, alert):
+            return 0, False  # lost the lease mid-batch: the new holder redelivers from the cursor
+        return delivered, more
+
+    def _advance(
+        self, state: dict[str, Any], event_id: str, result: tuple[int | None, str | None, float, float | None]
+    ) -> tuple[Attempt, bool, str | None]:
+        """One POST's effect on the endpoint's ``state`` (updated in place): its log entry, whether
+        to go on with the next event, and the alert it raises (the endpoint turned failing)."""
+        status, error, latency, retry_after = result
+        settings, now = self.rt.settings, utcnow()
+        attempt = state["head_attempts"] + 1
+        if status is not None and 200 <= status < 300:
             state.update(
-                head_since=since, head_attempts=attempt, next_attempt_at=now + timedelta(seconds=wait)
+                cursor=event_id,
+                head_since=None,
+                head_attempts=0,
+                next_attempt_at=None,
+                consecutive_failures=0,
+                failing=False,
             )
-            more = False
-            break
+            return (event_id, attempt, "delivered", status, latency, None), True, None
+        since = as_utc(state["head_since"]) or now
+        permanent = status is not None and 400 <= status < 500 and status not in RETRYABLE
+        expired = now - since >= timedelta(hours=settings.webhook_retry_hours)
+        alert = None
+        state["consecutive_failures"] += 1
+        if state["consecutive_failures"] >= settings.webhook_failing_after and not state["failing"]:
+            state["failing"] = True
+            alert = error or "delivery failed"
+        if permanent or expired:
+            state.update(cursor=event_id, head_since=None, head_attempts=0, next_attempt_at=None)
+            return (event_id, attempt, "failed", status, latency, error), True, alert
+        wait = min(max(retry_after, 1.0), 3600.0) if retry_after is not None else backoff(attempt, self.rng)
+        state.update(head_since=since, head_attempts=attempt, next_attempt_at=now + timedelta(seconds=wait))
+        return (event_id, attempt, "retry", status, latency, error), False, alert
+
+    def _record(
+        self, endpoint: dict[str, Any], state: dict[str, Any], log: list[Attempt], alert: str | None
+    ) -> bool:
+        """The batch's state, attempts and alert in one transaction; False if the lease was lost."""
+        endpoint_id = endpoint["id"]
         now = utcnow()
         keys = ("cursor", "head_since", "head_attempts", "next_attempt_at", "consecutive_failures", "failing")
         with self.rt.engine.begin() as conn:
             if not self._renew(conn, endpoint_id, **{k: state[k] for k in keys}, updated_at=now):
-                return 0, False  # lost the lease mid-batch: the new holder redelivers from the cursor
+                return False
             conn.execute(
                 sa.insert(webhook_deliveries),
                 [
@@ -327,8 +341,8 @@ class Deliverer:
                 ],
             )
             if alert is not None:
-                _alert_failing(conn, dict(endpoint), alert)
-        return delivered, more
+                _alert_failing(conn, endpoint, alert)
+        return True
 
 
 def record(
