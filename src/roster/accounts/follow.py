@@ -10,7 +10,7 @@ not copied: they are the directory's memberships, read through the linked accoun
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +112,32 @@ def _follow_accounts(
     conn: Connection, org: str, directory_id: str, now: datetime, log: _Log, touched: Touched | None
 ) -> set[str]:
     """Returns the e-mails (lower-case) that accounts gave up for new ones."""
+    users, current = _account_views(conn, org, directory_id, touched)
+    plan = plan_accounts(users, current)
+    if plan.links:
+        _link(conn, org, directory_id, plan.links, now, log)
+    if plan.provisions:
+        _provision(conn, org, directory_id, plan.provisions, now, log)
+    a = accounts
+    for aid, changes in plan.updates:
+        conn.execute(sa.update(a).where(a.c.id == aid).values(**changes, updated_at=now))
+        kind = "account_updated"
+        if changes.get("disabled") is True:
+            kind = "account_disabled"
+        elif changes.get("disabled") is False:
+            kind = "account_enabled"
+        log.add(kind, "account", aid, {k: v for k, v in changes.items() if k != "email_lower"})
+    for uid, reason in plan.skipped:
+        log.add("account_skipped", "directory_user", uid, {"reason": reason})
+    before = {view.id: view.email.lower() for view in current}
+    return {before[aid] for aid, changes in plan.updates if "email_lower" in changes}
+
+
+def _account_views(
+    conn: Connection, org: str, directory_id: str, touched: Touched | None
+) -> tuple[list[DirUserView], list[AccountView]]:
+    """The directory's users with an e-mail and the organization's accounts they concern (all of
+    them, or only the touched users and every account they could link to or collide with)."""
     u, a = directory_users, accounts
     user_q = sa.select(u.c.id, u.c.email, u.c.name, u.c.phone, u.c.state, u.c.present).where(
         u.c.directory_id == directory_id, u.c.email.is_not(None)
@@ -128,8 +154,7 @@ def _follow_accounts(
     if touched is None:
         user_rows = conn.execute(user_q).all()
         account_rows = conn.execute(account_q).all()
-    else:  # the touched users, and every account they could link to or collide with
-        # (looked up by their unique ids alone, so that the database uses those indexes)
+    else:  # looked up by their unique ids alone, so that the database uses those indexes
         by_user = sa.select(*user_q.selected_columns).where(u.c.email.is_not(None))
         user_rows = _in_chunks(conn, by_user, u.c.id, touched.users)
         by_link = sa.select(*account_q.selected_columns)
@@ -145,65 +170,71 @@ def _follow_accounts(
         AccountView(r.id, r.email, r.name, r.phone, r.directory_user_id, bool(r.disabled), r.disabled_reason)
         for r in account_rows
     ]
-    plan = plan_accounts(users, current)
-    if plan.links:
-        conn.execute(
-            sa.update(a).where(a.c.id == sa.bindparam("b_id")),
-            [
-                {
-                    "b_id": aid,
-                    "directory_id": directory_id,
-                    "directory_user_id": uid,
-                    "password_hash": None,
-                    "updated_at": now,
-                }
-                for aid, uid in plan.links
-            ],
-        )
-        for aid, uid in plan.links:
-            log.add("account_linked", "account", aid, {"directory_user_id": uid})
-        directory = (
-            conn.execute(sa.select(directories).where(directories.c.id == directory_id)).mappings().one()
-        )
-        relinked(conn, org, [aid for aid, _ in plan.links], dict(directory))
-    if plan.provisions:
-        rows: list[dict[str, Any]] = [
+    return users, current
+
+
+def _link(
+    conn: Connection,
+    org: str,
+    directory_id: str,
+    links: Sequence[tuple[str, str]],
+    now: datetime,
+    log: _Log,
+) -> None:
+    """Existing accounts (matched by e-mail) now follow their directory users."""
+    a = accounts
+    conn.execute(
+        sa.update(a).where(a.c.id == sa.bindparam("b_id")),
+        [
             {
-                "id": aid,
-                "organization_id": org,
-                "email": user.email,
-                "email_lower": user.email.lower(),
-                "name": user.name,
-                "phone": user.phone,
-                "role": "member",
-                "disabled": not user.active,
-                "disabled_reason": None if user.active else "directory",
-                "password_hash": None,
+                "b_id": aid,
                 "directory_id": directory_id,
-                "directory_user_id": user.id,
-                "provisioned": True,
-                "data": "{}",  # JSON text: written through the driver
-                "created_at": now,
+                "directory_user_id": uid,
+                "password_hash": None,
                 "updated_at": now,
             }
-            for aid, user in zip(new_ids("account", len(plan.provisions)), plan.provisions, strict=True)
-        ]
-        insert_many(conn, a, rows)
-        for row in rows:
-            log.add("account_provisioned", "account", str(row["id"]), {"email": row["email"]})
-    for aid, changes in plan.updates:
-        conn.execute(sa.update(a).where(a.c.id == aid).values(**changes, updated_at=now))
-        kind = "account_updated"
-        if changes.get("disabled") is True:
-            kind = "account_disabled"
-        elif changes.get("disabled") is False:
-            kind = "account_enabled"
-        log.add(kind, "account", aid, {k: v for k, v in changes.items() if k != "email_lower"})
-    for uid, reason in plan.skipped:
-        log.add("account_skipped", "directory_user", uid, {"reason": reason})
-    before = {view.id: view.email.lower() for view in current}
-    freed = {before[aid] for aid, changes in plan.updates if "email_lower" in changes}
-    return freed
+            for aid, uid in links
+        ],
+    )
+    for aid, uid in links:
+        log.add("account_linked", "account", aid, {"directory_user_id": uid})
+    directory = conn.execute(sa.select(directories).where(directories.c.id == directory_id)).mappings().one()
+    relinked(conn, org, [aid for aid, _ in links], dict(directory))
+
+
+def _provision(
+    conn: Connection,
+    org: str,
+    directory_id: str,
+    provisions: Sequence[DirUserView],
+    now: datetime,
+    log: _Log,
+) -> None:
+    """New accounts for directory users that had none."""
+    rows: list[dict[str, Any]] = [
+        {
+            "id": aid,
+            "organization_id": org,
+            "email": user.email,
+            "email_lower": user.email.lower(),
+            "name": user.name,
+            "phone": user.phone,
+            "role": "member",
+            "disabled": not user.active,
+            "disabled_reason": None if user.active else "directory",
+            "password_hash": None,
+            "directory_id": directory_id,
+            "directory_user_id": user.id,
+            "provisioned": True,
+            "data": "{}",  # JSON text: written through the driver
+            "created_at": now,
+            "updated_at": now,
+        }
+        for aid, user in zip(new_ids("account", len(provisions)), provisions, strict=True)
+    ]
+    insert_many(conn, accounts, rows)
+    for row in rows:
+        log.add("account_provisioned", "account", str(row["id"]), {"email": row["email"]})
 
 
 def _follow_groups(
