@@ -326,3 +326,25 @@ def test_a_sync_somebody_asked_for_goes_before_the_scheduled_backlog(
     assert queued(rt) == 42
     drain(rt, workers=1)
     assert [d for d, _ in ledger.started] == [promoted, asked, *backlog]
+
+
+def test_metrics_say_how_long_the_oldest_queued_job_has_waited(fleet_rt: Runtime) -> None:
+    """``roster_jobs_oldest_queued_seconds``: the number to alert on when workers fall behind."""
+    from roster.api.observability import StoreCollector
+
+    def oldest() -> float:
+        (family,) = [
+            m for m in StoreCollector(fleet_rt).collect() if m.name == "roster_jobs_oldest_queued_seconds"
+        ]
+        return float(family.samples[0].value)
+
+    (d,) = make_fleet(fleet_rt, orgs=1, per_org=1, at="00:00")
+    assert oldest() == 0.0
+    with fleet_rt.engine.begin() as conn:
+        job = jobs.enqueue_sync(conn, d, trigger="schedule", full=True)
+        conn.execute(
+            sa.update(jobs_table)
+            .where(jobs_table.c.id == job)
+            .values(created_at=utcnow() - timedelta(seconds=90))
+        )
+    assert 90 <= oldest() < 150

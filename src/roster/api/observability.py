@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from roster.domain.changes import ChangeKind
 from roster.events.webhooks import backlog as pending_count
 from roster.runtime import Runtime
-from roster.store.db import as_utc
+from roster.store.db import as_utc, utcnow
 from roster.store.schema import directories, jobs, sync_runs, webhook_endpoints
 
 router = APIRouter(tags=["operations"])
@@ -92,6 +92,17 @@ class StoreCollector(Collector):
             ):
                 queue.add_metric([status], count)
             yield queue
+            oldest = as_utc(
+                conn.execute(
+                    sa.select(sa.func.min(jobs.c.created_at)).where(jobs.c.status == "queued")
+                ).scalar()
+            )
+            waiting = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+            yield GaugeMetricFamily(
+                "roster_jobs_oldest_queued_seconds",
+                "Age of the oldest queued job (0: none); if it keeps growing, the workers do not keep up",
+                value=max(0.0, waiting),
+            )
 
 
 @router.get("/readyz", responses={503: {"description": "The store does not answer or is not migrated."}})
