@@ -65,6 +65,7 @@ def update_directory_settings(
     check of a new directory applies (``tenant``: the organization itself asks, see
     :func:`tenant_checked`). Returns the updated row."""
     cfg = dict(row["config"])
+    cfg_paths = cfg.get("search_paths") or ()
     given = [changes.pop(k) for k in SECRETS if changes.get(k)]
     for key in SECRETS:
         changes.pop(key, None)
@@ -85,7 +86,8 @@ def update_directory_settings(
     stored = rt.box.open(row["secret"]) if row["secret"] else None
     spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored)
     new_cfg = check_spec(spec)
-    if test and (moved or password or "search_paths" in changes):
+    paths = changes.get("search_paths")
+    if test and (moved or password or (paths is not None and list(paths) != list(cfg_paths))):
         tested(rt, spec, new_cfg, tenant)  # nothing changes when the new settings do not connect
     if new_cfg.get("url") != row["config"].get("url"):
         new_cfg = tenant_checked(rt, new_cfg, tenant)
@@ -116,7 +118,12 @@ def tenant_checked(rt: Runtime, config: dict[str, Any], tenant: bool) -> dict[st
 
 
 class ConnectionFailed(ConfigError):
-    """A new directory's connection test failed: nothing was stored."""
+    """A new directory's connection test failed: nothing was stored. ``field`` is the setting
+    most likely wrong, ``detail`` what was tried."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f'{field}: {detail} (nothing was stored; --no-test or "test": false stores it)')
+        self.field, self.detail = field, detail
 
 
 REASON_FIELDS = {
@@ -141,7 +148,7 @@ def tested(rt: Runtime, spec: DirectorySpec, config: dict[str, Any], tenant: boo
         field, detail = "search_paths", f"{', '.join(missing)} does not exist on {report.server}"
     else:
         field, detail = REASON_FIELDS.get(report.reason, "url"), report.detail  # type: ignore[arg-type]
-    raise ConnectionFailed(f'{field}: {detail} (nothing was stored; --no-test or "test": false stores it)')
+    raise ConnectionFailed(str(field), str(detail))
 
 
 def login_warnings(config: Mapping[str, Any]) -> list[str]:

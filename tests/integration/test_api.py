@@ -229,9 +229,11 @@ def test_admin_api_directory_lifecycle(rt: Runtime, api: Api, slapd: Slapd, tree
         shown = http.get(f"/api/v1/sync_runs/{run['id']}").json()
         assert [e["change"] for e in shown["log"]] == ["user_created", "account_provisioned"]
         assert len(http.get(f"/api/v1/directories/{d['id']}/sync_runs").json()["data"]) == 2
-        patched = http.patch(
-            f"/api/v1/directories/{d['id']}", json={"bind_password": "wrong", "name": "Renamed"}
-        )
+        wrong = {"bind_password": "wrong", "name": "Renamed"}
+        refused = http.patch(f"/api/v1/directories/{d['id']}", json=wrong)  # tested first: refused
+        assert refused.status_code == 422 and refused.json()["message"].startswith("bind_password: ")
+        assert http.get(f"/api/v1/directories/{d['id']}").json()["name"] == d["name"]  # nothing changed
+        patched = http.patch(f"/api/v1/directories/{d['id']}", json={**wrong, "test": False})
         assert patched.status_code == 200 and patched.json()["name"] == "Renamed"
         failed = http.post(f"/api/v1/directories/{d['id']}/sync_runs", json={"wait": True}).json()
         assert failed["status"] == "failed" and failed["error_reason"] == "invalid_credentials"

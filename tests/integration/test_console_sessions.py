@@ -286,3 +286,59 @@ def test_one_setup_link_attaches_one_directory_however_often_it_is_submitted(rt:
         assert setup_links.attach(conn, link, second) is False  # the link already set one up
         again = setup_links.resolve(conn, token)
         assert again is not None and again.directory_id == first
+
+
+def test_new_connection_settings_are_tested_before_the_console_saves_them(site: Site) -> None:
+    """A changed server is tried first: when nothing answers, the form says which field and why and
+    nothing is stored; "Save without testing" stores it as given. Saving unchanged settings (a
+    rename) tests nothing."""
+    from roster.demo.slapd import free_port
+
+    rt, base, ids = site
+    from roster.directories import DirectorySpec, create_directory
+
+    config = {
+        "url": "ldap://127.0.0.1:9",
+        "bind_dn": "cn=reader",
+        "search_paths": ["OU=People, DC=a, DC=test"],
+    }
+    d = create_directory(rt, DirectorySpec(ids["a"], "LDAP a", "ldap", config, "pw"))["id"]
+    create_operator(rt, "ops@roster.test", PASSWORD)
+    client, _ = sign_in(base, "ops@roster.test")
+    client.post(
+        "/console/organizations",
+        data={"organization": ids["a"], "csrf": _form_csrf(client.get("/console/organizations").text)},
+    )
+    form = {
+        "name": "LDAP a (renamed)",
+        "url": "ldap://127.0.0.1:9",
+        "bind_dn": "cn=reader",
+        "search_paths": "OU=People, DC=a, DC=test",
+        "csrf": _form_csrf(client.get(f"/console/directories/{d}/configuration").text),
+    }
+    renamed = client.post(f"/console/directories/{d}/configuration", data=form)
+    errors = re.findall(r'class="error"[^>]*>([^<]*)', renamed.text)
+    assert renamed.status_code == 303, (
+        errors
+    )  # unchanged connection: nothing to test (port 9 answers nothing)
+    closed = f"ldap://127.0.0.1:{free_port()}"
+    moved = client.post(
+        f"/console/directories/{d}/configuration", data={**form, "url": closed, "bind_password": "pw2"}
+    )
+    assert moved.status_code == 422
+    error = re.search(r'id="url-error"[^>]*>(.*?)</', moved.text, re.S)
+    assert (
+        error is not None
+        and "nothing was saved" in error.group(1)
+        and "Save without testing" in error.group(1)
+    )
+    with rt.engine.connect() as conn:
+        kept = repo.get_directory(conn, d)
+    assert kept["config"]["url"] == "ldap://127.0.0.1:9" and rt.box.open(kept["secret"]) == "pw"
+    stored = client.post(
+        f"/console/directories/{d}/configuration",
+        data={**form, "url": closed, "bind_password": "pw2", "no_test": "1"},
+    )
+    assert stored.status_code == 303
+    with rt.engine.connect() as conn:
+        assert repo.get_directory(conn, d)["config"]["url"] == closed

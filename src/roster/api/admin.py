@@ -137,6 +137,11 @@ class DirectoryPatch(Patch):
     login_url: str | None = None
     graph_url: str | None = None
     upn_as_email: bool | None = None
+    test: bool = Field(
+        default=True,
+        description="When the server, the secret or the search paths change: test the new settings first and "
+        "change nothing when they fail (false: store as given).",
+    )
 
 
 def org_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -266,9 +271,10 @@ def update_directory(
     reads everything when paths, server or mapping change."""
     row = owned_directory(rt, who, directory_id)
     changes = body.model_dump(exclude_unset=True)
+    test = changes.pop("test", True)
     _operator_only(who, changes)
     try:
-        return directory_view(update_directory_settings(rt, row, changes, tenant=not who.is_admin))
+        return directory_view(update_directory_settings(rt, row, changes, tenant=not who.is_admin, test=test))
     except SecretRequired as exc:
         raise ApiError(
             422, "invalid_request_parameters", str(exc), [{"field": exc.field, "code": "required"}]

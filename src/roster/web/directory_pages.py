@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from roster.api.sync_runner import SyncBusy
 from roster.connectors.base import ConfigError
-from roster.directories import login_warnings, test_directory, update_directory_settings
+from roster.directories import ConnectionFailed, login_warnings, test_directory, update_directory_settings
 from roster.domain.ldap_path import SearchPathError, parse_search_path
 from roster.domain.mapping import GROUP_FIELDS, USER_FIELDS
 from roster.sources import source_type
@@ -101,9 +101,13 @@ async def save_configuration(
     row = owned_directory(rt, session, directory_id)
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     errors = path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
+    changes, tenant, test = _changes(row, values), not session.is_operator, not values.get("no_test")
     if not errors:
-        try:
-            update_directory_settings(rt, row, _changes(row, values), tenant=not session.is_operator)
+        try:  # a changed server, secret or path is tested first (a network call: off the event loop)
+            await anyio.to_thread.run_sync(lambda: update_directory_settings(rt, row, changes, tenant, test))
+        except ConnectionFailed as exc:
+            hint = "nothing was saved; tick “Save without testing” to save it anyway"
+            errors = {exc.field: {"message": f"{exc.field}: {exc.detail} ({hint})"}}
         except ConfigError as exc:
             errors = {_field_of(str(exc)): {"message": str(exc)}}
     if errors:
