@@ -3,6 +3,7 @@ log, approve or reject a held one, cancel a running one, and the sync log."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,7 +29,6 @@ class SyncIn(Strict):
 
 def plan_lists(conn: Any, run_id: str) -> dict[str, Any]:
     """The reference guide's two lists: new accounts since the last sync, and accounts deleted there."""
-    import json
 
     entries = repo.run_log(conn, run_id, 100_000)
     new = [
@@ -122,20 +122,7 @@ def get_run(
         row = repo.get_run(conn, run_id)
         check_org(who, row["organization_id"], "sync run", run_id)
         entries = repo.run_log(conn, run_id, log_limit, log_after)
-    import json
-
-    log = [
-        {
-            "id": e["id"],
-            "change": e["change"],
-            "object_type": e["object_type"],
-            "object_id": e["object_id"],
-            "external_id": e["external_id"],
-            "detail": json.loads(e["detail"]),
-            "created_at": iso(e["created_at"]),
-        }
-        for e in entries
-    ]
+    log = [log_entry(e, with_run=False) for e in entries]
     with rt.engine.connect() as conn:
         lists = plan_lists(conn, run_id)
     return {
@@ -200,7 +187,6 @@ def sync_log_entries(
 ) -> dict[str, Any]:
     """Every change of every run of a directory, filtered by run, kind, object and time. What dry
     runs planned is left out unless ``include_dry_runs`` is set or ``run_id`` names one."""
-    import json
     from datetime import datetime
 
     import sqlalchemy as sa
@@ -235,17 +221,18 @@ def sync_log_entries(
         q = q.where(sync_log.c.id > after)
     with rt.engine.connect() as conn:
         rows = conn.execute(q.order_by(sync_log.c.id).limit(limit)).mappings().all()
-    data = [
-        {
-            "id": r["id"],
-            "run_id": r["run_id"],
-            "change": r["change"],
-            "object_type": r["object_type"],
-            "object_id": r["object_id"],
-            "external_id": r["external_id"],
-            "detail": json.loads(r["detail"]),
-            "created_at": iso(r["created_at"]),
-        }
-        for r in rows
-    ]
+    data = [log_entry(r) for r in rows]
     return {"object": "list", "data": data, "after": data[-1]["id"] if len(data) == limit else None}
+
+
+def log_entry(row: Any, with_run: bool = True) -> dict[str, Any]:
+    """One sync-log entry as the API shows it (a run's own log leaves out its run id)."""
+    entry = {"id": row["id"], "run_id": row["run_id"]} if with_run else {"id": row["id"]}
+    return entry | {
+        "change": row["change"],
+        "object_type": row["object_type"],
+        "object_id": row["object_id"],
+        "external_id": row["external_id"],
+        "detail": json.loads(row["detail"]),
+        "created_at": iso(row["created_at"]),
+    }
