@@ -27,9 +27,10 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--users",
-        default="100000",
-        help="Users; a comma-separated list (10000,100000) measures growth, each size with a tenth as "
-        "many groups and ten memberships per user.",
+        default=None,
+        help="Users (default 100000); a comma-separated list (10000,100000) measures growth, each size "
+        "with a tenth as many groups and ten memberships per user. Run alone with fleet: users per "
+        "directory (default 1000).",
     )
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--memberships", type=int, default=1_000_000)
@@ -58,7 +59,9 @@ def parser() -> argparse.ArgumentParser:
 
 def fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orgs", type=int, default=1000, help="fleet: organizations, one directory each.")
-    parser.add_argument("--fleet-users", type=int, default=1000, help="fleet: users per directory.")
+    parser.add_argument(
+        "--fleet-users", type=int, default=None, help="fleet: users per directory (default 1000)."
+    )
     parser.add_argument(
         "--workers", default="1,2,4", help="fleet: worker processes, e.g. 1,2,4 (one run each)."
     )
@@ -86,10 +89,10 @@ def main() -> int:
     if "sync" in args.suites:
         results |= sync_suite(args)
     if "graph" in args.suites:
-        size = int(str(args.users).split(",")[0])
+        size = int(str(args.users or 100_000).split(",")[0])
         results[f"graph_{size}"] = graph.run(size, args.groups, args.memberships)
     if "agent" in args.suites:
-        size = int(str(args.users).split(",")[0])
+        size = int(str(args.users or 100_000).split(",")[0])
         results[f"agent_{size}"] = agent.run(size, args.groups, args.memberships)
     if "scim" in args.suites:
         results["scim"] = scim.run(postgres_url=args.postgres)
@@ -99,7 +102,7 @@ def main() -> int:
         results["fleet"] = fleet.run(
             args.postgres,
             args.orgs,
-            args.fleet_users,
+            fleet_users(args),
             [int(n) for n in str(args.workers).split(",")],
             args.big,
             args.spread,
@@ -121,7 +124,7 @@ def main() -> int:
 def sync_suite(args: argparse.Namespace) -> dict[str, object]:
     """Each size of --users; with several sizes, each with a tenth as many groups and ten
     memberships per user, and how time and memory grow between them."""
-    sizes = [int(n) for n in str(args.users).split(",")]
+    sizes = [int(n) for n in str(args.users or 100_000).split(",")]
     results: dict[str, object] = {}
     measured = {}
     for size in sizes:
@@ -139,6 +142,15 @@ def sync_suite(args: argparse.Namespace) -> dict[str, object]:
     if len(sizes) > 1:
         results["sync_growth"] = sync.growth(measured)
     return results
+
+
+def fleet_users(args: argparse.Namespace) -> int:
+    """Users per fleet directory: --fleet-users, else --users when fleet runs alone, else 1,000."""
+    if args.fleet_users is not None:
+        return int(args.fleet_users)
+    if args.users is not None and args.suites == ["fleet"]:
+        return int(str(args.users).split(",")[0])
+    return 1000
 
 
 if __name__ == "__main__":
