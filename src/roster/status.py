@@ -53,6 +53,21 @@ def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str
     return rows
 
 
+def organization_health(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per organization: how many directories it has and how many need attention (unreachable,
+    the last run failed, or a run waits for approval)."""
+    last = _last_runs(conn)
+    held = Counter(conn.execute(sa.select(sync_runs.c.directory_id).where(repo.HELD)).scalars())
+    health: dict[str, dict[str, int]] = {}
+    for d in repo.list_directories(conn):
+        counts = health.setdefault(d["organization_id"], {"directories": 0, "attention": 0})
+        counts["directories"] += 1
+        run = last.get(d["id"])
+        if access(d) == "unreachable" or (run is not None and run["status"] == "failed") or held[d["id"]]:
+            counts["attention"] += 1
+    return health
+
+
 def _last_runs(conn: Connection) -> dict[str, Any]:
     """Each directory's newest run that is not a dry run (run ids sort by start)."""
     r = sync_runs

@@ -242,3 +242,36 @@ def test_an_emailed_recovery_link_explains_itself_and_waits_for_a_click(
         page.get_by_label("Password").fill("a new local password")
         page.get_by_role("button", name="Sign in").click()
         assert page.get_by_role("heading", name="Directories").is_visible()
+
+
+def test_an_operator_finds_an_organization_in_the_browser(tmp_path: Path, slapd: Slapd, tree: Tree) -> None:
+    """An operator lands on the organizations, searches the fleet and administers the one found."""
+    from roster.web.signin import create_operator
+
+    env, _, _ = _store(tmp_path, slapd, tree)
+    rt = open_runtime(
+        Settings(  # type: ignore[call-arg]
+            database_url=env["ROSTER_DATABASE_URL"],
+            secret_key=env["ROSTER_SECRET_KEY"],
+            key_file=tmp_path / "k",
+        )
+    )
+    with rt.engine.begin() as conn:
+        for n in range(12):
+            repo.create_organization(conn, f"Customer {n}", f"customer{n}.example")
+    create_operator(rt, "ops@roster.test", PASSWORD)
+    rt.engine.dispose()
+    with roster_serve(env) as base, chromium() as browser:
+        ui = Console(browser.new_page(viewport={"width": 1200, "height": 900}), base, None)
+        p = ui.page
+        p.goto(base)
+        p.get_by_label("E-mail address").fill("ops@roster.test")
+        p.get_by_label("Password").fill(PASSWORD)
+        p.get_by_role("button", name="Sign in").click()
+        assert p.get_by_role("heading", name="Organizations").is_visible()
+        ui.check("organizations")
+        p.get_by_label("Find an organization").fill("acme")
+        p.get_by_role("button", name="Search").click()
+        assert p.locator("tbody tr").count() == 1 and "Acme" in ui.text("tbody")
+        p.get_by_role("button", name="Administer Acme").click()
+        assert p.get_by_role("heading", name="Directories").is_visible() and "Corp LDAP" in ui.text("table")

@@ -342,3 +342,43 @@ def test_new_connection_settings_are_tested_before_the_console_saves_them(site: 
     assert stored.status_code == 303
     with rt.engine.connect() as conn:
         assert repo.get_directory(conn, d)["config"]["url"] == closed
+
+
+def test_an_operator_finds_the_organizations_that_need_attention(site: Site) -> None:
+    """A fleet's operator: organizations found by name or domain; one whose directory is unreachable
+    comes first with its count, and "only those that need attention" leaves the others out."""
+    from roster.directories import DirectorySpec, create_directory
+    from roster.store.schema import directories
+
+    rt, base, _ = site
+    with rt.engine.begin() as conn:
+        c = repo.create_organization(conn, "Org c", "c.example")["id"]
+    config = {
+        "url": "ldap://127.0.0.1:9",
+        "bind_dn": "cn=reader",
+        "search_paths": ["OU=People, DC=c, DC=test"],
+    }
+    d = create_directory(rt, DirectorySpec(c, "LDAP c", "ldap", config, "pw"))["id"]
+    with rt.engine.begin() as conn:
+        lost = {"last_check_at": utcnow(), "last_check_ok": False, "last_check_error": "unreachable"}
+        conn.execute(sa.update(directories).where(directories.c.id == d).values(**lost))
+    create_operator(rt, "ops@roster.test", PASSWORD)
+    client, _ = sign_in(base, "ops@roster.test")
+
+    def listed(**params: str) -> list[list[str]]:
+        """Each row's name, domain, directories and attention cells, as text."""
+        html = client.get("/console/organizations", params=params).text
+        rows = re.findall(r"<tr><td>(.*?)</tr>", html, re.S)
+        cells = [re.findall(r"<td>(.*?)</td>", "<td>" + row, re.S)[:4] for row in rows]
+        return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in row] for row in cells]
+
+    everyone = listed()
+    assert everyone == [
+        ["Org c", "c.example", "1", "1"],  # the one needing attention first, with its count
+        ["Org a", "—", "1", "—"],
+        ["Org b", "—", "1", "—"],
+    ]
+    assert [r[0] for r in listed(q="C.EXAMPLE")] == ["Org c"]  # by domain, any case
+    assert [r[0] for r in listed(q="org b")] == ["Org b"]
+    assert [r[0] for r in listed(attention="true")] == ["Org c"]
+    assert "No organization matches" in client.get("/console/organizations", params={"q": "zzz"}).text

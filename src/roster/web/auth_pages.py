@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
+from roster.status import organization_health
 from roster.store import repo
 from roster.web import sessions
 from roster.web.render import (
@@ -80,13 +81,39 @@ def sign_out(request: Request, rt: RuntimeDep, session: SessionDep, csrf: Field)
     return response
 
 
+SHOWN = 100  # organizations listed at once; a search narrows a fleet down
+
+
 @router.get("/console/organizations")
-def organizations(request: Request, rt: RuntimeDep, session: SessionDep) -> Response:
+def organizations(
+    request: Request,
+    rt: RuntimeDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    attention: bool = False,
+) -> Response:
+    """Every organization (an operator's view of the fleet): found by name or domain, with its
+    directories and how many need attention; those that do come first."""
     if not session.is_operator:
         raise Redirect("/console/directories")
     with rt.engine.connect() as conn:
-        orgs = repo.list_organizations(conn)
-    return page(request, "organizations.html", {"organizations": orgs}, session)
+        orgs, health = repo.list_organizations(conn), organization_health(conn)
+    needle = q.strip().lower()
+    rows = [
+        {**o, **health.get(o["id"], {"directories": 0, "attention": 0})}
+        for o in orgs
+        if needle in o["name"].lower() or needle in (o["domain"] or "").lower()
+    ]
+    rows = [r for r in rows if r["attention"]] if attention else rows
+    rows.sort(key=lambda r: (-r["attention"], r["name"].lower()))
+    context = {
+        "organizations": rows[:SHOWN],
+        "more": max(0, len(rows) - SHOWN),
+        "q": q,
+        "attention": attention,
+    }
+    context["total"] = len(orgs)
+    return page(request, "organizations.html", context, session)
 
 
 @router.post("/console/organizations")
