@@ -4,6 +4,7 @@ many directories there are (a fleet has thousands)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.events.webhooks import backlog
+from roster.sources import source_type
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.schema import organizations, sync_runs, webhook_endpoints
@@ -43,9 +45,9 @@ def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str
                 "last_check_error": d["last_check_error"],
                 "last_run": run["status"] if run else None,
                 "last_run_at": iso(run["started_at"]) if run else None,
-                "next_scheduled_run": iso(
-                    next_due(now, org["timezone"], org["daily_sync_time"], spread(d["id"], window))
-                ),
+                "next_scheduled_run": None
+                if not scheduled(d)
+                else iso(next_due(now, org["timezone"], org["daily_sync_time"], spread(d["id"], window))),
                 "pending_approvals": held[d["id"]],
                 "webhook_backlog": backlogs[d["organization_id"]],
             }
@@ -74,6 +76,11 @@ def _last_runs(conn: Connection) -> dict[str, Any]:
     newest = sa.select(sa.func.max(r.c.id)).where(r.c.kind != "dry_run").group_by(r.c.directory_id)
     rows = conn.execute(sa.select(r.c.directory_id, r.c.status, r.c.started_at).where(r.c.id.in_(newest)))
     return {row["directory_id"]: row for row in rows.mappings()}
+
+
+def scheduled(directory: Mapping[str, Any]) -> bool:
+    """Whether daily runs are scheduled for it (not for a pushed directory, nor a disabled one)."""
+    return not source_type(directory["type"]).pushed and directory["state"] not in ("inactive", "deleting")
 
 
 def access(directory: dict[str, Any]) -> str:

@@ -113,3 +113,20 @@ def test_access_checks_honour_the_first_delay_and_the_interval(
         row = repo.get_directory(conn, d)
     assert row["last_check_ok"] is True and row["last_check_at"] is not None
     rt.engine.dispose()
+
+
+def test_status_names_no_next_run_for_a_directory_that_is_not_scheduled(rt: Runtime) -> None:
+    """A pushed (SCIM) directory has no daily run; a pulled one's is at its offset in the window."""
+    from roster.directories import DirectorySpec, create_directory
+    from roster.status import status_rows
+    from roster.store.db import utcnow
+
+    org = new_org(rt)
+    scim = create_directory(rt, DirectorySpec(org, "SCIM", "scim", {"provider": "okta"}))["id"]
+    config = {"url": "ldap://127.0.0.1:9", "bind_dn": "cn=r", "search_paths": ["OU=P, DC=x, DC=test"]}
+    ldap = create_directory(rt, DirectorySpec(org, "LDAP", "ldap", config, "pw"))["id"]
+    with rt.engine.connect() as conn:
+        rows = {r["directory"]: r for r in status_rows(conn, 600, utcnow())}
+    assert rows[scim]["next_scheduled_run"] is None
+    due = datetime.fromisoformat(rows[ldap]["next_scheduled_run"]) - spread(ldap, 600)
+    assert due.time() == time(0, 0)

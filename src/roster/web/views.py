@@ -14,6 +14,7 @@ from roster.agent import registry
 from roster.directories import scim_base_url
 from roster.settings import Settings
 from roster.sources import source_type
+from roster.status import scheduled
 from roster.store import repo
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import directory_users, organizations, sync_log, sync_runs
@@ -51,7 +52,7 @@ def next_sync(
 ) -> datetime | None:
     """When the daily full run is next due, at the directory's offset in the spread ``window``
     (None: pushed directories and disabled ones)."""
-    if source_type(row["type"]).pushed or row["state"] in ("inactive", "deleting"):
+    if not scheduled(row):
         return None
     org = conn.execute(
         sa.select(organizations.c.timezone, organizations.c.daily_sync_time).where(
