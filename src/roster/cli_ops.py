@@ -212,8 +212,8 @@ def worker(as_json: bool) -> None:
     stop = threading.Event()
     # Webhook delivery is leased per endpoint and schedules coalesce, so every worker may run them.
     threading.Thread(target=Deliverer(rt).run_forever, daemon=True).start()
-    threading.Thread(
-        target=run_ticks, args=(stop, [AccessChecks(rt).tick, Schedules(rt).tick]), daemon=True
-    ).start()
+    # schedules tick on their own: an access check waiting on an unreachable server never delays them
+    threading.Thread(target=run_ticks, args=(stop, [AccessChecks(rt).tick]), daemon=True).start()
+    threading.Thread(target=run_ticks, args=(stop, [Schedules(rt).tick]), daemon=True).start()
     click.echo(f"worker {w.name} started", err=True)
     w.run_forever()

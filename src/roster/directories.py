@@ -86,13 +86,14 @@ def update_directory_settings(
     stored = rt.box.open(row["secret"]) if row["secret"] else None
     spec = DirectorySpec(row["organization_id"], name, row["type"], cfg, password or stored)
     new_cfg = check_spec(spec)
-    paths = changes.get("search_paths")
-    if test and (moved or password or (paths is not None and list(paths) != list(cfg_paths))):
-        tested(rt, spec, new_cfg, tenant)  # nothing changes when the new settings do not connect
     if new_cfg.get("url") != row["config"].get("url"):
         new_cfg = tenant_checked(rt, new_cfg, tenant)
     elif row["config"].get("tenant_url"):
         new_cfg["tenant_url"] = True
+    paths = changes.get("search_paths")
+    if test and (moved or password or (paths is not None and list(paths) != list(cfg_paths))):
+        # after the network check and with the mark: a test never reaches what a tenant may not
+        tested(rt, spec, new_cfg, tenant)  # nothing changes when the new settings do not connect
     values: dict[str, Any] = {"name": name, "config": new_cfg}
     if new_cfg != row["config"]:
         values["cursor"] = None  # new paths, server or mapping: the next run reads everything

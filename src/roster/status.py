@@ -1,5 +1,5 @@
 """What ``roster status`` reports, one row per directory, in a fixed number of queries however
-many directories there are (a fleet has thousands)."""
+many directories there are (a fleet has thousands; the webhook backlog is one query per endpoint)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from roster.events.webhooks import backlog
-from roster.sources import source_type
+from roster.sources import pulled_types
 from roster.store import repo
 from roster.store.db import iso
 from roster.store.schema import organizations, sync_runs, webhook_endpoints
-from roster.sync.schedule import next_due, spread
+from roster.sync.schedule import SCHEDULED_STATES, next_due, spread
 
 
 def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str, Any]]:
@@ -79,8 +79,9 @@ def _last_runs(conn: Connection) -> dict[str, Any]:
 
 
 def scheduled(directory: Mapping[str, Any]) -> bool:
-    """Whether daily runs are scheduled for it (not for a pushed directory, nor a disabled one)."""
-    return not source_type(directory["type"]).pushed and directory["state"] not in ("inactive", "deleting")
+    """Whether daily runs are scheduled for it: the schedules' own rule (a pulled directory, linked
+    or waiting for new credentials; not a pushed one, nor one not linked yet or disabled)."""
+    return directory["type"] in pulled_types() and directory["state"] in SCHEDULED_STATES
 
 
 def access(directory: dict[str, Any]) -> str:

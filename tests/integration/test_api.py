@@ -413,3 +413,20 @@ def test_a_login_through_a_plain_ldap_directory_says_it_needs_tls(
         assert "LDAPS or StartTLS" in answer.json()["message"]
         shown = http.get(f"/api/v1/directories/{d}").json()
         assert shown["warnings"] and "cannot sign in" in shown["warnings"][0]
+
+
+def test_a_tenant_changing_the_url_is_refused_before_any_connection_test(
+    rt: Runtime, api: Api, slapd: Slapd, tree: Tree
+) -> None:
+    """An organization key moving its directory to a server it may not reach (here the loopback
+    slapd under another name) gets the network refusal, never what that server answered (a wrong
+    password's "invalid credentials" would make the test an oracle for internal directories)."""
+    org = new_org(rt)
+    d = ldap_directory(rt, org, slapd.url, slapd.admin_dn, slapd.admin_password, [tree.search_path])
+    moved = slapd.url.replace("127.0.0.1", "localhost")
+    with api.client(org_key(rt, org)) as http:
+        for password in ("wrong", slapd.admin_password):
+            r = http.patch(f"/api/v1/directories/{d}", json={"url": moved, "bind_password": password})
+            assert r.status_code == 422 and r.json()["message"].startswith("url: "), r.text
+            assert "credentials" not in r.json()["message"]
+        assert http.get(f"/api/v1/directories/{d}").json()["config"]["url"] == slapd.url

@@ -316,6 +316,10 @@ def test_new_connection_settings_are_tested_before_the_console_saves_them(site: 
         "search_paths": "OU=People, DC=a, DC=test",
         "csrf": _form_csrf(client.get(f"/console/directories/{d}/configuration").text),
     }
+    typo = client.post(
+        f"/console/directories/{d}/configuration", data={**form, "near_real_time_seconds": "soon"}
+    )
+    assert typo.status_code == 422 and 'id="near_real_time_seconds-error"' in typo.text  # the form, marked
     renamed = client.post(f"/console/directories/{d}/configuration", data=form)
     errors = re.findall(r'class="error"[^>]*>([^<]*)', renamed.text)
     assert renamed.status_code == 303, (

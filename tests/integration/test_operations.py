@@ -128,5 +128,10 @@ def test_status_names_no_next_run_for_a_directory_that_is_not_scheduled(rt: Runt
     with rt.engine.connect() as conn:
         rows = {r["directory"]: r for r in status_rows(conn, 600, utcnow())}
     assert rows[scim]["next_scheduled_run"] is None
+    assert rows[ldap]["next_scheduled_run"] is None  # not linked yet: its first run is an explicit one
+    with rt.engine.begin() as conn:
+        repo.update_directory(conn, ldap, state="linked")
+    with rt.engine.connect() as conn:
+        rows = {r["directory"]: r for r in status_rows(conn, 600, utcnow())}
     due = datetime.fromisoformat(rows[ldap]["next_scheduled_run"]) - spread(ldap, 600)
     assert due.time() == time(0, 0)

@@ -49,12 +49,14 @@ def create_app(rt: Runtime) -> FastAPI:
         schedules = Schedules(rt)
         stop = threading.Event()
         thread = threading.Thread(
-            target=run_ticks,
-            args=(stop, [near.tick, checks.tick, schedules.tick]),
-            name="roster-scheduler",
-            daemon=True,
+            target=run_ticks, args=(stop, [near.tick, checks.tick]), name="roster-checks", daemon=True
         )
         thread.start()
+        # schedules tick on their own: an access check waiting on an unreachable server never delays them
+        scheduler = threading.Thread(
+            target=run_ticks, args=(stop, [schedules.tick]), name="roster-scheduler", daemon=True
+        )
+        scheduler.start()
         deliverer = Deliverer(rt)
         sender = threading.Thread(target=deliverer.run_forever, name="roster-webhooks", daemon=True)
         sender.start()
@@ -68,6 +70,7 @@ def create_app(rt: Runtime) -> FastAPI:
         deliverer.stop()
         worker.stop()
         thread.join(10)
+        scheduler.join(10)
         sender.join(30)
         working.join(600)
         app.state.runner.shutdown()

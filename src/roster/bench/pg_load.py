@@ -30,9 +30,10 @@ def snapshot(url: str) -> Load:
             commits = int(
                 conn.execute(sa.text("select sum(xact_commit) from pg_stat_database")).scalar() or 0
             )
+            cpu = server_cpu_seconds(backend)  # while the backend lives: its parent is the postmaster
     finally:
         engine.dispose()
-    return Load(server_cpu_seconds(backend), wal, commits)
+    return Load(cpu, wal, commits)
 
 
 def used(before: Load, after: Load) -> dict[str, float | int | None]:

@@ -268,7 +268,7 @@ class Deliverer:
                         return 0, False  # another deliverer took over: leave the cursor to it
             attempt, go_on, raised = self._advance(state, event["id"], self.post(state, event))
             log.append(attempt)
-            alert = alert or raised
+            alert = raised or alert  # the last turn to failing in the batch, as it always was
             delivered += attempt[2] == "delivered"
             if not go_on:
                 more = False

@@ -43,7 +43,8 @@ def enqueue_sync(conn: Connection, directory_id: str, **args: Any) -> str:
                 "force": bool(job_args.get("force") or args.get("force")),
             }
             if job_args.get("trigger") in BACKGROUND and args.get("trigger") not in BACKGROUND:
-                merged["trigger"] = args.get("trigger")  # somebody waits for it now: it goes first
+                merged["trigger"] = args.get("trigger")  # somebody waits for it now: it goes first,
+                merged.pop("due", None)  # and runs even if a run since the due time covered the schedule
             if merged != job_args:
                 conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(args=merged))
             return str(job_id)

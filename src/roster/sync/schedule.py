@@ -21,6 +21,7 @@ from roster.store.db import as_utc, utcnow
 from roster.store.schema import directories, organizations, sync_runs
 
 log = logging.getLogger(__name__)
+SCHEDULED_STATES = ("linked", "invalid_credentials")  # a refused bind still runs daily, to see a fix
 
 
 def parse_time(text: str) -> time:
@@ -109,7 +110,7 @@ class Schedules:
                 )
                 .join(o, o.c.id == d.c.organization_id)
                 .outerjoin(latest, latest.c.directory_id == d.c.id)
-                .where(d.c.state.in_(["linked", "invalid_credentials"]), d.c.type.in_(pulled_types()))
+                .where(d.c.state.in_(SCHEDULED_STATES), d.c.type.in_(pulled_types()))
             ).all()
             skip = repo.held_directories(conn) | jobs.running_directories(conn)
             daily: list[tuple[datetime, str]] = []

@@ -101,9 +101,10 @@ async def save_configuration(
     row = owned_directory(rt, session, directory_id)
     values = {k: str(v) for k, v in form.items() if k != "csrf"}
     errors = path_errors(values.get("search_paths", "")) if row["type"] in LDAP_TYPES else {}
-    changes, tenant, test = _changes(row, values), not session.is_operator, not values.get("no_test")
+    tenant, test = not session.is_operator, not values.get("no_test")
     if not errors:
         try:  # a changed server, secret or path is tested first (a network call: off the event loop)
+            changes = _changes(row, values)
             await anyio.to_thread.run_sync(lambda: update_directory_settings(rt, row, changes, tenant, test))
         except ConnectionFailed as exc:
             hint = "nothing was saved; tick “Save without testing” to save it anyway"
