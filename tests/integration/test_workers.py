@@ -73,6 +73,7 @@ def test_workers_share_the_queue_survive_kill_and_never_double_sync(
         "ROSTER_DATABASE_URL": url,
         "ROSTER_SECRET_KEY": key,
         "ROSTER_JOB_LEASE_SECONDS": "3",
+        "ROSTER_JOBS_PER_ORGANIZATION": "3",  # one organization's six directories: every worker may take one
     }
     workers = [
         subprocess.Popen(
@@ -116,12 +117,13 @@ def test_workers_share_the_queue_survive_kill_and_never_double_sync(
             time.sleep(0.2)
         assert open_jobs == 0, "jobs did not finish"
     finally:
-        for w in workers[1:]:
-            w.terminate()
         for w in workers:
-            w.wait(30)
+            if w.poll() is None:
+                w.terminate()
+        for w in workers:
             assert w.stderr is not None
             w.stderr.close()
+            w.wait(30)
 
     with rt.engine.connect() as conn:
         all_jobs = conn.execute(sa.select(jobs_table)).mappings().all()
