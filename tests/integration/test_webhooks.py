@@ -320,3 +320,41 @@ def test_kill_and_restart_mid_backlog_loses_and_reorders_nothing(sqlite_url: str
         assert first_seen == expected  # every event, in event order
         assert len(received) - len(first_seen) <= BATCH  # at most the batch in flight at the kill came twice
     rt.engine.dispose()
+
+
+def test_an_endpoint_with_nothing_to_receive_is_left_alone(
+    hook_rt: Runtime, slapd: Slapd, tree: Tree
+) -> None:
+    """A deliverer looks at an idle endpoint once, then leaves it until a new event, a replay or a
+    change of the endpoint (it used to claim and release every endpoint every round: a fleet's
+    thousand idle endpoints would have cost thousands of writes a second)."""
+    from roster.store import repo
+
+    with receiver() as hook:
+        org, endpoint = setup(hook_rt, slapd, tree, hook)
+        with hook_rt.engine.connect() as conn:
+            (directory,) = [d["id"] for d in repo.list_directories(conn, org)]
+        deliverer = Deliverer(hook_rt)
+        for _ in range(2):
+            deliverer.run_once()  # the backlog, then one look that finds nothing more
+        assert hook.ids() == all_event_ids(hook_rt, org)
+        writes: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().upper().startswith("UPDATE WEBHOOK_ENDPOINTS"):
+                writes.append(statement)
+
+        sa.event.listen(hook_rt.engine, "before_cursor_execute", count)
+        try:
+            assert [deliverer.run_once() for _ in range(10)] == [0] * 10 and writes == []
+            tree.add_user("late")
+            assert sync_directory(hook_rt, directory).ok
+            assert deliverer.run_once() == 1 and hook.ids() == all_event_ids(hook_rt, org)  # a new event
+            ids = all_event_ids(hook_rt, org)
+            endpoints.redeliver_since(hook_rt, endpoint["id"], ids[-1])
+            assert deliverer.run_once() == 1 and hook.ids()[-1] == ids[-1]  # a replay
+            endpoints.update(hook_rt, endpoint["id"], {"events": ["dsync.user.created"]})
+            writes.clear()
+            assert deliverer.run_once() == 0 and len(writes) == 2  # a change: one more look (claim, release)
+        finally:
+            sa.event.remove(hook_rt.engine, "before_cursor_execute", count)

@@ -124,26 +124,29 @@ class Deliverer:
         self._held: dict[str, datetime] = {}  # endpoint id -> the lease value this deliverer set
         self._secrets: dict[str, str] = {}  # sealed -> plain, for this deliverer's life
         self._bodies: dict[str, bytes] = {}  # event id -> body: one event goes to many endpoints
+        # endpoint id -> (cursor, updated_at, newest event id) when it last had nothing to receive: it is
+        # not claimed again until one of them changes (an idle fleet's endpoints cost no writes)
+        self._idle: dict[str, tuple[Any, Any, Any]] = {}
 
     def run_once(self) -> int:
         """Deliver what is due to every endpoint; returns how many events were delivered."""
         now = utcnow()
         e = webhook_endpoints
         with self.rt.engine.connect() as conn:
-            due = list(
-                conn.execute(
-                    sa.select(e.c.id).where(
-                        e.c.enabled.is_(True),
-                        sa.or_(e.c.next_attempt_at.is_(None), e.c.next_attempt_at <= now),
-                        sa.or_(e.c.lease_until.is_(None), e.c.lease_until < now),
-                    )
-                ).scalars()
-            )
+            newest = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+            rows = conn.execute(
+                sa.select(e.c.id, e.c.cursor, e.c.updated_at).where(
+                    e.c.enabled.is_(True),
+                    sa.or_(e.c.next_attempt_at.is_(None), e.c.next_attempt_at <= now),
+                    sa.or_(e.c.lease_until.is_(None), e.c.lease_until < now),
+                )
+            ).all()
+        due = [r.id for r in rows if self._idle.get(r.id) != (r.cursor, r.updated_at, newest)]
         if not due:
             return 0
         workers = max(1, min(self.rt.settings.webhook_workers, len(due)))
         with ThreadPoolExecutor(workers) as pool:
-            return sum(pool.map(self.endpoint, due))
+            return sum(pool.map(lambda endpoint_id: self.endpoint(endpoint_id, newest), due))
 
     def run_forever(self, idle: float = 0.1) -> None:
         while not self._stop.is_set():
@@ -184,14 +187,15 @@ class Deliverer:
             self._held[endpoint_id] = until
         return done.rowcount == 1
 
-    def endpoint(self, endpoint_id: str) -> int:
-        """Deliver the endpoint's backlog in order, a batch at a time, while it keeps answering 2xx."""
+    def endpoint(self, endpoint_id: str, newest: str | None = None) -> int:
+        """Deliver the endpoint's backlog in order, a batch at a time, while it keeps answering 2xx
+        (``newest``: the newest event id when the round began, remembered if it had nothing)."""
         if not self._claim(endpoint_id):
             return 0
         delivered = 0
         try:
             for _ in range(ROUNDS):
-                count, more = self._deliver_batch(endpoint_id)
+                count, more = self._deliver_batch(endpoint_id, newest)
                 delivered += count
                 if not more:
                     break
@@ -240,7 +244,7 @@ class Deliverer:
         error = None if response.is_success else f"HTTP {response.status_code}"
         return response.status_code, error, latency, retry_after
 
-    def _deliver_batch(self, endpoint_id: str) -> tuple[int, bool]:
+    def _deliver_batch(self, endpoint_id: str, newest: str | None = None) -> tuple[int, bool]:
         """POST the next events in order until one fails; record it all in one transaction.
 
         Returns (delivered, more to do now). A crash before the commit repeats the batch:
@@ -256,6 +260,8 @@ class Deliverer:
                 return 0, False
             batch = self._next_events(conn, endpoint)
         if not batch:
+            if newest is not None:
+                self._idle[endpoint_id] = (endpoint["cursor"], endpoint["updated_at"], newest)
             return 0, False
         state = dict(endpoint)
         log: list[Attempt] = []
