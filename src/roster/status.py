@@ -23,8 +23,7 @@ def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str
     """State, access, last check, last run, next due run (at the directory's offset in the spread
     ``window``), held runs and the organization's webhook backlog, per directory."""
     orgs = {o["id"]: o for o in conn.execute(sa.select(organizations)).mappings()}
-    last = _last_runs(conn)
-    held = Counter(conn.execute(sa.select(sync_runs.c.directory_id).where(repo.HELD)).scalars())
+    last, held = _last_runs(conn), _held(conn)
     backlogs: Counter[str] = Counter()
     for endpoint in conn.execute(sa.select(webhook_endpoints)).mappings():
         backlogs[endpoint["organization_id"]] += backlog(conn, endpoint)
@@ -45,9 +44,7 @@ def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str
                 "last_check_error": d["last_check_error"],
                 "last_run": run["status"] if run else None,
                 "last_run_at": iso(run["started_at"]) if run else None,
-                "next_scheduled_run": None
-                if not scheduled(d)
-                else iso(next_due(now, org["timezone"], org["daily_sync_time"], spread(d["id"], window))),
+                "next_scheduled_run": iso(next_run(d, org["timezone"], org["daily_sync_time"], window, now)),
                 "pending_approvals": held[d["id"]],
                 "webhook_backlog": backlogs[d["organization_id"]],
             }
@@ -58,8 +55,7 @@ def status_rows(conn: Connection, window: float, now: datetime) -> list[dict[str
 def organization_health(conn: Connection) -> dict[str, dict[str, int]]:
     """Per organization: how many directories it has and how many need attention (unreachable,
     the last run failed, or a run waits for approval)."""
-    last = _last_runs(conn)
-    held = Counter(conn.execute(sa.select(sync_runs.c.directory_id).where(repo.HELD)).scalars())
+    last, held = _last_runs(conn), _held(conn)
     health: dict[str, dict[str, int]] = {}
     for d in repo.list_directories(conn):
         counts = health.setdefault(d["organization_id"], {"directories": 0, "attention": 0})
@@ -78,10 +74,18 @@ def _last_runs(conn: Connection) -> dict[str, Any]:
     return {row["directory_id"]: row for row in rows.mappings()}
 
 
-def scheduled(directory: Mapping[str, Any]) -> bool:
-    """Whether daily runs are scheduled for it: the schedules' own rule (a pulled directory, linked
-    or waiting for new credentials; not a pushed one, nor one not linked yet or disabled)."""
-    return directory["type"] in pulled_types() and directory["state"] in SCHEDULED_STATES
+def _held(conn: Connection) -> Counter[str]:
+    """Runs waiting for an admin's approval, per directory."""
+    return Counter(conn.execute(sa.select(sync_runs.c.directory_id).where(repo.HELD)).scalars())
+
+
+def next_run(directory: Mapping[str, Any], tz: str, at: str, window: float, now: datetime) -> datetime | None:
+    """When the directory's next daily run is due (at its offset in the spread ``window``); None
+    when none is scheduled: the schedules' own rule (a pulled directory, linked or waiting for new
+    credentials; not a pushed one, nor one not linked yet or disabled)."""
+    if directory["type"] not in pulled_types() or directory["state"] not in SCHEDULED_STATES:
+        return None
+    return next_due(now, tz, at, spread(directory["id"], window))
 
 
 def access(directory: dict[str, Any]) -> str:

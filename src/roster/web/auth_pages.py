@@ -111,8 +111,8 @@ def organizations(
         "more": max(0, len(rows) - SHOWN),
         "q": q,
         "attention": attention,
+        "total": len(orgs),
     }
-    context["total"] = len(orgs)
     return page(request, "organizations.html", context, session)
 
 

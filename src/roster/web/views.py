@@ -14,11 +14,10 @@ from roster.agent import registry
 from roster.directories import scim_base_url
 from roster.settings import Settings
 from roster.sources import source_type
-from roster.status import scheduled
+from roster.status import next_run
 from roster.store import repo
 from roster.store.db import as_utc, utcnow
 from roster.store.schema import directory_users, organizations, sync_log, sync_runs
-from roster.sync.schedule import next_due, spread
 
 METHODS = {
     "ldap": "LDAP direct",
@@ -50,10 +49,7 @@ def state(row: Mapping[str, Any]) -> dict[str, str]:
 def next_sync(
     conn: Connection, row: Mapping[str, Any], window: float, now: datetime | None = None
 ) -> datetime | None:
-    """When the daily full run is next due, at the directory's offset in the spread ``window``
-    (None: pushed directories and disabled ones)."""
-    if not scheduled(row):
-        return None
+    """When the daily full run is next due (see :func:`roster.status.next_run`)."""
     org = conn.execute(
         sa.select(organizations.c.timezone, organizations.c.daily_sync_time).where(
             organizations.c.id == row["organization_id"]
@@ -61,7 +57,7 @@ def next_sync(
     ).first()
     if org is None:
         return None
-    return next_due(now or utcnow(), org.timezone, org.daily_sync_time, spread(row["id"], window))
+    return next_run(row, org.timezone, org.daily_sync_time, window, now or utcnow())
 
 
 def summary(conn: Connection, row: Mapping[str, Any], window: float) -> dict[str, Any]:
